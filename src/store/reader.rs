@@ -1,0 +1,209 @@
+//! Reads a committed store version: lazy scans over exactly the files its manifest lists (never a
+//! directory glob, so files of an interrupted build are invisible), and typed loads of the samples
+//! and views that building and training need in memory.
+
+use polars::prelude::*;
+
+use polars_buffer::Buffer;
+
+use super::columns as c;
+use super::writer::{self, LogitsDtype, SampleRows, ViewRow};
+use super::{DataFile, Split, Store, StoreError};
+
+impl Store {
+    /// A lazy scan of one table (`samples`, `views` or `logits`) at this version: one scan over
+    /// exactly the files the manifest lists. Logits are read as float32 whatever the teacher's
+    /// stored dtype, so f16 and f32 teachers mix; a table with no files yet (an interrupted first
+    /// build) is an empty frame with the table's columns.
+    pub fn scan(&self, table: &str) -> Result<LazyFrame, StoreError> {
+        let files: Vec<&DataFile> = self.manifest.files_of(table).collect();
+        if files.is_empty() {
+            return Ok(empty_table(table, &self.manifest.dataset.sample_shape).map_err(|source| self.parquet_error(table, source))?.lazy());
+        }
+        if table != c::LOGITS {
+            return self.scan_files(table, &files);
+        }
+        // Files of one logits dtype share a schema and go into one scan.
+        let dtype_of = |file: &&DataFile| file.teacher.as_deref().and_then(|t| self.manifest.teacher(t)).map_or("f32", |t| t.logits_dtype.as_str());
+        let mut scans = Vec::new();
+        for dtype in ["f32", "f16"] {
+            let group: Vec<&DataFile> = files.iter().filter(|f| dtype_of(f) == dtype).copied().collect();
+            if !group.is_empty() {
+                let scan = self.scan_files(table, &group)?;
+                scans.push(scan.with_column(col(c::LOGITS_COLUMN).cast(DataType::List(Box::new(DataType::Float32)))));
+            }
+        }
+        if scans.len() == 1 {
+            return Ok(scans.pop().expect("one scan"));
+        }
+        concat(scans, UnionArgs::default()).map_err(|source| self.parquet_error(table, source))
+    }
+
+    fn scan_files(&self, table: &str, files: &[&DataFile]) -> Result<LazyFrame, StoreError> {
+        let paths: Vec<PlRefPath> = files
+            .iter()
+            .map(|file| PlRefPath::new(self.manifest.file_path(&self.root, file).to_string_lossy().as_ref()))
+            .collect();
+        LazyFrame::scan_parquet_files(Buffer::from_iter(paths), ScanArgsParquet::default()).map_err(|source| self.parquet_error(table, source))
+    }
+
+    fn parquet_error(&self, table: &str, source: PolarsError) -> StoreError {
+        StoreError::Parquet { path: self.root.clone(), table: table.to_string(), source }
+    }
+
+    /// The `labels` view: views ⋈ samples (without the input) ⋈ logits, one row per (view, teacher).
+    pub fn labels(&self) -> Result<LazyFrame, StoreError> {
+        let samples = self.scan(c::SAMPLES)?.select([col(c::SAMPLE_ID), col(c::SPLIT), col(c::LABEL), col(c::GROUP)]);
+        let views = self.scan(c::VIEWS)?;
+        let logits = self.scan(c::LOGITS)?;
+        Ok(views
+            .join(samples, [col(c::SAMPLE_ID)], [col(c::SAMPLE_ID)], JoinArgs::new(JoinType::Inner))
+            .join(logits, [col(c::VIEW_ID)], [col(c::VIEW_ID)], JoinArgs::new(JoinType::Inner)))
+    }
+
+    /// Loads the whole samples table.
+    pub fn load_samples(&self) -> Result<SampleTable, StoreError> {
+        let frame = self.collect(c::SAMPLES, self.scan(c::SAMPLES)?.sort([c::SAMPLE_ID], Default::default()))?;
+        let sample_len: usize = self.manifest.dataset.sample_shape.iter().product();
+        let column_error = |column: &str, detail: String| StoreError::Column { path: self.root.clone(), column: column.to_string(), detail };
+        let ids = i64_column(&frame, c::SAMPLE_ID).map_err(|e| column_error(c::SAMPLE_ID, e.to_string()))?;
+        for (position, id) in ids.iter().enumerate() {
+            if *id != position as i64 {
+                return Err(column_error(c::SAMPLE_ID, format!("expected dense ids 0..n, found {id} at row {position}")));
+            }
+        }
+        let labels = i64_column(&frame, c::LABEL).map_err(|e| column_error(c::LABEL, e.to_string()))?;
+        let groups = opt_i64_column(&frame, c::GROUP).map_err(|e| column_error(c::GROUP, e.to_string()))?;
+        let splits = str_column(&frame, c::SPLIT)
+            .map_err(|e| column_error(c::SPLIT, e.to_string()))?
+            .iter()
+            .enumerate()
+            .map(|(row, s)| Split::parse(s).ok_or_else(|| column_error(c::SPLIT, format!("row {row}: '{s}' is not one of train, val, test"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let inputs = flat_f32_list(&frame, c::INPUT, sample_len).map_err(|detail| column_error(c::INPUT, detail))?;
+        Ok(SampleTable { splits, labels, groups, inputs, sample_len, sample_shape: self.manifest.dataset.sample_shape.clone() })
+    }
+
+    /// Collects a views frame (a scan of some views files) into rows.
+    pub fn load_views(&self, frame: LazyFrame) -> Result<Vec<ViewRow>, StoreError> {
+        let frame = self.collect(c::VIEWS, frame)?;
+        views_from_frame(&frame).map_err(|(column, detail)| StoreError::Column { path: self.root.clone(), column, detail })
+    }
+
+    pub fn collect(&self, table: &str, frame: LazyFrame) -> Result<DataFrame, StoreError> {
+        frame.collect().map_err(|source| self.parquet_error(table, source))
+    }
+}
+
+/// A table with its columns and no rows.
+fn empty_table(table: &str, sample_shape: &[usize]) -> PolarsResult<DataFrame> {
+    match table {
+        c::SAMPLES => writer::samples_frame(&SampleRows { splits: &[], labels: &[], groups: None, inputs: &[], sample_shape }),
+        c::VIEWS => writer::views_frame(&[]),
+        _ => writer::logits_frame("", &[], LogitsDtype::F32),
+    }
+}
+
+/// The samples table in memory. `sample_id` is the row index.
+#[derive(Debug, Clone)]
+pub struct SampleTable {
+    pub splits: Vec<Split>,
+    pub labels: Vec<i64>,
+    pub groups: Vec<Option<i64>>,
+    pub inputs: Vec<f32>,
+    pub sample_len: usize,
+    pub sample_shape: Vec<usize>,
+}
+
+impl SampleTable {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn input(&self, sample_id: usize) -> &[f32] {
+        &self.inputs[sample_id * self.sample_len..(sample_id + 1) * self.sample_len]
+    }
+
+    /// Sample ids of one split, ascending.
+    pub fn ids_in(&self, split: Split) -> Vec<usize> {
+        (0..self.len()).filter(|&i| self.splits[i] == split).collect()
+    }
+}
+
+/// A non-null integer column, widened to i64.
+pub fn i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
+    opt_i64_column(frame, name)?.into_iter().enumerate().map(|(row, v)| v.ok_or_else(|| polars_err!(ComputeError: "row {row} is null"))).collect()
+}
+
+/// A nullable integer column, widened to i64.
+pub fn opt_i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<i64>>> {
+    let column = frame.column(name)?.cast(&DataType::Int64)?;
+    Ok(column.i64()?.iter().collect())
+}
+
+/// A non-null unsigned 64-bit column (seeds, hashes).
+pub fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
+    let column = frame.column(name)?.cast(&DataType::UInt64)?;
+    column.u64()?.iter().enumerate().map(|(row, v)| v.ok_or_else(|| polars_err!(ComputeError: "row {row} is null"))).collect()
+}
+
+/// A nullable float column, as f32.
+pub fn opt_f32_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f32>>> {
+    let column = frame.column(name)?.cast(&DataType::Float32)?;
+    Ok(column.f32()?.iter().collect())
+}
+
+/// A non-null string column.
+pub fn str_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
+    let column = frame.column(name)?;
+    column.str()?.iter().enumerate().map(|(row, v)| v.map(str::to_string).ok_or_else(|| polars_err!(ComputeError: "row {row} is null"))).collect()
+}
+
+/// Flattens a list<float> column whose rows all have `width` values.
+pub fn flat_f32_list(frame: &DataFrame, name: &str, width: usize) -> Result<Vec<f32>, String> {
+    let column = frame.column(name).map_err(|e| e.to_string())?;
+    let column = column.cast(&DataType::List(Box::new(DataType::Float32))).map_err(|e| e.to_string())?;
+    let list = column.list().map_err(|e| e.to_string())?;
+    let mut flat = Vec::with_capacity(list.len() * width);
+    for (row, value) in list.amortized_iter().enumerate() {
+        let value = value.ok_or_else(|| format!("row {row} is null"))?;
+        let series = value.as_ref();
+        if series.len() != width {
+            return Err(format!("row {row} has {} values, expected {width}", series.len()));
+        }
+        for v in series.f32().map_err(|e| e.to_string())?.iter() {
+            flat.push(v.ok_or_else(|| format!("row {row} holds a null value"))?);
+        }
+    }
+    Ok(flat)
+}
+
+fn views_from_frame(frame: &DataFrame) -> Result<Vec<ViewRow>, (String, String)> {
+    let err = |column: &'static str| move |e: PolarsError| (column.to_string(), e.to_string());
+    let view_ids = i64_column(frame, c::VIEW_ID).map_err(err(c::VIEW_ID))?;
+    let sample_ids = i64_column(frame, c::SAMPLE_ID).map_err(err(c::SAMPLE_ID))?;
+    let replicas = i64_column(frame, c::REPLICA).map_err(err(c::REPLICA))?;
+    let recipes = str_column(frame, c::RECIPE).map_err(err(c::RECIPE))?;
+    let params = str_column(frame, c::PARAMS).map_err(err(c::PARAMS))?;
+    let seeds = u64_column(frame, c::SEED).map_err(err(c::SEED))?;
+    let hashes = u64_column(frame, c::INPUT_HASH).map_err(err(c::INPUT_HASH))?;
+    let partners = opt_i64_column(frame, c::PARTNER_ID).map_err(err(c::PARTNER_ID))?;
+    let lams = opt_f32_column(frame, c::LAM).map_err(err(c::LAM))?;
+    Ok((0..frame.height())
+        .map(|i| ViewRow {
+            view_id: view_ids[i],
+            sample_id: sample_ids[i],
+            recipe: recipes[i].clone(),
+            replica: replicas[i] as u32,
+            seed: seeds[i],
+            partner_id: partners[i],
+            lam: lams[i],
+            params: params[i].clone(),
+            input_hash: hashes[i],
+        })
+        .collect())
+}

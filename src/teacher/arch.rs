@@ -1,0 +1,170 @@
+//! Built-in network architectures shared by teachers and students: `cnn1d` for series
+//! (channels × time), `cnn2d` for images (channels × height × width) and `mlp` for either. Each
+//! exposes its penultimate features and its logits. An architecture is fully described by an
+//! [`ArchSpec`], which is saved as JSON beside the weights (safetensors) so a model can be rebuilt.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// The family of a built-in network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchKind {
+    Cnn1d,
+    Cnn2d,
+    Mlp,
+}
+
+impl ArchKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchKind::Cnn1d => "cnn1d",
+            ArchKind::Cnn2d => "cnn2d",
+            ArchKind::Mlp => "mlp",
+        }
+    }
+}
+
+/// Everything needed to rebuild a built-in network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchSpec {
+    pub kind: ArchKind,
+    /// Channels of the first layer (cnn) or units per hidden layer (mlp).
+    pub width: i64,
+    /// Hidden layers (mlp) or convolution blocks (cnn, at least 2).
+    pub depth: i64,
+    pub input_shape: Vec<i64>,
+    pub classes: i64,
+}
+
+impl ArchSpec {
+    /// Checks that the architecture fits the input it is given.
+    pub fn check(&self) -> Result<(), String> {
+        match self.kind {
+            ArchKind::Cnn1d if self.input_shape.len() != 2 => {
+                Err(format!("cnn1d needs inputs of channels × time, got shape {:?}", self.input_shape))
+            }
+            ArchKind::Cnn2d if self.input_shape.len() != 3 => {
+                Err(format!("cnn2d needs inputs of channels × height × width, got shape {:?}", self.input_shape))
+            }
+            _ if self.width < 1 || self.depth < 1 => Err(format!("width and depth must be >= 1, got {} and {}", self.width, self.depth)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!("{}(width={}, depth={})", self.kind.as_str(), self.width, self.depth)
+    }
+}
+
+/// A built-in network: a feature extractor and a linear head.
+#[derive(Debug)]
+pub struct Net {
+    body: nn::SequentialT,
+    head: nn::Linear,
+    input_shape: Vec<i64>,
+}
+
+/// libtorch's random generator is global to the process: seeding it and drawing a network's initial
+/// weights happen under this lock, so that concurrent inits (tests, threads) cannot interleave.
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Net {
+    /// A network whose initial weights are drawn from libtorch's generator seeded with `seed`.
+    pub fn seeded(path: &nn::Path, spec: &ArchSpec, seed: u64) -> Net {
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tch::manual_seed(seed as i64);
+        Net::new(path, spec)
+    }
+
+    pub fn new(path: &nn::Path, spec: &ArchSpec) -> Net {
+        let (body, features) = match spec.kind {
+            ArchKind::Cnn1d => conv_body(path, spec, false),
+            ArchKind::Cnn2d => conv_body(path, spec, true),
+            ArchKind::Mlp => mlp_body(path, spec),
+        };
+        let head = nn::linear(path / "head", features, spec.classes, Default::default());
+        Net { body, head, input_shape: spec.input_shape.clone() }
+    }
+
+    /// Penultimate features, `[batch, features]`.
+    pub fn features(&self, inputs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
+        let mut shape = vec![-1];
+        shape.extend_from_slice(&self.input_shape);
+        let inputs = inputs.f_view(shape.as_slice())?;
+        Ok(self.body.forward_t(&inputs, train))
+    }
+
+    /// Logits, `[batch, classes]`.
+    pub fn forward(&self, inputs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
+        Ok(self.features(inputs, train)?.apply(&self.head))
+    }
+}
+
+fn conv_body(path: &nn::Path, spec: &ArchSpec, two_d: bool) -> (nn::SequentialT, i64) {
+    let mut body = nn::seq_t();
+    let mut channels = spec.input_shape[0];
+    let blocks = spec.depth.max(2);
+    for block in 0..blocks {
+        let out = spec.width * (1 << block.min(2));
+        let p = path / format!("block{block}");
+        let config = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
+        if two_d {
+            body = body.add(nn::conv2d(&p / "conv", channels, out, 3, config)).add(nn::batch_norm2d(&p / "bn", out, Default::default()));
+        } else {
+            let config = nn::ConvConfig { padding: 2, ..config };
+            body = body.add(nn::conv1d(&p / "conv", channels, out, 5, config)).add(nn::batch_norm1d(&p / "bn", out, Default::default()));
+        }
+        body = body.add_fn(|x| x.relu());
+        if block + 1 < blocks {
+            body = if two_d { body.add_fn(|x| x.max_pool2d_default(2)) } else { body.add_fn(|x| x.max_pool1d(2, 2, 0, 1, false)) };
+        }
+        channels = out;
+    }
+    let dims: &'static [i64] = if two_d { &[2, 3] } else { &[2] };
+    body = body.add_fn(move |x| x.mean_dim(dims, false, tch::Kind::Float));
+    (body, channels)
+}
+
+fn mlp_body(path: &nn::Path, spec: &ArchSpec) -> (nn::SequentialT, i64) {
+    let inputs: i64 = spec.input_shape.iter().product();
+    let mut body = nn::seq_t().add_fn(|x| x.flatten(1, -1));
+    let mut width = inputs;
+    for layer in 0..spec.depth {
+        body = body.add(nn::linear(path / format!("fc{layer}"), width, spec.width, Default::default())).add_fn(|x| x.relu());
+        width = spec.width;
+    }
+    (body, width)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_architecture_gives_logits_per_class() {
+        let cases = [
+            ArchSpec { kind: ArchKind::Cnn1d, width: 4, depth: 3, input_shape: vec![6, 32], classes: 5 },
+            ArchSpec { kind: ArchKind::Cnn2d, width: 4, depth: 2, input_shape: vec![1, 8, 8], classes: 3 },
+            ArchSpec { kind: ArchKind::Mlp, width: 8, depth: 2, input_shape: vec![2, 5], classes: 4 },
+        ];
+        for spec in cases {
+            spec.check().unwrap();
+            let vs = nn::VarStore::new(tch::Device::Cpu);
+            let net = Net::new(&vs.root(), &spec);
+            let numel: i64 = spec.input_shape.iter().product();
+            let inputs = Tensor::arange(7 * numel, tch::kind::FLOAT_CPU).view([7, numel]) / (7 * numel) as f64;
+            let logits = net.forward(&inputs, false).unwrap();
+            assert_eq!(logits.size(), vec![7, spec.classes], "{}", spec.describe());
+        }
+    }
+
+    #[test]
+    fn a_cnn1d_rejects_images() {
+        let spec = ArchSpec { kind: ArchKind::Cnn1d, width: 4, depth: 2, input_shape: vec![1, 8, 8], classes: 3 };
+        assert!(spec.check().unwrap_err().contains("channels × time"));
+    }
+}

@@ -1,0 +1,12 @@
+//! kdstore's integration tests: one binary, each test in its own temporary directory, running the
+//! real `kdstore` executable from the repository root (where `make test` has fetched the datasets).
+
+mod common;
+
+mod build;
+mod errors;
+mod python;
+mod query;
+mod schemas;
+mod sources;
+mod train;
