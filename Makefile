@@ -27,7 +27,6 @@ demo: build data
 	scripts/demo.sh
 
 test: venv data
-	cargo build --release --locked --bins
 	cargo test --release --locked
 
 build: venv

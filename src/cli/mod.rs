@@ -49,11 +49,12 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Validate { pipeline } => {
             let plan = kdstore::pipeline::load(&pipeline).map_err(UserError::from_error)?;
+            let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
             eprintln!(
-                "{}: ok ({} recipes incl. identity, {} teachers, store {})",
+                "{}: ok ({} incl. identity, {}, store {})",
                 pipeline.display(),
-                plan.recipes.len(),
-                plan.file.teachers.len(),
+                count(plan.recipes.len(), "recipe"),
+                count(plan.file.teachers.len(), "teacher"),
                 plan.file.store.display()
             );
             Ok(())

@@ -1,5 +1,5 @@
 //! Progress for the terminal: indicatif bars on a terminal (stderr), one summary line per finished
-//! task otherwise, nothing at all with `--quiet`.
+//! task that took a second or more otherwise, nothing at all with `--quiet`.
 
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -63,7 +63,8 @@ impl Task for BarTask {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
-        if self.announce {
+        // Off a terminal, long tasks leave one line with their duration (short ones stay quiet).
+        if self.announce && self.started.elapsed().as_secs_f64() >= 1.0 {
             eprintln!("{}: {} done in {:.1}s", self.label, self.total, self.started.elapsed().as_secs_f64());
         }
     }

@@ -31,10 +31,12 @@ pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
     frame.collect().map_err(one_line)
 }
 
+/// Polars errors can span lines and append the query plan; the user needs the first sentence.
 fn one_line(error: PolarsError) -> QueryError {
     let text = error.to_string();
+    let text = text.split("Resolved plan until failure").next().unwrap_or_default();
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    QueryError::Sql(lines.join("; "))
+    QueryError::Sql(lines.join("; ").trim_end_matches([';', ' ']).to_string())
 }
 
 /// Output formats other than the terminal table.
