@@ -82,6 +82,7 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
     tch::set_num_threads(1);
     let root = options.store.as_path();
     let _lock = WriteLock::acquire(root)?;
+    remove_temporaries(root);
     let current = manifest::read_latest(root)?;
     let samples_key = samples_key(&plan.file)?;
     if let Some(found) = &current {
@@ -173,6 +174,25 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
     }
     report.version = Some(manifest.version);
     Ok(report)
+}
+
+/// Deletes the temporary files (`.<name>.tmp…`) that a killed build left behind. Only called with
+/// the write lock held, so no other writer can be using them.
+fn remove_temporaries(root: &Path) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => stack.push(entry.path()),
+                Ok(_) if name.starts_with('.') && name.contains(".tmp") => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 fn commit(root: &Path, manifest: &mut Manifest, progress: &dyn Progress, report: &mut BuildReport) -> Result<(), BuildError> {

@@ -122,6 +122,8 @@ fn a_killed_build_resumes_to_the_same_content() {
 
     run_ok(&["build", path_str(&pipeline), "--store", path_str(&interrupted)]);
     assert_eq!(content(&interrupted), content(&reference));
+    let leftovers: Vec<_> = snapshot(&interrupted).into_iter().filter(|(path, _, _)| path.to_string_lossy().contains(".tmp")).collect();
+    assert!(leftovers.is_empty(), "temporary files of the killed build remain: {leftovers:?}");
     let teachers = |store| manifest(store)["teachers"].clone();
     assert_eq!(teachers(&interrupted), teachers(&reference));
 }
