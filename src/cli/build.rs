@@ -46,7 +46,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
 fn classify(error: BuildError) -> anyhow::Error {
     match error {
         BuildError::Store(store) => classify_store(store),
-        BuildError::Training { .. } | BuildError::Teacher { .. } | BuildError::Replay { .. } => anyhow::Error::new(error),
+        BuildError::Training { .. } | BuildError::Teacher { .. } | BuildError::Replay { .. } => {
+            anyhow::Error::new(error)
+        }
         user => UserError::from_error(user),
     }
 }

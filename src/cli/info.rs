@@ -65,8 +65,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let splits: Vec<String> = d.split_counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
     println!("store     {}", store.root.display());
     println!("version   {} ({} committed)", m.version, versions.len());
-    println!("pipeline  {} ({})", m.pipeline.get("name").and_then(|v| v.as_str()).unwrap_or("?"), &m.pipeline_hash[..16]);
-    println!("samples   {} rows ({}), shape {:?}, {} classes", rows(c::SAMPLES), splits.join(", "), d.sample_shape, d.class_names.len());
+    println!(
+        "pipeline  {} ({})",
+        m.pipeline.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
+        &m.pipeline_hash[..16]
+    );
+    println!(
+        "samples   {} rows ({}), shape {:?}, {} classes",
+        rows(c::SAMPLES),
+        splits.join(", "),
+        d.sample_shape,
+        d.class_names.len()
+    );
     println!("          split: {}", d.split_rule);
     println!("          normalisation: {}", d.normalization.mode);
     let mut recipes: Vec<String> = Vec::new();
@@ -79,8 +89,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for t in &m.teachers {
         let accuracy: Vec<String> = t.accuracy.iter().map(|(split, a)| format!("{split} {:.2}%", a * 100.0)).collect();
         let rows: usize = m.files_of(c::LOGITS).filter(|f| f.teacher.as_deref() == Some(&t.name)).map(|f| f.rows).sum();
-        println!("  {:<12} {:<11} {:<28} {} {:>7} rows  accuracy: {}", t.name, t.kind, t.architecture, t.logits_dtype, rows, accuracy.join(", "));
+        println!(
+            "  {:<12} {:<11} {:<28} {} {:>7} rows  accuracy: {}",
+            t.name,
+            t.kind,
+            t.architecture,
+            t.logits_dtype,
+            rows,
+            accuracy.join(", ")
+        );
     }
-    println!("size      {:.1} MiB on disk; {:.1} bytes per (view, teacher) row (views + logits)", on_disk as f64 / (1 << 20) as f64, per_row);
+    println!(
+        "size      {:.1} MiB on disk; {:.1} bytes per (view, teacher) row (views + logits)",
+        on_disk as f64 / (1 << 20) as f64,
+        per_row
+    );
     Ok(())
 }

@@ -29,9 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check a pipeline file and report every problem at once.
-    Validate {
-        pipeline: PathBuf,
-    },
+    Validate { pipeline: PathBuf },
     /// Run a pipeline's stages into its store, computing only what is missing.
     Build(build::Args),
     /// Run SQL over a store's tables (samples, views, logits) and the joined `labels` view.
@@ -72,8 +70,10 @@ fn init_logging(verbose: u8) {
         1 => "info,kdstore=debug",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// Marks an error as the user's (exit code 1): a bad pipeline, SQL, argument or missing file.
@@ -108,7 +108,9 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
 }
 
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Classifies library errors: problems with what the user gave us are user errors.

@@ -31,12 +31,20 @@ impl Progress for Bars {
         let bar = (self.terminal && !self.quiet).then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
-                ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {per_sec} {msg}").expect("template").progress_chars("=> "),
+                ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {per_sec} {msg}")
+                    .expect("template")
+                    .progress_chars("=> "),
             );
             bar.set_prefix(label.to_string());
             bar
         });
-        Box::new(BarTask { bar, label: label.into(), total, started: Instant::now(), announce: !self.terminal && !self.quiet })
+        Box::new(BarTask {
+            bar,
+            label: label.into(),
+            total,
+            started: Instant::now(),
+            announce: !self.terminal && !self.quiet,
+        })
     }
 
     fn note(&self, message: &str) {

@@ -40,7 +40,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         other => UserError::from_error(other),
     })?;
     let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| UserError::msg(format!("cannot create {}: {e}", path.display())))?)),
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| UserError::msg(format!("cannot create {}: {e}", path.display())))?,
+        )),
         None => {
             if matches!(args.format, OutputFormat::Parquet) {
                 return Err(UserError::msg("--format parquet needs --output FILE".into()));
@@ -67,7 +70,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         OutputFormat::Parquet => Format::Parquet,
     };
     query::write(&mut frame, format, &mut out).map_err(|e| match e {
-        QueryError::Write(message) if message.contains("Broken pipe") => anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe)),
+        QueryError::Write(message) if message.contains("Broken pipe") => {
+            anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
         other => anyhow::Error::new(other),
     })?;
     out.flush()?;

@@ -125,7 +125,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         verify_replay: if args.verify_replay { usize::MAX } else { 256 },
         threads: args.threads,
     };
-    if !(config.temperature > 0.0) {
+    if config.temperature.is_nan() || config.temperature <= 0.0 {
         return Err(UserError::msg(format!("--temperature must be > 0, got {}", config.temperature)));
     }
     let out = args.out.clone().unwrap_or_else(|| {

@@ -87,7 +87,11 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
     let samples_key = samples_key(&plan.file)?;
     if let Some(found) = &current {
         if found.dataset.samples_key != samples_key {
-            return Err(BuildError::DifferentSamples { store: root.to_path_buf(), expected: samples_key, found: found.dataset.samples_key.clone() });
+            return Err(BuildError::DifferentSamples {
+                store: root.to_path_buf(),
+                expected: samples_key,
+                found: found.dataset.samples_key.clone(),
+            });
         }
     }
 
@@ -100,7 +104,10 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
     if let Some(current) = &current {
         if !same_content(current, &manifest) {
             let removed = current.files.len() - manifest.files.len() + current.teachers.len() - manifest.teachers.len();
-            report.steps.push(format!("pipeline changed: kept {} parts, removed {removed} it no longer names", manifest.files.len()));
+            report.steps.push(format!(
+                "pipeline changed: kept {} parts, removed {removed} it no longer names",
+                manifest.files.len()
+            ));
             commit(root, &mut manifest, progress, &mut report)?;
         }
     }
@@ -111,9 +118,12 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         report.steps.push(format!("samples: {} rows", manifest.dataset.split_counts.values().sum::<usize>()));
         commit(root, &mut manifest, progress, &mut report)?;
     }
-    let view_missing = |m: &Manifest, part: &ViewPart| !m.files.iter().any(|f| f.table == c::VIEWS && f.key == part.key);
-    let teacher_missing = |m: &Manifest, t: &TeacherTarget| !m.teachers.iter().any(|i| i.name == t.config.name() && i.key == t.key);
-    let logits_missing = |m: &Manifest, part: &LogitsPart| !m.files.iter().any(|f| f.table == c::LOGITS && f.key == part.key);
+    let view_missing =
+        |m: &Manifest, part: &ViewPart| !m.files.iter().any(|f| f.table == c::VIEWS && f.key == part.key);
+    let teacher_missing =
+        |m: &Manifest, t: &TeacherTarget| !m.teachers.iter().any(|i| i.name == t.config.name() && i.key == t.key);
+    let logits_missing =
+        |m: &Manifest, part: &LogitsPart| !m.files.iter().any(|f| f.table == c::LOGITS && f.key == part.key);
     let anything_missing = view_parts.iter().any(|p| view_missing(&manifest, p))
         || teachers.iter().any(|t| teacher_missing(&manifest, t))
         || logits_parts.iter().any(|p| logits_missing(&manifest, p));
@@ -153,12 +163,18 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         let teacher = &teachers[part.teacher];
         let view_part = &view_parts[part.view];
         let info = manifest.teacher(teacher.config.name()).expect("teacher committed above").clone();
-        let views_file = manifest.files.iter().find(|f| f.table == c::VIEWS && f.key == view_part.key).expect("views committed above").clone();
+        let views_file = manifest
+            .files
+            .iter()
+            .find(|f| f.table == c::VIEWS && f.key == view_part.key)
+            .expect("views committed above")
+            .clone();
         let store = Store { root: root.to_path_buf(), manifest: manifest.clone() };
         let views = store.load_views(store_scan_file(&store, &views_file)?)?;
         let rows = label_views(root, &info, view_part, &views, &context, options.threads, progress)?;
         let dtype = teacher.config.logits_dtype();
-        let mut frame = writer::logits_frame(&info.name, &rows, dtype).map_err(|e| parquet_error(root, c::LOGITS, e))?;
+        let mut frame =
+            writer::logits_frame(&info.name, &rows, dtype).map_err(|e| parquet_error(root, c::LOGITS, e))?;
         let mut file = writer::write_parquet(root, &part.path, c::LOGITS, &part.key, &mut frame)?;
         file.teacher = Some(info.name.clone());
         file.views_key = Some(view_part.key.clone());
@@ -169,7 +185,13 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
                 entry.accuracy = accuracy;
             }
         }
-        report.steps.push(format!("logits {} on {} replica {}: {} rows", info.name, view_part.recipe.name, view_part.replica, rows.len()));
+        report.steps.push(format!(
+            "logits {} on {} replica {}: {} rows",
+            info.name,
+            view_part.recipe.name,
+            view_part.replica,
+            rows.len()
+        ));
         commit(root, &mut manifest, progress, &mut report)?;
     }
     report.version = Some(manifest.version);
@@ -195,7 +217,12 @@ fn remove_temporaries(root: &Path) {
     }
 }
 
-fn commit(root: &Path, manifest: &mut Manifest, progress: &dyn Progress, report: &mut BuildReport) -> Result<(), BuildError> {
+fn commit(
+    root: &Path,
+    manifest: &mut Manifest,
+    progress: &dyn Progress,
+    report: &mut BuildReport,
+) -> Result<(), BuildError> {
     let version = manifest::commit(root, manifest)?;
     progress.note(&format!("committed version {version}: {}", report.steps.last().map_or("", String::as_str)));
     report.version = Some(version);
@@ -207,14 +234,16 @@ fn parquet_error(root: &Path, table: &str, source: polars::error::PolarsError) -
 }
 
 fn store_scan_file(store: &Store, file: &crate::store::DataFile) -> Result<polars::prelude::LazyFrame, BuildError> {
-    let single = Store { root: store.root.clone(), manifest: Manifest { files: vec![file.clone()], ..store.manifest.clone() } };
+    let single =
+        Store { root: store.root.clone(), manifest: Manifest { files: vec![file.clone()], ..store.manifest.clone() } };
     Ok(single.scan(c::VIEWS)?)
 }
 
 fn view_parts(plan: &Plan, samples_key: &str) -> Vec<ViewPart> {
     let mut parts = Vec::new();
     for recipe in &plan.recipes {
-        let recipe_json = serde_json::to_string(&serde_json::to_value(recipe).expect("recipe serialises")).expect("json");
+        let recipe_json =
+            serde_json::to_string(&serde_json::to_value(recipe).expect("recipe serialises")).expect("json");
         for replica in 0..recipe.replicas {
             let key = key_of(&["views", samples_key, &recipe_json, &replica.to_string(), &plan.file.seed.to_string()]);
             let path = format!("views/part-{}-r{replica}-{}.parquet", recipe.name, short(&key));
@@ -229,9 +258,12 @@ fn teacher_targets(plan: &Plan, samples_key: &str) -> Result<Vec<TeacherTarget>,
         .teachers
         .iter()
         .map(|config| {
-            let config_json = serde_json::to_string(&serde_json::to_value(config).expect("teacher serialises")).expect("json");
+            let config_json =
+                serde_json::to_string(&serde_json::to_value(config).expect("teacher serialises")).expect("json");
             let key = match config {
-                TeacherConfig::Builtin { .. } => key_of(&["teacher", samples_key, &config_json, &plan.file.seed.to_string()]),
+                TeacherConfig::Builtin { .. } => {
+                    key_of(&["teacher", samples_key, &config_json, &plan.file.seed.to_string()])
+                }
                 TeacherConfig::Torchscript { path, .. } => {
                     let (_, sha) = writer::file_digest(path)?;
                     key_of(&["teacher", &config_json, &sha])
@@ -247,7 +279,13 @@ fn logits_parts(teachers: &[TeacherTarget], views: &[ViewPart]) -> Vec<LogitsPar
     for (t, teacher) in teachers.iter().enumerate() {
         for (v, view) in views.iter().enumerate() {
             let key = key_of(&["logits", &teacher.key, &view.key]);
-            let path = format!("logits/teacher={}/part-{}-r{}-{}.parquet", teacher.config.name(), view.recipe.name, view.replica, short(&key));
+            let path = format!(
+                "logits/teacher={}/part-{}-r{}-{}.parquet",
+                teacher.config.name(),
+                view.recipe.name,
+                view.replica,
+                short(&key)
+            );
             parts.push(LogitsPart { teacher: t, view: v, key, path });
         }
     }
@@ -255,14 +293,26 @@ fn logits_parts(teachers: &[TeacherTarget], views: &[ViewPart]) -> Vec<LogitsPar
 }
 
 /// The current manifest reduced to what the plan still names, with the plan's pipeline recorded.
-fn next_manifest(plan: &Plan, current: Option<&Manifest>, samples_key: &str, views: &[ViewPart], teachers: &[TeacherTarget], logits: &[LogitsPart]) -> Manifest {
+fn next_manifest(
+    plan: &Plan,
+    current: Option<&Manifest>,
+    samples_key: &str,
+    views: &[ViewPart],
+    teachers: &[TeacherTarget],
+    logits: &[LogitsPart],
+) -> Manifest {
     let mut manifest = current.cloned().unwrap_or_else(|| Manifest {
         format: "kdstore".into(),
         schema_version: SCHEMA_VERSION,
         dataset: DatasetInfo { samples_key: samples_key.into(), ..Default::default() },
         ..Default::default()
     });
-    let keys: HashSet<&str> = views.iter().map(|p| p.key.as_str()).chain(logits.iter().map(|p| p.key.as_str())).chain([samples_key]).collect();
+    let keys: HashSet<&str> = views
+        .iter()
+        .map(|p| p.key.as_str())
+        .chain(logits.iter().map(|p| p.key.as_str()))
+        .chain([samples_key])
+        .collect();
     manifest.files.retain(|f| keys.contains(f.key.as_str()));
     manifest.teachers.retain(|t| teachers.iter().any(|target| target.config.name() == t.name && target.key == t.key));
     manifest.pipeline = plan.resolved();
@@ -273,10 +323,18 @@ fn next_manifest(plan: &Plan, current: Option<&Manifest>, samples_key: &str, vie
 }
 
 fn same_content(a: &Manifest, b: &Manifest) -> bool {
-    a.files == b.files && a.teachers == b.teachers && a.pipeline_hash == b.pipeline_hash && a.tool_version == b.tool_version
+    a.files == b.files
+        && a.teachers == b.teachers
+        && a.pipeline_hash == b.pipeline_hash
+        && a.tool_version == b.tool_version
 }
 
-fn write_samples(plan: &Plan, root: &Path, samples_key: &str, manifest: &mut Manifest) -> Result<SampleTable, BuildError> {
+fn write_samples(
+    plan: &Plan,
+    root: &Path,
+    samples_key: &str,
+    manifest: &mut Manifest,
+) -> Result<SampleTable, BuildError> {
     let prepared = prepare(&plan.file, &plan.path)?;
     let dataset = &prepared.dataset;
     let rows = SampleRows {
@@ -305,7 +363,10 @@ fn write_samples(plan: &Plan, root: &Path, samples_key: &str, manifest: &mut Man
     Ok(SampleTable {
         splits: prepared.splits,
         labels: prepared.dataset.labels,
-        groups: prepared.dataset.groups.map_or_else(|| vec![None; rows_len(&prepared.dataset.inputs, &prepared.dataset.sample_shape)], |g| g.into_iter().map(Some).collect()),
+        groups: prepared.dataset.groups.map_or_else(
+            || vec![None; rows_len(&prepared.dataset.inputs, &prepared.dataset.sample_shape)],
+            |g| g.into_iter().map(Some).collect(),
+        ),
         sample_len: prepared.dataset.sample_shape.iter().product(),
         inputs: prepared.dataset.inputs,
         sample_shape: prepared.dataset.sample_shape,
@@ -347,6 +408,9 @@ impl MixSource for Context<'_> {
     }
 }
 
+/// Work on one chunk of rows, with a worker's own state.
+type ChunkWork<'a, W, T> = dyn Fn(&mut W, Range<usize>) -> Result<Vec<T>, BuildError> + Sync + 'a;
+
 /// Runs `work` over fixed chunks of `0..items` on up to `threads` threads, each with its own
 /// state made by `init`, and returns the outputs in order.
 fn parallel_chunks<W, T: Send>(
@@ -354,7 +418,7 @@ fn parallel_chunks<W, T: Send>(
     threads: usize,
     task: &dyn Task,
     init: &(dyn Fn() -> Result<W, BuildError> + Sync),
-    work: &(dyn Fn(&mut W, Range<usize>) -> Result<Vec<T>, BuildError> + Sync),
+    work: &ChunkWork<'_, W, T>,
 ) -> Result<Vec<T>, BuildError> {
     let chunks = items.div_ceil(CHUNK);
     let next = AtomicUsize::new(0);
@@ -394,9 +458,16 @@ fn parallel_chunks<W, T: Send>(
     Ok(results.into_inner().unwrap().into_iter().flat_map(|r| r.expect("every chunk ran")).collect())
 }
 
-fn render_views(plan: &Plan, part: &ViewPart, context: &Context, threads: usize, progress: &dyn Progress) -> Result<Vec<ViewRow>, BuildError> {
+fn render_views(
+    plan: &Plan,
+    part: &ViewPart,
+    context: &Context,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<ViewRow>, BuildError> {
     let samples = context.samples;
-    let ids: Vec<i64> = (0..samples.len()).filter(|&i| part.recipe.splits.contains(&samples.splits[i])).map(|i| i as i64).collect();
+    let ids: Vec<i64> =
+        (0..samples.len()).filter(|&i| part.recipe.splits.contains(&samples.splits[i])).map(|i| i as i64).collect();
     let task = progress.task(&format!("views {} r{}", part.recipe.name, part.replica), ids.len() as u64);
     let recipe = &part.recipe;
     let rows = parallel_chunks(ids.len(), threads, task.as_ref(), &|| Ok(()), &|_, range| {
@@ -404,7 +475,8 @@ fn render_views(plan: &Plan, part: &ViewPart, context: &Context, threads: usize,
             .iter()
             .map(|&sample_id| {
                 let seed = seed::view_seed(plan.file.seed, sample_id, &recipe.name, part.replica);
-                let view = render_view(&recipe.ops, seed, sample_id, &samples.sample_shape, context, &context.normalizer);
+                let view =
+                    render_view(&recipe.ops, seed, sample_id, &samples.sample_shape, context, &context.normalizer);
                 ViewRow {
                     view_id: seed::view_id(sample_id, &recipe.name, part.replica),
                     sample_id,
@@ -423,7 +495,13 @@ fn render_views(plan: &Plan, part: &ViewPart, context: &Context, threads: usize,
     Ok(rows)
 }
 
-fn prepare_teacher(plan: &Plan, root: &Path, target: &TeacherTarget, context: &Context, progress: &dyn Progress) -> Result<TeacherInfo, BuildError> {
+fn prepare_teacher(
+    plan: &Plan,
+    root: &Path,
+    target: &TeacherTarget,
+    context: &Context,
+    progress: &dyn Progress,
+) -> Result<TeacherInfo, BuildError> {
     let samples = context.samples;
     let name = target.config.name().to_string();
     let base = TeacherInfo {
@@ -443,7 +521,13 @@ fn prepare_teacher(plan: &Plan, root: &Path, target: &TeacherTarget, context: &C
     match &target.config {
         TeacherConfig::Torchscript { path, .. } => {
             let (_, sha) = writer::file_digest(path)?;
-            Ok(TeacherInfo { kind: "torchscript".into(), architecture: "torchscript".into(), model_path: path.display().to_string(), model_sha256: sha, ..base })
+            Ok(TeacherInfo {
+                kind: "torchscript".into(),
+                architecture: "torchscript".into(),
+                model_path: path.display().to_string(),
+                model_sha256: sha,
+                ..base
+            })
         }
         TeacherConfig::Builtin { arch, width, depth, epochs, batch_size, learning_rate, weight_decay, .. } => {
             let spec = ArchSpec {
@@ -475,14 +559,14 @@ fn prepare_teacher(plan: &Plan, root: &Path, target: &TeacherTarget, context: &C
                 task.set_message(&format!("loss {:.4} acc {:.3}", record.train_loss, record.train_accuracy));
                 task.advance(1);
             })
-            .map_err(|source| BuildError::Training { teacher: name.clone(), source })?;
+            .map_err(|source| BuildError::Training { teacher: name.clone(), source: Box::new(source) })?;
             task.finish();
             let relative = format!("models/{name}-{}.safetensors", short(&target.key));
             let final_path = root.join(&relative);
             let dir = final_path.parent().unwrap().to_path_buf();
             std::fs::create_dir_all(&dir).map_err(|source| BuildError::Io { path: dir.clone(), source })?;
             let tmp = dir.join(format!(".{name}-{}.tmp.safetensors", std::process::id()));
-            vs.save(&tmp).map_err(|source| BuildError::Training { teacher: name.clone(), source })?;
+            vs.save(&tmp).map_err(|source| BuildError::Training { teacher: name.clone(), source: Box::new(source) })?;
             std::fs::rename(&tmp, &final_path).map_err(|source| BuildError::Io { path: final_path.clone(), source })?;
             let (_, sha) = writer::file_digest(&final_path)?;
             Ok(TeacherInfo {
@@ -510,45 +594,74 @@ fn input_layout(shape: &[usize]) -> String {
 
 /// Loads a teacher as a classifier for inference on the CPU.
 pub fn load_classifier(root: &Path, info: &TeacherInfo) -> Result<Classifier, BuildError> {
-    let teacher_error = |source| BuildError::Teacher { teacher: info.name.clone(), source };
+    let teacher_error = |source| BuildError::Teacher { teacher: info.name.clone(), source: Box::new(source) };
     if info.kind == "builtin" {
         let spec: ArchSpec = serde_json::from_value(info.arch_spec.clone())
             .map_err(|e| BuildError::Split(format!("teacher {}: bad arch_spec in the manifest: {e}", info.name)))?;
-        Classifier::load_builtin(&info.name, &spec, &root.join(&info.model_path), tch::Device::Cpu).map_err(teacher_error)
+        Classifier::load_builtin(&info.name, &spec, &root.join(&info.model_path), tch::Device::Cpu)
+            .map_err(teacher_error)
     } else {
         Classifier::load_torchscript(&info.name, Path::new(&info.model_path), tch::Device::Cpu).map_err(teacher_error)
     }
 }
 
-fn label_views(root: &Path, info: &TeacherInfo, part: &ViewPart, views: &[ViewRow], context: &Context, threads: usize, progress: &dyn Progress) -> Result<Vec<LogitsRow>, BuildError> {
+fn label_views(
+    root: &Path,
+    info: &TeacherInfo,
+    part: &ViewPart,
+    views: &[ViewRow],
+    context: &Context,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<LogitsRow>, BuildError> {
     let samples = context.samples;
-    let task = progress.task(&format!("logits {} {} r{}", info.name, part.recipe.name, part.replica), views.len() as u64);
-    let rows = parallel_chunks(views.len(), threads, task.as_ref(), &|| load_classifier(root, info), &|classifier, range| {
-        let chunk = &views[range];
-        let mut inputs = Vec::with_capacity(chunk.len() * samples.sample_len);
-        for view in chunk {
-            let rendered = render_view(&part.recipe.ops, view.seed, view.sample_id, &samples.sample_shape, context, &context.normalizer);
-            if rendered.input_hash != view.input_hash {
-                return Err(BuildError::Replay { teacher: info.name.clone(), view_id: view.view_id, recipe: view.recipe.clone(), stored: view.input_hash, replayed: rendered.input_hash });
+    let task =
+        progress.task(&format!("logits {} {} r{}", info.name, part.recipe.name, part.replica), views.len() as u64);
+    let rows =
+        parallel_chunks(views.len(), threads, task.as_ref(), &|| load_classifier(root, info), &|classifier, range| {
+            let chunk = &views[range];
+            let mut inputs = Vec::with_capacity(chunk.len() * samples.sample_len);
+            for view in chunk {
+                let rendered = render_view(
+                    &part.recipe.ops,
+                    view.seed,
+                    view.sample_id,
+                    &samples.sample_shape,
+                    context,
+                    &context.normalizer,
+                );
+                if rendered.input_hash != view.input_hash {
+                    return Err(BuildError::Replay {
+                        teacher: info.name.clone(),
+                        view_id: view.view_id,
+                        recipe: view.recipe.clone(),
+                        stored: view.input_hash,
+                        replayed: rendered.input_hash,
+                    });
+                }
+                inputs.extend_from_slice(&rendered.input);
             }
-            inputs.extend_from_slice(&rendered.input);
-        }
-        let (flat, classes) = classifier
-            .logits(&inputs, &samples.sample_shape, tch::Device::Cpu)
-            .map_err(|source| BuildError::Teacher { teacher: info.name.clone(), source })?;
-        if classes != context.class_count {
-            return Err(BuildError::LabelSpace { teacher: info.name.clone(), got: classes, expected: context.class_count });
-        }
-        Ok(chunk
-            .iter()
-            .zip(flat.chunks(classes))
-            .map(|(view, logits)| {
-                let label = samples.labels[view.sample_id as usize];
-                let mix = view.partner_id.zip(view.lam).map(|(partner, lam)| (samples.labels[partner as usize], lam));
-                logits_row(view.view_id, logits.to_vec(), ViewTarget { label, mix })
-            })
-            .collect())
-    })?;
+            let (flat, classes) = classifier
+                .logits(&inputs, &samples.sample_shape, tch::Device::Cpu)
+                .map_err(|source| BuildError::Teacher { teacher: info.name.clone(), source: Box::new(source) })?;
+            if classes != context.class_count {
+                return Err(BuildError::LabelSpace {
+                    teacher: info.name.clone(),
+                    got: classes,
+                    expected: context.class_count,
+                });
+            }
+            Ok(chunk
+                .iter()
+                .zip(flat.chunks(classes))
+                .map(|(view, logits)| {
+                    let label = samples.labels[view.sample_id as usize];
+                    let mix =
+                        view.partner_id.zip(view.lam).map(|(partner, lam)| (samples.labels[partner as usize], lam));
+                    logits_row(view.view_id, logits.to_vec(), ViewTarget { label, mix })
+                })
+                .collect())
+        })?;
     task.finish();
     Ok(rows)
 }

@@ -117,7 +117,11 @@ pub struct SplitConfig {
 
 impl Default for SplitConfig {
     fn default() -> Self {
-        SplitConfig { test_groups: Vec::new(), test_fraction: default_test_fraction(), val_fraction: default_val_fraction() }
+        SplitConfig {
+            test_groups: Vec::new(),
+            test_fraction: default_test_fraction(),
+            val_fraction: default_val_fraction(),
+        }
     }
 }
 
@@ -228,7 +232,9 @@ impl TeacherConfig {
 
     pub fn logits_dtype(&self) -> LogitsDtype {
         match self {
-            TeacherConfig::Builtin { logits_dtype, .. } | TeacherConfig::Torchscript { logits_dtype, .. } => *logits_dtype,
+            TeacherConfig::Builtin { logits_dtype, .. } | TeacherConfig::Torchscript { logits_dtype, .. } => {
+                *logits_dtype
+            }
         }
     }
 }

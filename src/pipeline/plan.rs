@@ -15,7 +15,11 @@ pub const IDENTITY: &str = "identity";
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error("cannot read pipeline {path}: {source}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{}", Problems(.path, .problems))]
@@ -51,26 +55,27 @@ impl Plan {
     pub fn resolved(&self) -> serde_json::Value {
         serde_json::to_value(&self.file).expect("pipeline serialises")
     }
-
-    pub fn teacher(&self, name: &str) -> Option<&TeacherConfig> {
-        self.file.teachers.iter().find(|t| t.name() == name)
-    }
 }
 
 /// Reads, parses and validates a pipeline file.
 pub fn load(path: &Path) -> Result<Plan, PipelineError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| PipelineError::Read { path: path.to_path_buf(), source })?;
     parse(path, &text)
 }
 
 /// Parses and validates pipeline text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<Plan, PipelineError> {
-    let file: PipelineFile = toml::from_str(text).map_err(|e| PipelineError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
+    let file: PipelineFile = toml::from_str(text).map_err(|e| PipelineError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
     let problems = validate(&file);
     if !problems.is_empty() {
         return Err(PipelineError::Invalid { path: path.to_path_buf(), problems });
     }
-    let mut recipes = vec![RecipeConfig { name: IDENTITY.into(), replicas: 1, splits: Split::ALL.to_vec(), ops: Vec::new() }];
+    let mut recipes =
+        vec![RecipeConfig { name: IDENTITY.into(), replicas: 1, splits: Split::ALL.to_vec(), ops: Vec::new() }];
     recipes.extend(file.recipes.iter().cloned());
     let canonical = serde_json::to_string(&serde_json::to_value(&file).expect("pipeline serialises")).expect("json");
     let pipeline_hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(canonical.as_bytes()));
@@ -157,7 +162,9 @@ pub fn validate(file: &PipelineFile) -> Vec<String> {
         if !valid_name(&recipe.name) {
             problems.push(format!("{location}: name must be 1-64 letters, digits, '-' or '_'"));
         } else if recipe.name == IDENTITY {
-            problems.push(format!("{location}: '{IDENTITY}' is built in (every sample gets an identity view); pick another name"));
+            problems.push(format!(
+                "{location}: '{IDENTITY}' is built in (every sample gets an identity view); pick another name"
+            ));
         } else if !recipe_names.insert(recipe.name.clone()) {
             problems.push(format!("{location}: a recipe with this name already exists"));
         }
@@ -194,8 +201,12 @@ pub fn validate(file: &PipelineFile) -> Vec<String> {
         match teacher {
             TeacherConfig::Builtin { arch, width, depth, epochs, batch_size, learning_rate, weight_decay, .. } => {
                 match (arch, series) {
-                    (ArchKind::Cnn1d, Some(false)) => problems.push(format!("{location}: arch cnn1d needs series input, but the source gives images (use cnn2d or mlp)")),
-                    (ArchKind::Cnn2d, Some(true)) => problems.push(format!("{location}: arch cnn2d needs image input, but the source gives series (use cnn1d or mlp)")),
+                    (ArchKind::Cnn1d, Some(false)) => problems.push(format!(
+                        "{location}: arch cnn1d needs series input, but the source gives images (use cnn2d or mlp)"
+                    )),
+                    (ArchKind::Cnn2d, Some(true)) => problems.push(format!(
+                        "{location}: arch cnn2d needs image input, but the source gives series (use cnn1d or mlp)"
+                    )),
                     _ => {}
                 }
                 if *width < 1 || *depth < 1 {

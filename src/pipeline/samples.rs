@@ -60,7 +60,9 @@ fn read_source(config: &SourceConfig) -> Result<Dataset, source::SourceError> {
             let names = match class_names {
                 None => None,
                 Some(ClassNames::Names(names)) => Some(names.clone()),
-                Some(ClassNames::Preset(_)) => Some(source::idx::FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect()),
+                Some(ClassNames::Preset(_)) => {
+                    Some(source::idx::FASHION_MNIST_CLASSES.iter().map(|s| s.to_string()).collect())
+                }
             };
             source::idx::read_train_test(train_images, train_labels, test_images, test_labels, names)
         }
@@ -94,12 +96,16 @@ fn assign_splits(dataset: &Dataset, config: &SplitConfig, seed: u64) -> Result<(
         let splits = given.iter().map(|g| if *g == GivenSplit::Test { Split::Test } else { Split::Train }).collect();
         (splits, "test: the source's own test files".to_string())
     } else if !config.test_groups.is_empty() {
-        let groups = dataset.groups.as_ref().ok_or_else(|| BuildError::Split("split.test_groups is set but the source has no groups".into()))?;
+        let groups = dataset
+            .groups
+            .as_ref()
+            .ok_or_else(|| BuildError::Split("split.test_groups is set but the source has no groups".into()))?;
         let present: BTreeSet<i64> = groups.iter().copied().collect();
         if let Some(missing) = config.test_groups.iter().find(|g| !present.contains(g)) {
             return Err(BuildError::Split(format!("split.test_groups: group {missing} does not occur in the source")));
         }
-        let splits = groups.iter().map(|g| if config.test_groups.contains(g) { Split::Test } else { Split::Train }).collect();
+        let splits =
+            groups.iter().map(|g| if config.test_groups.contains(g) { Split::Test } else { Split::Train }).collect();
         (splits, format!("test: groups {:?}", config.test_groups))
     } else {
         let mut order: Vec<usize> = (0..n).collect();
@@ -113,9 +119,15 @@ fn assign_splits(dataset: &Dataset, config: &SplitConfig, seed: u64) -> Result<(
     };
     if config.val_fraction > 0.0 {
         if let Some(groups) = &dataset.groups {
-            let mut train_groups: Vec<i64> = (0..n).filter(|&i| splits[i] == Split::Train).map(|i| groups[i]).collect::<BTreeSet<_>>().into_iter().collect();
+            let mut train_groups: Vec<i64> = (0..n)
+                .filter(|&i| splits[i] == Split::Train)
+                .map(|i| groups[i])
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
             train_groups.shuffle(&mut rng);
-            let count = ((config.val_fraction * train_groups.len() as f64).round() as usize).clamp(1, train_groups.len().saturating_sub(1).max(1));
+            let count = ((config.val_fraction * train_groups.len() as f64).round() as usize)
+                .clamp(1, train_groups.len().saturating_sub(1).max(1));
             let mut val_groups: Vec<i64> = train_groups[..count.min(train_groups.len())].to_vec();
             val_groups.sort_unstable();
             for i in 0..n {
@@ -161,7 +173,11 @@ fn normalization(dataset: &Dataset, splits: &[Split], mode: NormalizeMode) -> No
         .zip(&mean)
         .map(|(sq, m)| {
             let var = (sq / count as f64 - m * m).max(0.0);
-            if var.sqrt() < 1e-6 { 1.0 } else { var.sqrt() as f32 }
+            if var.sqrt() < 1e-6 {
+                1.0
+            } else {
+                var.sqrt() as f32
+            }
         })
         .collect();
     Normalization { mode: "per_channel".into(), mean: mean.iter().map(|&m| m as f32).collect(), std }

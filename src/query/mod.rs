@@ -58,7 +58,11 @@ pub fn write(frame: &mut DataFrame, format: Format, out: &mut dyn Write) -> Resu
             let names: Vec<String> = frame.get_column_names().iter().map(|n| csv_field(n.as_str())).collect();
             writeln!(out, "{}", names.join(",")).map_err(write_error)?;
             for row in 0..frame.height() {
-                let fields: Vec<String> = frame.columns().iter().map(|col| csv_field(&json_value(col.get(row).unwrap_or(AnyValue::Null)).to_string_plain())).collect();
+                let fields: Vec<String> = frame
+                    .columns()
+                    .iter()
+                    .map(|col| csv_field(&json_value(col.get(row).unwrap_or(AnyValue::Null)).to_string_plain()))
+                    .collect();
                 writeln!(out, "{}", fields.join(",")).map_err(write_error)?;
             }
         }

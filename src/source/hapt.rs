@@ -15,14 +15,7 @@ use super::{is_gzip, read_file, Dataset, SourceError};
 pub const CHANNELS: [&str; 6] = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"];
 
 /// Class names for labels 0..6 (HAPT activities 1..=6).
-const CLASS_NAMES: [&str; 6] = [
-    "walking",
-    "walking_upstairs",
-    "walking_downstairs",
-    "sitting",
-    "standing",
-    "laying",
-];
+const CLASS_NAMES: [&str; 6] = ["walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "laying"];
 
 /// Column names of the float block in the pickled DataFrames, in `CHANNELS` order.
 const SIGNAL_COLUMNS: [&str; 6] = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"];
@@ -35,39 +28,23 @@ const LABEL_COLUMNS: [&str; 2] = ["sequence", "label"];
 pub fn read(path: &Path, window: usize, step: usize) -> Result<Dataset, SourceError> {
     let bad = |detail: String| SourceError::malformed(path, detail);
     if window == 0 || step == 0 {
-        return Err(bad(format!(
-            "window ({window}) and step ({step}) must be positive"
-        )));
+        return Err(bad(format!("window ({window}) and step ({step}) must be positive")));
     }
     let bytes = read_file(path)?;
     if !is_gzip(&bytes) {
-        return Err(bad(
-            "expected a gzip-compressed pickle, but the file lacks the gzip magic 1f 8b".into(),
-        ));
+        return Err(bad("expected a gzip-compressed pickle, but the file lacks the gzip magic 1f 8b".into()));
     }
-    let options = DeOptions::new()
-        .keep_restore_state()
-        .replace_unresolved_globals()
-        .replace_recursive_structures();
-    let value =
-        serde_pickle::value_from_reader(flate2::read::MultiGzDecoder::new(&bytes[..]), options)
-            .map_err(|e| {
-                bad(format!(
-                    "expected a pickle of dict user → list of pandas DataFrames: {e}"
-                ))
-            })?;
+    let options = DeOptions::new().keep_restore_state().replace_unresolved_globals().replace_recursive_structures();
+    let value = serde_pickle::value_from_reader(flate2::read::MultiGzDecoder::new(&bytes[..]), options)
+        .map_err(|e| bad(format!("expected a pickle of dict user → list of pandas DataFrames: {e}")))?;
     let Value::Dict(users) = value else {
-        return Err(bad(
-            "expected a pickled dict of user id → recordings at the top".into(),
-        ));
+        return Err(bad("expected a pickled dict of user id → recordings at the top".into()));
     };
     let mut users = users
         .into_iter()
         .map(|(key, recordings)| match key {
             HashableValue::I64(user) => Ok((user, recordings)),
-            other => Err(bad(format!(
-                "expected integer user ids as dict keys, found {other:?}"
-            ))),
+            other => Err(bad(format!("expected integer user ids as dict keys, found {other:?}"))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     users.sort_by_key(|&(user, _)| user);
@@ -86,13 +63,12 @@ pub fn read(path: &Path, window: usize, step: usize) -> Result<Dataset, SourceEr
             return Err(bad(format!("user {user}: expected a list of recordings")));
         };
         for (r, recording) in recordings.iter().enumerate() {
-            let (signals, labels) = recording_blocks(recording)
-                .map_err(|e| bad(format!("user {user} recording {r}: {e}")))?;
+            let (signals, labels) =
+                recording_blocks(recording).map_err(|e| bad(format!("user {user} recording {r}: {e}")))?;
             let n = labels.len();
             for (start, activity) in windows(&labels, window, step) {
                 for c in 0..CHANNELS.len() {
-                    data.inputs
-                        .extend_from_slice(&signals[c * n + start..][..window]);
+                    data.inputs.extend_from_slice(&signals[c * n + start..][..window]);
                 }
                 data.labels.push(activity - 1);
                 groups.push(user);
@@ -125,19 +101,12 @@ fn recording_blocks(frame: &Value) -> Result<(Vec<f32>, Vec<i64>), String> {
     let parts = match frame {
         Value::Dict(state) => match state.get(&HashableValue::String("_data".into())) {
             Some(Value::Tuple(parts)) if parts.len() >= 3 => parts,
-            _ => {
-                return Err(
-                    "expected a DataFrame state whose '_data' is a block-manager state tuple"
-                        .into(),
-                )
-            }
+            _ => return Err("expected a DataFrame state whose '_data' is a block-manager state tuple".into()),
         },
         _ => return Err("expected a pickled pandas DataFrame".into()),
     };
     let (Value::List(values), Value::List(items)) = (&parts[1], &parts[2]) else {
-        return Err(
-            "expected lists of block values and block items in the block-manager state".into(),
-        );
+        return Err("expected lists of block values and block items in the block-manager state".into());
     };
     let mut signals = None;
     let mut labels = None;
@@ -153,15 +122,10 @@ fn recording_blocks(frame: &Value) -> Result<(Vec<f32>, Vec<i64>), String> {
         return Err(format!("expected a float64 block with columns {SIGNAL_COLUMNS:?} and an int64 block with columns {LABEL_COLUMNS:?}"));
     };
     if n != m {
-        return Err(format!(
-            "signal block has {n} time steps but label block has {m}"
-        ));
+        return Err(format!("signal block has {n} time steps but label block has {m}"));
     }
     let words = |bytes: &[u8]| -> Vec<[u8; 8]> {
-        bytes
-            .chunks_exact(8)
-            .map(|b| [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-            .collect()
+        bytes.chunks_exact(8).map(|b| [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]).collect()
     };
     let counter_and_labels: Vec<i64> = words(labels).into_iter().map(i64::from_le_bytes).collect();
     // The counter 0..N-1 confirms the block holds little-endian int64.
@@ -171,17 +135,13 @@ fn recording_blocks(frame: &Value) -> Result<(Vec<f32>, Vec<i64>), String> {
             counter_and_labels[t]
         ));
     }
-    let signals = words(signals)
-        .into_iter()
-        .map(|w| f64::from_le_bytes(w) as f32)
-        .collect();
+    let signals = words(signals).into_iter().map(|w| f64::from_le_bytes(w) as f32).collect();
     Ok((signals, counter_and_labels[n..].to_vec()))
 }
 
 /// Column names of a pickled block-items Index: `(_new_Index args: (cls, {'data': ndarray of str, …}))`.
 fn column_names(item: &Value) -> Result<Vec<&str>, String> {
-    let not_names =
-        || "expected block items to be a pickled pandas Index of column names".to_string();
+    let not_names = || "expected block items to be a pickled pandas Index of column names".to_string();
     let Value::Tuple(args) = item else {
         return Err(not_names());
     };
@@ -212,17 +172,11 @@ fn raw_block(block: &Value, rows: usize) -> Result<(&[u8], usize), String> {
     let (Some(Value::Tuple(shape)), Some(Value::Bool(fortran)), Some(Value::Bytes(raw))) =
         (state.get(1), state.get(3), state.get(4))
     else {
-        return Err(
-            "expected a numpy array state (version, shape, dtype, is_fortran, raw bytes)".into(),
-        );
+        return Err("expected a numpy array state (version, shape, dtype, is_fortran, raw bytes)".into());
     };
     let n = match shape.as_slice() {
         [Value::I64(r), Value::I64(n)] if *r == rows as i64 && *n >= 0 => *n as usize,
-        _ => {
-            return Err(format!(
-                "expected a block of shape ({rows}, N), found {shape:?}"
-            ))
-        }
+        _ => return Err(format!("expected a block of shape ({rows}, N), found {shape:?}")),
     };
     if *fortran {
         return Err("expected a C-ordered block, found a Fortran-ordered one".into());
@@ -311,31 +265,20 @@ ab34f91d69f27ba9c91f94f4f6a46bf2470e3f494dfeac6eec4dd7e42f1c7e7534f95b4a93bf2b4d
         assert_eq!(d.sample_shape, vec![6, 3]);
         assert_eq!(d.class_names[5], "laying");
         let expected = |n: usize, base: usize, start: usize| -> Vec<f32> {
-            (0..6)
-                .flat_map(|c| (0..3).map(move |t| (c * n + start + t + base) as f32 / 4.0))
-                .collect()
+            (0..6).flat_map(|c| (0..3).map(move |t| (c * n + start + t + base) as f32 / 4.0)).collect()
         };
         assert_eq!(d.sample(0), expected(7, 100, 0).as_slice());
         assert_eq!(d.sample(1), expected(3, 200, 0).as_slice());
         assert_eq!(d.sample(3), expected(12, 0, 3).as_slice());
         assert_eq!(d.sample(4), expected(12, 0, 9).as_slice());
-        assert_eq!(
-            read(&fixture(&dir), 2, 1).unwrap().len(),
-            3 + 1 + 2 + 4 + 1 + 2
-        );
+        assert_eq!(read(&fixture(&dir), 2, 1).unwrap().len(), 3 + 1 + 2 + 4 + 1 + 2);
     }
 
     #[test]
     fn windows_fit_inside_runs() {
         let labels = [-1, 2, 2, 2, 2, 2, 2, 2, 5, 5, 7, 7, 7, 1, 1, 1];
-        assert_eq!(
-            windows(&labels, 3, 2),
-            vec![(1, 2), (3, 2), (5, 2), (13, 1)]
-        );
-        assert_eq!(
-            windows(&labels, 2, 3),
-            vec![(1, 2), (4, 2), (8, 5), (13, 1)]
-        );
+        assert_eq!(windows(&labels, 3, 2), vec![(1, 2), (3, 2), (5, 2), (13, 1)]);
+        assert_eq!(windows(&labels, 2, 3), vec![(1, 2), (4, 2), (8, 5), (13, 1)]);
         assert_eq!(windows(&labels, 8, 1), vec![]);
     }
 
@@ -345,10 +288,7 @@ ab34f91d69f27ba9c91f94f4f6a46bf2470e3f494dfeac6eec4dd7e42f1c7e7534f95b4a93bf2b4d
         let path = dir.path().join("x.pkl.gz");
         let message = |bytes: &[u8]| {
             std::fs::write(&path, bytes).unwrap();
-            read(&path, 4, 2)
-                .unwrap_err()
-                .to_string()
-                .replace(&path.display().to_string(), "x")
+            read(&path, 4, 2).unwrap_err().to_string().replace(&path.display().to_string(), "x")
         };
         assert_eq!(
             message(b"\x80\x02}q\x00."),
@@ -357,10 +297,7 @@ ab34f91d69f27ba9c91f94f4f6a46bf2470e3f494dfeac6eec4dd7e42f1c7e7534f95b4a93bf2b4d
         assert!(message(&gzip(b"not a pickle"))
             .starts_with("x: expected a pickle of dict user → list of pandas DataFrames: "));
         let list = serde_pickle::to_vec(&vec![1, 2], Default::default()).unwrap();
-        assert_eq!(
-            message(&gzip(&list)),
-            "x: expected a pickled dict of user id → recordings at the top"
-        );
+        assert_eq!(message(&gzip(&list)), "x: expected a pickled dict of user id → recordings at the top");
         let frames: BTreeMap<i64, Vec<BTreeMap<String, i64>>> =
             [(5, vec![BTreeMap::from([("_typ".into(), 1)])])].into();
         let frames = serde_pickle::to_vec(&frames, Default::default()).unwrap();
@@ -369,11 +306,7 @@ ab34f91d69f27ba9c91f94f4f6a46bf2470e3f494dfeac6eec4dd7e42f1c7e7534f95b4a93bf2b4d
             "x: user 5 recording 0: expected a DataFrame state whose '_data' is a block-manager state tuple"
         );
         assert_eq!(
-            read(&fixture(&dir), 0, 1)
-                .unwrap_err()
-                .to_string()
-                .rsplit(": ")
-                .next(),
+            read(&fixture(&dir), 0, 1).unwrap_err().to_string().rsplit(": ").next(),
             Some("window (0) and step (1) must be positive")
         );
     }

@@ -62,11 +62,7 @@ impl Dataset {
         let n = self.len();
         let expected = n.checked_mul(self.sample_len());
         if expected != Some(self.inputs.len()) {
-            return bad(format!(
-                "{} input values for {n} samples of shape {:?}",
-                self.inputs.len(),
-                self.sample_shape
-            ));
+            return bad(format!("{} input values for {n} samples of shape {:?}", self.inputs.len(), self.sample_shape));
         }
         if let Some(groups) = &self.groups {
             if groups.len() != n {
@@ -85,12 +81,7 @@ impl Dataset {
             }
         }
         for i in 0..n {
-            if let Some((j, v)) = self
-                .sample(i)
-                .iter()
-                .enumerate()
-                .find(|(_, v)| !v.is_finite())
-            {
+            if let Some((j, v)) = self.sample(i).iter().enumerate().find(|(_, v)| !v.is_finite()) {
                 return bad(format!("sample {i}: value {j} is not finite ({v})"));
             }
         }
@@ -112,17 +103,11 @@ pub enum SourceError {
 
 impl SourceError {
     fn malformed(path: &Path, detail: impl Into<String>) -> Self {
-        SourceError::Malformed {
-            path: path.to_path_buf(),
-            detail: detail.into(),
-        }
+        SourceError::Malformed { path: path.to_path_buf(), detail: detail.into() }
     }
 
     fn io(path: &Path, source: std::io::Error) -> Self {
-        SourceError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        SourceError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -170,12 +155,7 @@ fn concat_given_splits(
     if train.class_names != test.class_names {
         return Err(SourceError::malformed(
             test_path,
-            format!(
-                "classes {:?} differ from {:?} in {}",
-                test.class_names,
-                train.class_names,
-                train_path.display()
-            ),
+            format!("classes {:?} differ from {:?} in {}", test.class_names, train.class_names, train_path.display()),
         ));
     }
     let mut given_split = vec![GivenSplit::Train; train.len()];
@@ -243,22 +223,13 @@ mod tests {
         assert_eq!(d.len(), 4);
         assert_eq!(
             d.given_split.as_deref(),
-            Some(
-                &[
-                    GivenSplit::Train,
-                    GivenSplit::Train,
-                    GivenSplit::Test,
-                    GivenSplit::Test
-                ][..]
-            )
+            Some(&[GivenSplit::Train, GivenSplit::Train, GivenSplit::Test, GivenSplit::Test][..])
         );
         assert_eq!(d.groups, Some(vec![7, 7, 7, 7]));
         assert_eq!(d.sample(2), &[1.0, 2.0, 3.0, 4.0]);
         let mut other = tiny();
         other.class_names[1] = "c".into();
-        let e = concat_given_splits(tiny(), other, Path::new("tr"), Path::new("te"))
-            .unwrap_err()
-            .to_string();
+        let e = concat_given_splits(tiny(), other, Path::new("tr"), Path::new("te")).unwrap_err().to_string();
         assert_eq!(e, r#"te: classes ["a", "c"] differ from ["a", "b"] in tr"#);
     }
 }

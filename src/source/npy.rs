@@ -45,47 +45,29 @@ pub fn read_array(path: &Path) -> Result<NpyArray, SourceError> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        2 | 3 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        major => {
-            return Err(bad(format!(
-                "unsupported .npy format version {major}.{}",
-                bytes[7]
-            )))
-        }
+        2 | 3 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        major => return Err(bad(format!("unsupported .npy format version {major}.{}", bytes[7]))),
     };
     let header = bytes.get(start..start + header_len).ok_or_else(|| {
         let found = bytes.len() - start;
-        bad(format!(
-            "truncated header: expected {header_len} bytes, found {found}"
-        ))
+        bad(format!("truncated header: expected {header_len} bytes, found {found}"))
     })?;
     let header = std::str::from_utf8(header).map_err(|_| bad("header is not text".into()))?;
-    let (descr, shape) =
-        parse_header(header).map_err(|e| bad(format!("header {:?}: {e}", header.trim_end())))?;
+    let (descr, shape) = parse_header(header).map_err(|e| bad(format!("header {:?}: {e}", header.trim_end())))?;
     let payload = &bytes[start + header_len..];
     let size: usize = match &descr[1..] {
         "f4" | "i4" | "u4" => 4,
         "f8" | "i8" => 8,
         "i2" | "u2" => 2,
         "i1" | "u1" => 1,
-        _ => {
-            return Err(bad(format!(
-                "unsupported dtype {descr:?} (expected f4, f8, i1, i2, i4, i8, u1, u2 or u4)"
-            )))
-        }
+        _ => return Err(bad(format!("unsupported dtype {descr:?} (expected f4, f8, i1, i2, i4, i8, u1, u2 or u4)"))),
     };
     let needed = shape
         .iter()
         .try_fold(size, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
     if payload.len() != needed {
-        return Err(bad(format!(
-            "shape {shape:?} of {descr} needs {needed} data bytes, found {}",
-            payload.len()
-        )));
+        return Err(bad(format!("shape {shape:?} of {descr} needs {needed} data bytes, found {}", payload.len())));
     }
     let data = match &descr[1..] {
         "f4" => NpyData::F32(decode(payload, f32::from_le_bytes)),
@@ -104,10 +86,7 @@ pub fn read_array(path: &Path) -> Result<NpyArray, SourceError> {
 
 /// Decodes consecutive `W`-byte little-endian items.
 fn decode<const W: usize, T>(payload: &[u8], from: impl Fn([u8; W]) -> T) -> Vec<T> {
-    payload
-        .chunks_exact(W)
-        .map(|b| from(std::array::from_fn(|i| b[i])))
-        .collect()
+    payload.chunks_exact(W).map(|b| from(std::array::from_fn(|i| b[i]))).collect()
 }
 
 /// Parses the header dict `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` into
@@ -119,43 +98,26 @@ fn parse_header(header: &str) -> Result<(String, Vec<usize>), String> {
             .or_else(|| header.find(&format!("\"{key}\"")))
             .ok_or_else(|| format!("no '{key}' field"))?;
         let rest = header[at + key.len() + 2..].trim_start();
-        Ok(rest
-            .strip_prefix(':')
-            .ok_or_else(|| format!("no ':' after '{key}'"))?
-            .trim_start())
+        Ok(rest.strip_prefix(':').ok_or_else(|| format!("no ':' after '{key}'"))?.trim_start())
     };
     let descr = field("descr")?;
-    let quote = descr
-        .chars()
-        .next()
-        .filter(|&q| q == '\'' || q == '"')
-        .ok_or("descr is not a simple dtype string")?;
+    let quote = descr.chars().next().filter(|&q| q == '\'' || q == '"').ok_or("descr is not a simple dtype string")?;
     let descr = descr[1..].split(quote).next().unwrap_or_default();
     match descr.chars().next() {
         Some('<' | '|') if descr.len() > 1 => {}
         Some('>') => return Err(format!("big-endian dtype {descr} is not supported")),
-        _ => {
-            return Err(format!(
-                "unsupported dtype {descr:?} (expected little-endian '<' or '|')"
-            ))
-        }
+        _ => return Err(format!("unsupported dtype {descr:?} (expected little-endian '<' or '|')")),
     }
     if !field("fortran_order")?.starts_with("False") {
         return Err("fortran_order=True is not supported (save a C-ordered array)".into());
     }
     let shape = field("shape")?;
-    let inner = shape
-        .strip_prefix('(')
-        .and_then(|s| s.split(')').next())
-        .ok_or("shape is not a tuple")?;
+    let inner = shape.strip_prefix('(').and_then(|s| s.split(')').next()).ok_or("shape is not a tuple")?;
     let shape = inner
         .split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
-        .map(|d| {
-            d.parse::<usize>()
-                .map_err(|_| format!("bad shape dimension {d:?}"))
-        })
+        .map(|d| d.parse::<usize>().map_err(|_| format!("bad shape dimension {d:?}")))
         .collect::<Result<_, _>>()?;
     Ok((descr.to_string(), shape))
 }
@@ -172,18 +134,10 @@ pub fn write_i64(path: &Path, shape: &[usize], data: &[i64]) -> std::io::Result<
     write(path, "<i8", shape, data.len(), &bytes)
 }
 
-fn write(
-    path: &Path,
-    descr: &str,
-    shape: &[usize],
-    count: usize,
-    payload: &[u8],
-) -> std::io::Result<()> {
+fn write(path: &Path, descr: &str, shape: &[usize], count: usize, payload: &[u8]) -> std::io::Result<()> {
     let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
     if shape.iter().product::<usize>() != count {
-        return Err(invalid(format!(
-            "shape {shape:?} does not hold {count} values"
-        )));
+        return Err(invalid(format!("shape {shape:?} does not hold {count} values")));
     }
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let tuple = match dims.len() {
@@ -196,8 +150,8 @@ fn write(
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
-    let header_len = u16::try_from(header.len())
-        .map_err(|_| invalid(format!("shape {shape:?} gives too long a header")))?;
+    let header_len =
+        u16::try_from(header.len()).map_err(|_| invalid(format!("shape {shape:?} gives too long a header")))?;
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
     file.write_all(MAGIC)?;
     file.write_all(&[1, 0])?;
@@ -210,21 +164,13 @@ fn write(
 /// Reads a dataset: float inputs laid out as `layout` says, integer labels of shape (N,)
 /// already in 0..K-1 (K = largest label + 1, classes named "0".."K-1") and optional integer
 /// groups of shape (N,).
-pub fn read(
-    inputs: &Path,
-    labels: &Path,
-    groups: Option<&Path>,
-    layout: NpyLayout,
-) -> Result<Dataset, SourceError> {
+pub fn read(inputs: &Path, labels: &Path, groups: Option<&Path>, layout: NpyLayout) -> Result<Dataset, SourceError> {
     let x = read_array(inputs)?;
     let values = match x.data {
         NpyData::F32(v) => v,
         NpyData::F64(v) => v.into_iter().map(|v| v as f32).collect(),
         NpyData::I64(_) => {
-            return Err(SourceError::malformed(
-                inputs,
-                "expected float32 or float64 inputs, found integers",
-            ))
+            return Err(SourceError::malformed(inputs, "expected float32 or float64 inputs, found integers"))
         }
     };
     let sample_shape = match (layout, x.shape.as_slice()) {
@@ -269,19 +215,12 @@ pub fn read(
 fn read_per_sample(path: &Path, inputs: &Path, n: usize) -> Result<Vec<i64>, SourceError> {
     let array = read_array(path)?;
     let NpyData::I64(values) = array.data else {
-        return Err(SourceError::malformed(
-            path,
-            "expected an integer array, found floats",
-        ));
+        return Err(SourceError::malformed(path, "expected an integer array, found floats"));
     };
     if array.shape != [n] {
         return Err(SourceError::malformed(
             path,
-            format!(
-                "shape {:?} does not match the {n} samples of {}; expected [{n}]",
-                array.shape,
-                inputs.display()
-            ),
+            format!("shape {:?} does not match the {n} samples of {}; expected [{n}]", array.shape, inputs.display()),
         ));
     }
     Ok(values)
@@ -312,9 +251,7 @@ mod tests {
 
     fn error(bytes: &[u8]) -> String {
         let dir = tempfile::tempdir().unwrap();
-        let e = read_array(&put(&dir, "a.npy", bytes))
-            .unwrap_err()
-            .to_string();
+        let e = read_array(&put(&dir, "a.npy", bytes)).unwrap_err().to_string();
         e.replace(&dir.path().display().to_string(), "D")
     }
 
@@ -324,32 +261,11 @@ mod tests {
         let read = |bytes| read_array(&put(&dir, "a.npy", bytes)).unwrap();
         assert_eq!(
             read(NUMPY_F32_2X3),
-            NpyArray {
-                shape: vec![2, 3],
-                data: NpyData::F32(vec![0.5, -1.25, 2.0, 3.0, 4.5, -6.0])
-            }
+            NpyArray { shape: vec![2, 3], data: NpyData::F32(vec![0.5, -1.25, 2.0, 3.0, 4.5, -6.0]) }
         );
-        assert_eq!(
-            read(NUMPY_I2_4),
-            NpyArray {
-                shape: vec![4],
-                data: NpyData::I64(vec![-2, 0, 3, 32767])
-            }
-        );
-        assert_eq!(
-            read(NUMPY_U1_V2),
-            NpyArray {
-                shape: vec![3],
-                data: NpyData::I64(vec![0, 7, 255])
-            }
-        );
-        assert_eq!(
-            read(NUMPY_F8_V3),
-            NpyArray {
-                shape: vec![2],
-                data: NpyData::F64(vec![1.5, -2.0])
-            }
-        );
+        assert_eq!(read(NUMPY_I2_4), NpyArray { shape: vec![4], data: NpyData::I64(vec![-2, 0, 3, 32767]) });
+        assert_eq!(read(NUMPY_U1_V2), NpyArray { shape: vec![3], data: NpyData::I64(vec![0, 7, 255]) });
+        assert_eq!(read(NUMPY_F8_V3), NpyArray { shape: vec![2], data: NpyData::F64(vec![1.5, -2.0]) });
     }
 
     #[test]
@@ -358,16 +274,12 @@ mod tests {
             error(NUMPY_BIG_ENDIAN),
             r#"D/a.npy: header "{'descr': '>f4', 'fortran_order': False, 'shape': (1,), }": big-endian dtype >f4 is not supported"#
         );
-        assert!(error(NUMPY_FORTRAN)
-            .ends_with(": fortran_order=True is not supported (save a C-ordered array)"));
+        assert!(error(NUMPY_FORTRAN).ends_with(": fortran_order=True is not supported (save a C-ordered array)"));
         assert_eq!(
             error(&NUMPY_F32_2X3[..NUMPY_F32_2X3.len() - 1]),
             "D/a.npy: shape [2, 3] of <f4 needs 24 data bytes, found 23"
         );
-        assert_eq!(
-            error(b"PK\x03\x04"),
-            "D/a.npy: not a .npy file: missing the \\x93NUMPY magic"
-        );
+        assert_eq!(error(b"PK\x03\x04"), "D/a.npy: not a .npy file: missing the \\x93NUMPY magic");
         let mut unsigned64 = NUMPY_I2_4.to_vec();
         let at = unsigned64.windows(3).position(|w| w == b"<i2").unwrap();
         unsigned64[at + 1..at + 3].copy_from_slice(b"u8");
@@ -386,29 +298,16 @@ mod tests {
         // Same header length, dict and data as numpy's file; numpy pads the dict differently.
         assert_eq!(written.len(), NUMPY_F32_2X3.len());
         assert_eq!(written[..10], NUMPY_F32_2X3[..10]);
-        assert!(written[10..]
-            .starts_with(b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } "));
+        assert!(written[10..].starts_with(b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } "));
         assert_eq!(written[127..], NUMPY_F32_2X3[127..]);
 
         write_i64(&path, &[3], &[-1, 0, i64::MAX]).unwrap();
         let back = read_array(&path).unwrap();
-        assert_eq!(
-            back,
-            NpyArray {
-                shape: vec![3],
-                data: NpyData::I64(vec![-1, 0, i64::MAX])
-            }
-        );
+        assert_eq!(back, NpyArray { shape: vec![3], data: NpyData::I64(vec![-1, 0, i64::MAX]) });
         assert_eq!(std::fs::read(&path).unwrap().len(), 128 + 24);
 
         write_f32(&path, &[], &[7.0]).unwrap();
-        assert_eq!(
-            read_array(&path).unwrap(),
-            NpyArray {
-                shape: vec![],
-                data: NpyData::F32(vec![7.0])
-            }
-        );
+        assert_eq!(read_array(&path).unwrap(), NpyArray { shape: vec![], data: NpyData::F32(vec![7.0]) });
         assert!(write_f32(&path, &[2, 2], &[1.0]).is_err());
     }
 
@@ -434,46 +333,23 @@ mod tests {
             .ends_with("x.npy: expected series inputs of shape N×C×T, found [2, 1, 2, 2]"));
 
         write_f32(&x, &[2, 4], &[0.; 8]).unwrap();
-        let e = read(&x, &y, None, NpyLayout::Image)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.ends_with("expected image inputs of shape N×H×W or N×C×H×W, found [2, 4]"),
-            "{e}"
-        );
+        let e = read(&x, &y, None, NpyLayout::Image).unwrap_err().to_string();
+        assert!(e.ends_with("expected image inputs of shape N×H×W or N×C×H×W, found [2, 4]"), "{e}");
         write_f32(&x, &[2, 2, 2], &[0.; 8]).unwrap();
-        assert_eq!(
-            read(&x, &y, None, NpyLayout::Image).unwrap().sample_shape,
-            vec![1, 2, 2]
-        );
-        assert_eq!(
-            read(&x, &y, None, NpyLayout::Series).unwrap().sample_shape,
-            vec![2, 2]
-        );
+        assert_eq!(read(&x, &y, None, NpyLayout::Image).unwrap().sample_shape, vec![1, 2, 2]);
+        assert_eq!(read(&x, &y, None, NpyLayout::Series).unwrap().sample_shape, vec![2, 2]);
 
         write_i64(&y, &[3], &[0, 1, 0]).unwrap();
-        let e = read(&x, &y, None, NpyLayout::Series)
-            .unwrap_err()
-            .to_string();
+        let e = read(&x, &y, None, NpyLayout::Series).unwrap_err().to_string();
         assert_eq!(
             e.replace(&dir.path().display().to_string(), "D"),
             "D/y.npy: shape [3] does not match the 2 samples of D/x.npy; expected [2]"
         );
         write_i64(&y, &[2], &[0, -1]).unwrap();
-        let e = read(&x, &y, None, NpyLayout::Series)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.ends_with("y.npy: label -1 at index 1 is negative; labels must already be 0..K-1"),
-            "{e}"
-        );
+        let e = read(&x, &y, None, NpyLayout::Series).unwrap_err().to_string();
+        assert!(e.ends_with("y.npy: label -1 at index 1 is negative; labels must already be 0..K-1"), "{e}");
         write_f32(&y, &[2], &[0., 1.]).unwrap();
-        let e = read(&x, &y, None, NpyLayout::Series)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.ends_with("y.npy: expected an integer array, found floats"),
-            "{e}"
-        );
+        let e = read(&x, &y, None, NpyLayout::Series).unwrap_err().to_string();
+        assert!(e.ends_with("y.npy: expected an integer array, found floats"), "{e}");
     }
 }

@@ -24,19 +24,14 @@ pub fn read(path: &Path) -> Result<Dataset, SourceError> {
             continue;
         }
         let parsed = if in_data {
-            parse_series(line, class_names.as_deref(), &mut shape, &mut inputs)
-                .map(|label| labels.push(label))
+            parse_series(line, class_names.as_deref(), &mut shape, &mut inputs).map(|label| labels.push(label))
         } else {
             parse_header(line, &mut class_names, &mut in_data)
         };
         parsed.map_err(|e| SourceError::malformed(path, format!("line {}: {e}", index + 1)))?;
     }
     let Some((channels, length)) = shape else {
-        let what = if in_data {
-            "no series after @data"
-        } else {
-            "no @data line"
-        };
+        let what = if in_data { "no series after @data" } else { "no @data line" };
         return Err(SourceError::malformed(path, what));
     };
     let data = Dataset {
@@ -52,30 +47,19 @@ pub fn read(path: &Path) -> Result<Dataset, SourceError> {
 }
 
 /// Handles one line before `@data`.
-fn parse_header(
-    line: &str,
-    class_names: &mut Option<Vec<String>>,
-    in_data: &mut bool,
-) -> Result<(), String> {
+fn parse_header(line: &str, class_names: &mut Option<Vec<String>>, in_data: &mut bool) -> Result<(), String> {
     let mut words = line.split_whitespace();
     let keyword = words.next().unwrap_or_default().to_ascii_lowercase();
     let flag = words.next().map(str::to_ascii_lowercase);
     match (keyword.as_str(), flag.as_deref()) {
         ("@classlabel", Some("true")) => *class_names = Some(words.map(String::from).collect()),
         ("@classlabel", _) => {
-            return Err(
-                "expected `@classLabel true <labels>` (only classification sets are supported)"
-                    .into(),
-            )
+            return Err("expected `@classLabel true <labels>` (only classification sets are supported)".into())
         }
         ("@timestamps", Some("true")) => return Err("timestamped series are not supported".into()),
         ("@data", _) => *in_data = true,
         (keyword, _) if keyword.starts_with('@') => {}
-        _ => {
-            return Err(format!(
-                "expected a header line starting with '@' before @data, found {line:?}"
-            ))
-        }
+        _ => return Err(format!("expected a header line starting with '@' before @data, found {line:?}")),
     }
     Ok(())
 }
@@ -98,13 +82,9 @@ fn parse_series(
         .iter()
         .position(|c| c == label)
         .ok_or_else(|| format!("class label {label:?} is not one of @classLabel {classes:?}"))?;
-    let (channels, length) =
-        *shape.get_or_insert_with(|| (parts.len(), parts[0].split(',').count()));
+    let (channels, length) = *shape.get_or_insert_with(|| (parts.len(), parts[0].split(',').count()));
     if parts.len() != channels {
-        return Err(format!(
-            "series has {} channels, expected {channels}",
-            parts.len()
-        ));
+        return Err(format!("series has {} channels, expected {channels}", parts.len()));
     }
     for (c, part) in (1..).zip(parts) {
         let before = inputs.len();
@@ -115,9 +95,9 @@ fn parse_series(
                     "missing value '?' at value {j} of channel {c} (missing values are not supported)"
                 ));
             }
-            let value = value.parse::<f32>().map_err(|_| {
-                format!("value {j} of channel {c}: cannot parse {value:?} as a number")
-            })?;
+            let value = value
+                .parse::<f32>()
+                .map_err(|_| format!("value {j} of channel {c}: cannot parse {value:?} as a number"))?;
             inputs.push(value);
         }
         let found = inputs.len() - before;
@@ -152,10 +132,7 @@ mod tests {
     fn error(body: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "x.ts", body);
-        read(&path)
-            .unwrap_err()
-            .to_string()
-            .replace(&path.display().to_string(), "x.ts")
+        read(&path).unwrap_err().to_string().replace(&path.display().to_string(), "x.ts")
     }
 
     #[test]
@@ -177,10 +154,7 @@ mod tests {
             error("1,2,3:4,5,6:run\n1,2,3:4,5:walk\n"),
             "x.ts: line 6: series has 2 values in channel 2, expected 3 (unequal lengths are not supported)"
         );
-        assert_eq!(
-            error("1,2:3,4:run\n1,2:walk\n"),
-            "x.ts: line 6: series has 1 channels, expected 2"
-        );
+        assert_eq!(error("1,2:3,4:run\n1,2:walk\n"), "x.ts: line 6: series has 1 channels, expected 2");
         assert_eq!(
             error("1,?:3,4:run\n"),
             "x.ts: line 5: missing value '?' at value 2 of channel 1 (missing values are not supported)"
@@ -189,19 +163,10 @@ mod tests {
             error("1,2:3,4:jump\n"),
             r#"x.ts: line 5: class label "jump" is not one of @classLabel ["walk", "run"]"#
         );
-        assert_eq!(
-            error("1,x:3,4:run\n"),
-            r#"x.ts: line 5: value 2 of channel 1: cannot parse "x" as a number"#
-        );
-        assert_eq!(
-            error("1,2,3\n"),
-            "x.ts: line 5: expected channels separated by ':' followed by the class label"
-        );
+        assert_eq!(error("1,x:3,4:run\n"), r#"x.ts: line 5: value 2 of channel 1: cannot parse "x" as a number"#);
+        assert_eq!(error("1,2,3\n"), "x.ts: line 5: expected channels separated by ':' followed by the class label");
         assert_eq!(error(""), "x.ts: no series after @data");
-        assert_eq!(
-            error("1,nan:3,4:run\n"),
-            "x.ts: sample 0: value 1 is not finite (NaN)"
-        );
+        assert_eq!(error("1,nan:3,4:run\n"), "x.ts: sample 0: value 1 is not finite (NaN)");
     }
 
     #[test]
@@ -210,13 +175,13 @@ mod tests {
         let path = dir.path().join("h.ts");
         std::fs::write(&path, "@classLabel false\n@data\n1:2\n").unwrap();
         let e = read(&path).unwrap_err().to_string();
-        assert!(e.ends_with("h.ts: line 1: expected `@classLabel true <labels>` (only classification sets are supported)"), "{e}");
-        std::fs::write(&path, "@data\n1,2:walk\n").unwrap();
-        let e = read(&path).unwrap_err().to_string();
         assert!(
-            e.ends_with("h.ts: line 2: series before any `@classLabel true ...` header"),
+            e.ends_with("h.ts: line 1: expected `@classLabel true <labels>` (only classification sets are supported)"),
             "{e}"
         );
+        std::fs::write(&path, "@data\n1,2:walk\n").unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.ends_with("h.ts: line 2: series before any `@classLabel true ...` header"), "{e}");
     }
 
     #[test]
@@ -226,16 +191,10 @@ mod tests {
         let test = write(&dir, "te.ts", "5,6:7,8:walk\n0,0:0,0:walk\n");
         let d = read_train_test(&train, &test).unwrap();
         assert_eq!(d.labels, vec![1, 0, 0]);
-        assert_eq!(
-            d.given_split,
-            Some(vec![GivenSplit::Train, GivenSplit::Test, GivenSplit::Test])
-        );
+        assert_eq!(d.given_split, Some(vec![GivenSplit::Train, GivenSplit::Test, GivenSplit::Test]));
         assert_eq!(d.sample(1), &[5.0, 6.0, 7.0, 8.0]);
         let odd = write(&dir, "odd.ts", "1,2,3:4,5,6:run\n");
         let e = read_train_test(&train, &odd).unwrap_err().to_string();
-        assert!(
-            e.contains("odd.ts: sample shape [2, 3] differs from [2, 2] in"),
-            "{e}"
-        );
+        assert!(e.contains("odd.ts: sample shape [2, 3] differs from [2, 2] in"), "{e}");
     }
 }

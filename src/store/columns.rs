@@ -44,12 +44,7 @@ pub struct ColumnDoc {
     pub description: &'static str,
 }
 
-const fn col(
-    name: &'static str,
-    type_name: &'static str,
-    nullable: bool,
-    description: &'static str,
-) -> ColumnDoc {
+const fn col(name: &'static str, type_name: &'static str, nullable: bool, description: &'static str) -> ColumnDoc {
     ColumnDoc { name, type_name, nullable, description }
 }
 

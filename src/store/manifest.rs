@@ -149,10 +149,13 @@ pub fn versions(store: &Path) -> Result<Vec<u64>, StoreError> {
 pub fn read(store: &Path, version: u64) -> Result<Manifest, StoreError> {
     let path = store.join(MANIFEST_DIR).join(manifest_name(version));
     let text = fs::read_to_string(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
     if manifest.format != "kdstore" {
-        return Err(StoreError::Corrupt { path, detail: format!("format is '{}', expected 'kdstore'", manifest.format) });
+        return Err(StoreError::Corrupt {
+            path,
+            detail: format!("format is '{}', expected 'kdstore'", manifest.format),
+        });
     }
     if manifest.schema_version != SCHEMA_VERSION {
         return Err(StoreError::UnsupportedSchema { path, found: manifest.schema_version, supported: SCHEMA_VERSION });

@@ -16,7 +16,11 @@ pub use manifest::{DataFile, DatasetInfo, Manifest, Normalization, TeacherInfo};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot access {path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path} is not a kdstore store (no committed version under _manifest/)")]
     NotAStore { path: PathBuf },
     #[error("{path}: {detail}")]
@@ -24,7 +28,12 @@ pub enum StoreError {
     #[error("{path}: store schema version {found} is not supported by this kdstore (it reads version {supported})")]
     UnsupportedSchema { path: PathBuf, found: u32, supported: u32 },
     #[error("{path}: table {table}: {source}")]
-    Parquet { path: PathBuf, table: String, #[source] source: polars::error::PolarsError },
+    Parquet {
+        path: PathBuf,
+        table: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
     #[error("store {path} is locked by another build ({lock}); wait for it to finish")]
     Locked { path: PathBuf, lock: PathBuf },
     #[error("{path}: column {column}: {detail}")]
@@ -32,7 +41,9 @@ pub enum StoreError {
 }
 
 /// The three splits every store knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     Train,
@@ -78,13 +89,9 @@ impl Store {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
             });
         }
-        let manifest = manifest::read_latest(root)?.ok_or_else(|| StoreError::NotAStore { path: root.to_path_buf() })?;
+        let manifest =
+            manifest::read_latest(root)?.ok_or_else(|| StoreError::NotAStore { path: root.to_path_buf() })?;
         Ok(Store { root: root.to_path_buf(), manifest })
-    }
-
-    /// Total bytes of the data files of this version (Parquet files and teacher models).
-    pub fn data_bytes(&self) -> u64 {
-        self.manifest.files.iter().map(|f| f.bytes).sum()
     }
 }
 

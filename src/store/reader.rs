@@ -18,13 +18,17 @@ impl Store {
     pub fn scan(&self, table: &str) -> Result<LazyFrame, StoreError> {
         let files: Vec<&DataFile> = self.manifest.files_of(table).collect();
         if files.is_empty() {
-            return Ok(empty_table(table, &self.manifest.dataset.sample_shape).map_err(|source| self.parquet_error(table, source))?.lazy());
+            return Ok(empty_table(table, &self.manifest.dataset.sample_shape)
+                .map_err(|source| self.parquet_error(table, source))?
+                .lazy());
         }
         if table != c::LOGITS {
             return self.scan_files(table, &files);
         }
         // Files of one logits dtype share a schema and go into one scan.
-        let dtype_of = |file: &&DataFile| file.teacher.as_deref().and_then(|t| self.manifest.teacher(t)).map_or("f32", |t| t.logits_dtype.as_str());
+        let dtype_of = |file: &&DataFile| {
+            file.teacher.as_deref().and_then(|t| self.manifest.teacher(t)).map_or("f32", |t| t.logits_dtype.as_str())
+        };
         let mut scans = Vec::new();
         for dtype in ["f32", "f16"] {
             let group: Vec<&DataFile> = files.iter().filter(|f| dtype_of(f) == dtype).copied().collect();
@@ -44,7 +48,8 @@ impl Store {
             .iter()
             .map(|file| PlRefPath::new(self.manifest.file_path(&self.root, file).to_string_lossy().as_ref()))
             .collect();
-        LazyFrame::scan_parquet_files(Buffer::from_iter(paths), ScanArgsParquet::default()).map_err(|source| self.parquet_error(table, source))
+        LazyFrame::scan_parquet_files(Buffer::from_iter(paths), ScanArgsParquet::default())
+            .map_err(|source| self.parquet_error(table, source))
     }
 
     fn parquet_error(&self, table: &str, source: PolarsError) -> StoreError {
@@ -56,20 +61,30 @@ impl Store {
         let samples = self.scan(c::SAMPLES)?.select([col(c::SAMPLE_ID), col(c::SPLIT), col(c::LABEL), col(c::GROUP)]);
         let views = self.scan(c::VIEWS)?;
         let logits = self.scan(c::LOGITS)?;
-        Ok(views
-            .join(samples, [col(c::SAMPLE_ID)], [col(c::SAMPLE_ID)], JoinArgs::new(JoinType::Inner))
-            .join(logits, [col(c::VIEW_ID)], [col(c::VIEW_ID)], JoinArgs::new(JoinType::Inner)))
+        Ok(views.join(samples, [col(c::SAMPLE_ID)], [col(c::SAMPLE_ID)], JoinArgs::new(JoinType::Inner)).join(
+            logits,
+            [col(c::VIEW_ID)],
+            [col(c::VIEW_ID)],
+            JoinArgs::new(JoinType::Inner),
+        ))
     }
 
     /// Loads the whole samples table.
     pub fn load_samples(&self) -> Result<SampleTable, StoreError> {
         let frame = self.collect(c::SAMPLES, self.scan(c::SAMPLES)?.sort([c::SAMPLE_ID], Default::default()))?;
         let sample_len: usize = self.manifest.dataset.sample_shape.iter().product();
-        let column_error = |column: &str, detail: String| StoreError::Column { path: self.root.clone(), column: column.to_string(), detail };
+        let column_error = |column: &str, detail: String| StoreError::Column {
+            path: self.root.clone(),
+            column: column.to_string(),
+            detail,
+        };
         let ids = i64_column(&frame, c::SAMPLE_ID).map_err(|e| column_error(c::SAMPLE_ID, e.to_string()))?;
         for (position, id) in ids.iter().enumerate() {
             if *id != position as i64 {
-                return Err(column_error(c::SAMPLE_ID, format!("expected dense ids 0..n, found {id} at row {position}")));
+                return Err(column_error(
+                    c::SAMPLE_ID,
+                    format!("expected dense ids 0..n, found {id} at row {position}"),
+                ));
             }
         }
         let labels = i64_column(&frame, c::LABEL).map_err(|e| column_error(c::LABEL, e.to_string()))?;
@@ -78,16 +93,30 @@ impl Store {
             .map_err(|e| column_error(c::SPLIT, e.to_string()))?
             .iter()
             .enumerate()
-            .map(|(row, s)| Split::parse(s).ok_or_else(|| column_error(c::SPLIT, format!("row {row}: '{s}' is not one of train, val, test"))))
+            .map(|(row, s)| {
+                Split::parse(s)
+                    .ok_or_else(|| column_error(c::SPLIT, format!("row {row}: '{s}' is not one of train, val, test")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let inputs = flat_f32_list(&frame, c::INPUT, sample_len).map_err(|detail| column_error(c::INPUT, detail))?;
-        Ok(SampleTable { splits, labels, groups, inputs, sample_len, sample_shape: self.manifest.dataset.sample_shape.clone() })
+        Ok(SampleTable {
+            splits,
+            labels,
+            groups,
+            inputs,
+            sample_len,
+            sample_shape: self.manifest.dataset.sample_shape.clone(),
+        })
     }
 
     /// Collects a views frame (a scan of some views files) into rows.
     pub fn load_views(&self, frame: LazyFrame) -> Result<Vec<ViewRow>, StoreError> {
         let frame = self.collect(c::VIEWS, frame)?;
-        views_from_frame(&frame).map_err(|(column, detail)| StoreError::Column { path: self.root.clone(), column, detail })
+        views_from_frame(&frame).map_err(|(column, detail)| StoreError::Column {
+            path: self.root.clone(),
+            column,
+            detail,
+        })
     }
 
     pub fn collect(&self, table: &str, frame: LazyFrame) -> Result<DataFrame, StoreError> {
@@ -98,7 +127,9 @@ impl Store {
 /// A table with its columns and no rows.
 fn empty_table(table: &str, sample_shape: &[usize]) -> PolarsResult<DataFrame> {
     match table {
-        c::SAMPLES => writer::samples_frame(&SampleRows { splits: &[], labels: &[], groups: None, inputs: &[], sample_shape }),
+        c::SAMPLES => {
+            writer::samples_frame(&SampleRows { splits: &[], labels: &[], groups: None, inputs: &[], sample_shape })
+        }
         c::VIEWS => writer::views_frame(&[]),
         _ => writer::logits_frame("", &[], LogitsDtype::F32),
     }
@@ -136,7 +167,11 @@ impl SampleTable {
 
 /// A non-null integer column, widened to i64.
 pub fn i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<i64>> {
-    opt_i64_column(frame, name)?.into_iter().enumerate().map(|(row, v)| v.ok_or_else(|| polars_err!(ComputeError: "row {row} is null"))).collect()
+    opt_i64_column(frame, name)?
+        .into_iter()
+        .enumerate()
+        .map(|(row, v)| v.ok_or_else(|| polars_err!(ComputeError: "row {row} is null")))
+        .collect()
 }
 
 /// A nullable integer column, widened to i64.
@@ -148,7 +183,12 @@ pub fn opt_i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<
 /// A non-null unsigned 64-bit column (seeds, hashes).
 pub fn u64_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
     let column = frame.column(name)?.cast(&DataType::UInt64)?;
-    column.u64()?.iter().enumerate().map(|(row, v)| v.ok_or_else(|| polars_err!(ComputeError: "row {row} is null"))).collect()
+    column
+        .u64()?
+        .iter()
+        .enumerate()
+        .map(|(row, v)| v.ok_or_else(|| polars_err!(ComputeError: "row {row} is null")))
+        .collect()
 }
 
 /// A nullable float column, as f32.
@@ -160,7 +200,12 @@ pub fn opt_f32_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<
 /// A non-null string column.
 pub fn str_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
     let column = frame.column(name)?;
-    column.str()?.iter().enumerate().map(|(row, v)| v.map(str::to_string).ok_or_else(|| polars_err!(ComputeError: "row {row} is null"))).collect()
+    column
+        .str()?
+        .iter()
+        .enumerate()
+        .map(|(row, v)| v.map(str::to_string).ok_or_else(|| polars_err!(ComputeError: "row {row} is null")))
+        .collect()
 }
 
 /// Flattens a list<float> column whose rows all have `width` values.

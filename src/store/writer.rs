@@ -83,7 +83,8 @@ pub fn samples_frame(rows: &SampleRows) -> PolarsResult<DataFrame> {
         None => vec![None; n],
     };
     let shape: Vec<i64> = rows.sample_shape.iter().map(|&d| d as i64).collect();
-    let mut shape_builder = ListPrimitiveChunkedBuilder::<Int64Type>::new(c::SHAPE.into(), n, n * shape.len(), DataType::Int64);
+    let mut shape_builder =
+        ListPrimitiveChunkedBuilder::<Int64Type>::new(c::SHAPE.into(), n, n * shape.len(), DataType::Int64);
     for _ in 0..n {
         shape_builder.append_slice(&shape);
     }
@@ -143,11 +144,18 @@ pub fn logits_frame(teacher: &str, rows: &[LogitsRow], dtype: LogitsDtype) -> Po
 }
 
 /// Writes `frame` to `store/relative` atomically and describes the file for the manifest.
-pub fn write_parquet(store: &Path, relative: &str, table: &str, key: &str, frame: &mut DataFrame) -> Result<DataFile, StoreError> {
+pub fn write_parquet(
+    store: &Path,
+    relative: &str,
+    table: &str,
+    key: &str,
+    frame: &mut DataFrame,
+) -> Result<DataFile, StoreError> {
     let final_path = store.join(relative);
     let dir = final_path.parent().expect("data files live in a table directory").to_path_buf();
     fs::create_dir_all(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
-    let tmp_path = dir.join(format!(".{}.tmp-{}", final_path.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let tmp_path =
+        dir.join(format!(".{}.tmp-{}", final_path.file_name().unwrap().to_string_lossy(), std::process::id()));
     let io = |source| StoreError::Io { path: tmp_path.clone(), source };
     let file = fs::File::create(&tmp_path).map_err(io)?;
     ParquetWriter::new(&file)

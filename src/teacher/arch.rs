@@ -50,7 +50,9 @@ impl ArchSpec {
             ArchKind::Cnn2d if self.input_shape.len() != 3 => {
                 Err(format!("cnn2d needs inputs of channels × height × width, got shape {:?}", self.input_shape))
             }
-            _ if self.width < 1 || self.depth < 1 => Err(format!("width and depth must be >= 1, got {} and {}", self.width, self.depth)),
+            _ if self.width < 1 || self.depth < 1 => {
+                Err(format!("width and depth must be >= 1, got {} and {}", self.width, self.depth))
+            }
             _ => Ok(()),
         }
     }
@@ -113,14 +115,26 @@ fn conv_body(path: &nn::Path, spec: &ArchSpec, two_d: bool) -> (nn::SequentialT,
         let p = path / format!("block{block}");
         let config = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
         if two_d {
-            body = body.add(nn::conv2d(&p / "conv", channels, out, 3, config)).add(nn::batch_norm2d(&p / "bn", out, Default::default()));
+            body = body.add(nn::conv2d(&p / "conv", channels, out, 3, config)).add(nn::batch_norm2d(
+                &p / "bn",
+                out,
+                Default::default(),
+            ));
         } else {
             let config = nn::ConvConfig { padding: 2, ..config };
-            body = body.add(nn::conv1d(&p / "conv", channels, out, 5, config)).add(nn::batch_norm1d(&p / "bn", out, Default::default()));
+            body = body.add(nn::conv1d(&p / "conv", channels, out, 5, config)).add(nn::batch_norm1d(
+                &p / "bn",
+                out,
+                Default::default(),
+            ));
         }
         body = body.add_fn(|x| x.relu());
         if block + 1 < blocks {
-            body = if two_d { body.add_fn(|x| x.max_pool2d_default(2)) } else { body.add_fn(|x| x.max_pool1d(2, 2, 0, 1, false)) };
+            body = if two_d {
+                body.add_fn(|x| x.max_pool2d_default(2))
+            } else {
+                body.add_fn(|x| x.max_pool1d(2, 2, 0, 1, false))
+            };
         }
         channels = out;
     }
@@ -134,7 +148,9 @@ fn mlp_body(path: &nn::Path, spec: &ArchSpec) -> (nn::SequentialT, i64) {
     let mut body = nn::seq_t().add_fn(|x| x.flatten(1, -1));
     let mut width = inputs;
     for layer in 0..spec.depth {
-        body = body.add(nn::linear(path / format!("fc{layer}"), width, spec.width, Default::default())).add_fn(|x| x.relu());
+        body = body
+            .add(nn::linear(path / format!("fc{layer}"), width, spec.width, Default::default()))
+            .add_fn(|x| x.relu());
         width = spec.width;
     }
     (body, width)

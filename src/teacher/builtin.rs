@@ -37,7 +37,8 @@ pub fn train(
 ) -> Result<(nn::VarStore, Vec<EpochRecord>), tch::TchError> {
     let vs = nn::VarStore::new(Device::Cpu);
     let net = Net::seeded(&vs.root(), spec, settings.seed);
-    let mut optimizer = nn::Adam { wd: settings.weight_decay, ..Default::default() }.build(&vs, settings.learning_rate)?;
+    let mut optimizer =
+        nn::Adam { wd: settings.weight_decay, ..Default::default() }.build(&vs, settings.learning_rate)?;
     let n = labels.len();
     let per_sample = inputs.len() / n.max(1);
     let mut order: Vec<usize> = (0..n).collect();
@@ -63,7 +64,11 @@ pub fn train(
             loss_sum += loss.double_value(&[]) * batch.len() as f64;
             correct += logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[]);
         }
-        let record = EpochRecord { epoch: epoch + 1, train_loss: loss_sum / n as f64, train_accuracy: correct as f64 / n as f64 };
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / n as f64,
+            train_accuracy: correct as f64 / n as f64,
+        };
         on_epoch(&record);
         records.push(record);
     }

@@ -20,9 +20,18 @@ use arch::{ArchSpec, Net};
 #[derive(Debug, thiserror::Error)]
 pub enum TeacherError {
     #[error("teacher {teacher}: cannot load {path}: {source}")]
-    Load { teacher: String, path: String, #[source] source: tch::TchError },
+    Load {
+        teacher: String,
+        path: String,
+        #[source]
+        source: tch::TchError,
+    },
     #[error("teacher {teacher}: forward pass failed: {source}")]
-    Forward { teacher: String, #[source] source: tch::TchError },
+    Forward {
+        teacher: String,
+        #[source]
+        source: tch::TchError,
+    },
     #[error("teacher {teacher}: {detail}")]
     Output { teacher: String, detail: String },
 }
@@ -34,16 +43,28 @@ pub enum Classifier {
 }
 
 impl Classifier {
-    pub fn load_builtin(name: &str, spec: &ArchSpec, weights: &Path, device: Device) -> Result<Classifier, TeacherError> {
+    pub fn load_builtin(
+        name: &str,
+        spec: &ArchSpec,
+        weights: &Path,
+        device: Device,
+    ) -> Result<Classifier, TeacherError> {
         let mut vs = nn::VarStore::new(device);
         let net = Net::new(&vs.root(), spec);
-        vs.load(weights).map_err(|source| TeacherError::Load { teacher: name.into(), path: weights.display().to_string(), source })?;
+        vs.load(weights).map_err(|source| TeacherError::Load {
+            teacher: name.into(),
+            path: weights.display().to_string(),
+            source,
+        })?;
         Ok(Classifier::Builtin { name: name.into(), _vs: vs, net })
     }
 
     pub fn load_torchscript(name: &str, path: &Path, device: Device) -> Result<Classifier, TeacherError> {
-        let mut module = tch::CModule::load_on_device(path, device)
-            .map_err(|source| TeacherError::Load { teacher: name.into(), path: path.display().to_string(), source })?;
+        let mut module = tch::CModule::load_on_device(path, device).map_err(|source| TeacherError::Load {
+            teacher: name.into(),
+            path: path.display().to_string(),
+            source,
+        })?;
         module.set_eval();
         Ok(Classifier::TorchScript { name: name.into(), module })
     }
@@ -55,7 +76,12 @@ impl Classifier {
     }
 
     /// Logits for `batch` inputs laid out row-major in `inputs`, as a flat `[batch × classes]` vector.
-    pub fn logits(&self, inputs: &[f32], sample_shape: &[usize], device: Device) -> Result<(Vec<f32>, usize), TeacherError> {
+    pub fn logits(
+        &self,
+        inputs: &[f32],
+        sample_shape: &[usize],
+        device: Device,
+    ) -> Result<(Vec<f32>, usize), TeacherError> {
         let per_sample: usize = sample_shape.iter().product();
         let batch = inputs.len() / per_sample.max(1);
         let mut shape = vec![batch as i64];
@@ -76,10 +102,14 @@ impl Classifier {
         })?;
         let size = out.size();
         if size.len() != 2 || size[0] != batch as i64 {
-            return Err(TeacherError::Output { teacher: self.name().into(), detail: format!("expected logits of shape [{batch}, classes], got {size:?}") });
+            return Err(TeacherError::Output {
+                teacher: self.name().into(),
+                detail: format!("expected logits of shape [{batch}, classes], got {size:?}"),
+            });
         }
         let classes = size[1] as usize;
-        let flat = Vec::<f32>::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).contiguous().view([-1])).map_err(forward_error)?;
+        let flat = Vec::<f32>::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).contiguous().view([-1]))
+            .map_err(forward_error)?;
         Ok((flat, classes))
     }
 }

@@ -44,7 +44,8 @@ pub fn logits_row(view_id: i64, logits: Vec<f32>, target: ViewTarget) -> LogitsR
     };
     let pred = argmax(&logits);
     let dominant = target.dominant();
-    let best_other = probs.iter().enumerate().filter(|&(k, _)| k as i64 != dominant).map(|(_, &p)| p).fold(0.0, f64::max);
+    let best_other =
+        probs.iter().enumerate().filter(|&(k, _)| k as i64 != dominant).map(|(_, &p)| p).fold(0.0, f64::max);
     LogitsRow {
         view_id,
         teacher_pred: pred as i64,

@@ -15,7 +15,9 @@ use crate::pipeline::config::RecipeConfig;
 use crate::pipeline::plan::IDENTITY;
 use crate::query;
 use crate::store::columns as c;
-use crate::store::reader::{flat_f32_list, i64_column, opt_f32_column, opt_i64_column, str_column, u64_column, SampleTable};
+use crate::store::reader::{
+    flat_f32_list, i64_column, opt_f32_column, opt_i64_column, str_column, u64_column, SampleTable,
+};
 use crate::store::{Split, Store};
 
 /// One training view with what the loss needs.
@@ -59,7 +61,10 @@ pub fn load(store: &Store, teacher: &str, filter: Option<&str>) -> Result<TrainD
     sql.push_str(&format!(" ORDER BY {}", c::VIEW_ID));
     let frame = query::run(store, &sql).map_err(|e| TrainError::Selection(e.to_string()))?;
     if frame.height() == 0 {
-        return Err(TrainError::Selection(format!("no training views of teacher {teacher} match{}", filter.map(|f| format!(" --where {f}")).unwrap_or_default())));
+        return Err(TrainError::Selection(format!(
+            "no training views of teacher {teacher} match{}",
+            filter.map(|f| format!(" --where {f}")).unwrap_or_default()
+        )));
     }
     let classes = store.manifest.dataset.class_names.len();
     let samples = store.load_samples()?;
@@ -72,7 +77,8 @@ pub fn load(store: &Store, teacher: &str, filter: Option<&str>) -> Result<TrainD
     let hashes = u64_column(&frame, c::INPUT_HASH).map_err(column(c::INPUT_HASH))?;
     let partners = opt_i64_column(&frame, c::PARTNER_ID).map_err(column(c::PARTNER_ID))?;
     let lams = opt_f32_column(&frame, c::LAM).map_err(column(c::LAM))?;
-    let logits = flat_f32_list(&frame, c::LOGITS_COLUMN, classes).map_err(|e| TrainError::Selection(format!("column {}: {e}", c::LOGITS_COLUMN)))?;
+    let logits = flat_f32_list(&frame, c::LOGITS_COLUMN, classes)
+        .map_err(|e| TrainError::Selection(format!("column {}: {e}", c::LOGITS_COLUMN)))?;
     let views = (0..frame.height())
         .map(|i| {
             let (partner_label, lam) = match (partners[i], lams[i]) {
@@ -98,7 +104,8 @@ pub fn load(store: &Store, teacher: &str, filter: Option<&str>) -> Result<TrainD
 /// The recipes recorded in the store's resolved pipeline, plus `identity`.
 pub fn recipes_of(store: &Store) -> Result<BTreeMap<String, Vec<OpConfig>>, TrainError> {
     let recipes: Vec<RecipeConfig> = match store.manifest.pipeline.get("recipe") {
-        Some(value) => serde_json::from_value(value.clone()).map_err(|e| TrainError::Selection(format!("the manifest's recipes cannot be read: {e}")))?,
+        Some(value) => serde_json::from_value(value.clone())
+            .map_err(|e| TrainError::Selection(format!("the manifest's recipes cannot be read: {e}")))?,
         None => Vec::new(),
     };
     let mut map: BTreeMap<String, Vec<OpConfig>> = recipes.into_iter().map(|r| (r.name, r.ops)).collect();
@@ -111,8 +118,14 @@ impl TrainData {
     pub fn render(&self, context: &Context, views: &[&TrainView]) -> Result<Vec<f32>, TrainError> {
         let mut inputs = Vec::with_capacity(views.len() * self.samples.sample_len);
         for view in views {
-            let ops = self.recipes.get(&view.recipe).ok_or_else(|| TrainError::Selection(format!("view {}: recipe {} is not in the store's pipeline", view.view_id, view.recipe)))?;
-            let rendered = render_view(ops, view.seed, view.sample_id, &self.samples.sample_shape, context, &context.normalizer);
+            let ops = self.recipes.get(&view.recipe).ok_or_else(|| {
+                TrainError::Selection(format!(
+                    "view {}: recipe {} is not in the store's pipeline",
+                    view.view_id, view.recipe
+                ))
+            })?;
+            let rendered =
+                render_view(ops, view.seed, view.sample_id, &self.samples.sample_shape, context, &context.normalizer);
             inputs.extend_from_slice(&rendered.input);
         }
         Ok(inputs)
@@ -128,9 +141,15 @@ impl TrainData {
         }
         for view in &chosen {
             let ops = &self.recipes[&view.recipe];
-            let rendered = render_view(ops, view.seed, view.sample_id, &self.samples.sample_shape, context, &context.normalizer);
+            let rendered =
+                render_view(ops, view.seed, view.sample_id, &self.samples.sample_shape, context, &context.normalizer);
             if rendered.input_hash != view.input_hash {
-                return Err(TrainError::Replay { view_id: view.view_id, recipe: view.recipe.clone(), stored: view.input_hash, replayed: rendered.input_hash });
+                return Err(TrainError::Replay {
+                    view_id: view.view_id,
+                    recipe: view.recipe.clone(),
+                    stored: view.input_hash,
+                    replayed: rendered.input_hash,
+                });
             }
         }
         Ok(chosen.len())

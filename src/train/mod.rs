@@ -34,7 +34,11 @@ pub enum TrainError {
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, #[source] source: std::io::Error },
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Which views each epoch uses.
@@ -108,7 +112,11 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     }
     if store.manifest.teacher(&config.teacher).is_none() {
         let known: Vec<&str> = store.manifest.teachers.iter().map(|t| t.name.as_str()).collect();
-        return Err(TrainError::Config(format!("--teacher {}: the store has no such teacher (it has: {})", config.teacher, known.join(", "))));
+        return Err(TrainError::Config(format!(
+            "--teacher {}: the store has no such teacher (it has: {})",
+            config.teacher,
+            known.join(", ")
+        )));
     }
     let data = data::load(store, &config.teacher, config.filter.as_deref())?;
     let context = Context::new(&data.samples, &store.manifest);
@@ -139,7 +147,9 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         optimizer.set_lr(learning_rate);
         let mut chosen: Vec<&TrainView> = match config.views {
             ViewsPerEpoch::All => data.views.iter().collect(),
-            ViewsPerEpoch::OnePerSample => by_sample.iter().map(|views| *views.choose(&mut rng).expect("groups are non-empty")).collect(),
+            ViewsPerEpoch::OnePerSample => {
+                by_sample.iter().map(|views| *views.choose(&mut rng).expect("groups are non-empty")).collect()
+            }
         };
         chosen.shuffle(&mut rng);
         let mut loss_sum = 0.0;
@@ -150,7 +160,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             optimizer.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * batch.len() as f64;
         }
-        let val = (!val_labels.is_empty()).then(|| evaluate(&net, &val_inputs, &val_labels, &spec, device)).transpose()?;
+        let val =
+            (!val_labels.is_empty()).then(|| evaluate(&net, &val_inputs, &val_labels, &spec, device)).transpose()?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             learning_rate,
@@ -159,7 +170,11 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             val_nll: val.map(|v| v.1),
             seconds: started.elapsed().as_secs_f64(),
         };
-        task.set_message(&format!("loss {:.4} val acc {}", metrics.train_loss, metrics.val_accuracy.map_or("-".into(), |a| format!("{a:.3}"))));
+        task.set_message(&format!(
+            "loss {:.4} val acc {}",
+            metrics.train_loss,
+            metrics.val_accuracy.map_or("-".into(), |a| format!("{a:.3}"))
+        ));
         task.advance(1);
         epochs.push(metrics);
     }
@@ -182,7 +197,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     Ok(results)
 }
 
-fn group_by_sample<'a>(views: &'a [TrainView]) -> Vec<Vec<&'a TrainView>> {
+fn group_by_sample(views: &[TrainView]) -> Vec<Vec<&TrainView>> {
     let mut groups: std::collections::BTreeMap<i64, Vec<&TrainView>> = Default::default();
     for view in views {
         groups.entry(view.sample_id).or_default().push(view);
@@ -195,10 +210,17 @@ fn cosine(base: f64, epoch: usize, epochs: usize) -> f64 {
     base * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos())
 }
 
-fn batch_loss(config: &TrainConfig, student: &Tensor, batch: &[&TrainView], classes: usize, device: Device) -> Result<Tensor, TrainError> {
+fn batch_loss(
+    config: &TrainConfig,
+    student: &Tensor,
+    batch: &[&TrainView],
+    classes: usize,
+    device: Device,
+) -> Result<Tensor, TrainError> {
     let targets = Targets {
         labels: Tensor::from_slice(&batch.iter().map(|v| v.label).collect::<Vec<_>>()).to_device(device),
-        partner_labels: Tensor::from_slice(&batch.iter().map(|v| v.partner_label).collect::<Vec<_>>()).to_device(device),
+        partner_labels: Tensor::from_slice(&batch.iter().map(|v| v.partner_label).collect::<Vec<_>>())
+            .to_device(device),
         lam: Tensor::from_slice(&batch.iter().map(|v| v.lam).collect::<Vec<_>>()).to_device(device),
     };
     let mut loss = cross_entropy(student, &targets)? * config.ce_weight;
@@ -211,7 +233,13 @@ fn batch_loss(config: &TrainConfig, student: &Tensor, batch: &[&TrainView], clas
 }
 
 /// Accuracy and mean negative log-likelihood on a split.
-fn evaluate(net: &Net, inputs: &[f32], labels: &[i64], spec: &ArchSpec, device: Device) -> Result<(f64, f64), TrainError> {
+fn evaluate(
+    net: &Net,
+    inputs: &[f32],
+    labels: &[i64],
+    spec: &ArchSpec,
+    device: Device,
+) -> Result<(f64, f64), TrainError> {
     if labels.is_empty() {
         return Ok((f64::NAN, f64::NAN));
     }
@@ -230,12 +258,17 @@ fn evaluate(net: &Net, inputs: &[f32], labels: &[i64], spec: &ArchSpec, device: 
 }
 
 fn write_outputs(out: &Path, results: &Results, vs: &nn::VarStore, spec: &ArchSpec) -> Result<(), TrainError> {
-    let write_error = |path: &Path| { let path = path.to_path_buf(); move |source| TrainError::Write { path, source } };
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TrainError::Write { path, source }
+    };
     std::fs::create_dir_all(out).map_err(write_error(out))?;
     let results_path = out.join("results.json");
-    std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("results serialise")).map_err(write_error(&results_path))?;
+    std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("results serialise"))
+        .map_err(write_error(&results_path))?;
     let spec_path = out.join("student.json");
-    std::fs::write(&spec_path, serde_json::to_string_pretty(spec).expect("spec serialises")).map_err(write_error(&spec_path))?;
+    std::fs::write(&spec_path, serde_json::to_string_pretty(spec).expect("spec serialises"))
+        .map_err(write_error(&spec_path))?;
     vs.save(out.join("student.safetensors"))?;
     Ok(())
 }

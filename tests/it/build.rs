@@ -13,7 +13,13 @@ fn basicmotions_store_has_every_view_labelled() {
     assert_eq!(counts["test"].as_u64().unwrap(), 40);
     let train = counts["train"].as_u64().unwrap();
     let rows = |table: &str| -> u64 {
-        manifest["files"].as_array().unwrap().iter().filter(|f| f["table"] == table).map(|f| f["rows"].as_u64().unwrap()).sum()
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["table"] == table)
+            .map(|f| f["rows"].as_u64().unwrap())
+            .sum()
     };
     assert_eq!(rows("samples"), 80);
     // identity for all 80 series, 3 recipes × 4 replicas for the training series
@@ -49,10 +55,14 @@ fn adding_a_recipe_or_a_teacher_computes_only_what_is_new() {
     let first = content(&store);
 
     let text = std::fs::read_to_string(&pipeline).unwrap();
-    let with_recipe = text.replace("[[teacher]]", "[[recipe]]\nname = \"scale\"\nreplicas = 1\nops = [{ op = \"scaling\", sigma = 0.2 }]\n\n[[teacher]]");
+    let with_recipe = text.replace(
+        "[[teacher]]",
+        "[[recipe]]\nname = \"scale\"\nreplicas = 1\nops = [{ op = \"scaling\", sigma = 0.2 }]\n\n[[teacher]]",
+    );
     std::fs::write(&pipeline, &with_recipe).unwrap();
     let output = run_ok(&["build", path_str(&pipeline)]);
-    let steps: Vec<String> = stderr(&output).lines().filter(|l| l.starts_with("  ")).map(|l| l.trim().to_string()).collect();
+    let steps: Vec<String> =
+        stderr(&output).lines().filter(|l| l.starts_with("  ")).map(|l| l.trim().to_string()).collect();
     assert_eq!(steps.len(), 3, "{steps:?}");
     assert!(steps[0].starts_with("pipeline changed: kept"), "{steps:?}");
     assert!(steps[1].starts_with("views scale replica 0"), "{steps:?}");
@@ -64,7 +74,8 @@ fn adding_a_recipe_or_a_teacher_computes_only_what_is_new() {
     let with_teacher = format!("{with_recipe}\n[[teacher]]\nkind = \"builtin\"\nname = \"mlp\"\narch = \"mlp\"\nwidth = 16\ndepth = 1\nepochs = 1\nlogits_dtype = \"f16\"\n");
     std::fs::write(&pipeline, with_teacher).unwrap();
     let output = run_ok(&["build", path_str(&pipeline)]);
-    let steps: Vec<String> = stderr(&output).lines().filter(|l| l.starts_with("  ")).map(|l| l.trim().to_string()).collect();
+    let steps: Vec<String> =
+        stderr(&output).lines().filter(|l| l.starts_with("  ")).map(|l| l.trim().to_string()).collect();
     assert!(steps.iter().all(|s| !s.starts_with("views")), "no views are recomputed: {steps:?}");
     assert!(steps.iter().any(|s| s.starts_with("teacher mlp")), "{steps:?}");
     assert_eq!(steps.iter().filter(|s| s.starts_with("logits mlp")).count(), 5, "{steps:?}");
@@ -99,11 +110,14 @@ fn a_killed_build_resumes_to_the_same_content() {
     run_ok(&["build", path_str(&pipeline), "--store", path_str(&reference)]);
 
     let interrupted = dir.path().join("interrupted");
-    let mut child = kdstore().args(["build", path_str(&pipeline), "--store", path_str(&interrupted), "--quiet"]).spawn().unwrap();
+    let mut child =
+        kdstore().args(["build", path_str(&pipeline), "--store", path_str(&interrupted), "--quiet"]).spawn().unwrap();
     let started = Instant::now();
     // Kill it once a few versions are committed (samples and some views), before it finishes.
     loop {
-        let committed = std::fs::read_dir(interrupted.join("_manifest")).map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0);
+        let committed = std::fs::read_dir(interrupted.join("_manifest"))
+            .map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+            .unwrap_or(0);
         if committed >= 3 || started.elapsed() > Duration::from_secs(120) {
             break;
         }
@@ -122,7 +136,8 @@ fn a_killed_build_resumes_to_the_same_content() {
 
     run_ok(&["build", path_str(&pipeline), "--store", path_str(&interrupted)]);
     assert_eq!(content(&interrupted), content(&reference));
-    let leftovers: Vec<_> = snapshot(&interrupted).into_iter().filter(|(path, _, _)| path.to_string_lossy().contains(".tmp")).collect();
+    let leftovers: Vec<_> =
+        snapshot(&interrupted).into_iter().filter(|(path, _, _)| path.to_string_lossy().contains(".tmp")).collect();
     assert!(leftovers.is_empty(), "temporary files of the killed build remain: {leftovers:?}");
     let teachers = |store| manifest(store)["teachers"].clone();
     assert_eq!(teachers(&interrupted), teachers(&reference));

@@ -68,7 +68,13 @@ pub fn content(store: &Path) -> Vec<(String, u64, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["path"].as_str().unwrap().to_string(), f["rows"].as_u64().unwrap(), f["sha256"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["rows"].as_u64().unwrap(),
+                f["sha256"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     files.sort();
     files
@@ -94,7 +100,10 @@ pub fn synthetic_npy(dir: &Path, n: usize) -> (PathBuf, PathBuf, PathBuf) {
         for c in 0..channels {
             for t in 0..length {
                 let phase = (i * 7 + c * 3) as f32 * 0.1;
-                inputs.push(((t as f32) * 0.2 * (class as f32 + 1.0) + phase).sin() + 0.1 * ((i * 31 + t * 17 + c) % 13) as f32 / 13.0);
+                inputs.push(
+                    ((t as f32) * 0.2 * (class as f32 + 1.0) + phase).sin()
+                        + 0.1 * ((i * 31 + t * 17 + c) % 13) as f32 / 13.0,
+                );
             }
         }
         labels.push(class);

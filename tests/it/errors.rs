@@ -6,12 +6,19 @@ use crate::common::*;
 fn validate_reports_every_problem_with_its_location() {
     let dir = tempdir();
     let pipeline = pipeline_copy("basicmotions.toml", dir.path(), |text| {
-        text.replace("sigma = 0.05", "sigma = -0.05").replace("replicas = 4\nops = [{ op = \"scaling\"", "replicas = 0\nops = [{ op = \"scaling\"").replace("epochs = 40", "epochs = 0")
+        text.replace("sigma = 0.05", "sigma = -0.05")
+            .replace("replicas = 4\nops = [{ op = \"scaling\"", "replicas = 0\nops = [{ op = \"scaling\"")
+            .replace("epochs = 40", "epochs = 0")
     });
     let output = run(&["validate", path_str(&pipeline)]);
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
-    for expected in ["3 problems", "recipe 1 ('jitter'): op 1 (jitter): sigma must be > 0", "recipe 2 ('scaling'): replicas must be >= 1", "teacher 1 ('cnn1d'): epochs must be >= 1"] {
+    for expected in [
+        "3 problems",
+        "recipe 1 ('jitter'): op 1 (jitter): sigma must be > 0",
+        "recipe 2 ('scaling'): replicas must be >= 1",
+        "teacher 1 ('cnn1d'): epochs must be >= 1",
+    ] {
         assert!(err.contains(expected), "missing {expected:?} in {err}");
     }
 }
@@ -23,7 +30,11 @@ fn every_repository_pipeline_validates() {
         let output = run_ok(&["validate", path_str(&path)]);
         assert!(stderr(&output).contains(": ok"), "{}", stderr(&output));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with('#'), "{} must open with a comment on what it produces and how long it takes", path.display());
+        assert!(
+            text.starts_with('#'),
+            "{} must open with a comment on what it produces and how long it takes",
+            path.display()
+        );
     }
 }
 
@@ -39,7 +50,9 @@ fn a_malformed_source_file_names_the_file_and_line() {
     let shortened = lines[data_line][..first_channel_end].rsplit_once(',').unwrap().0.to_string();
     lines[data_line] = format!("{shortened}{}", &lines[data_line][first_channel_end..]);
     std::fs::write(&train, lines.join("\n")).unwrap();
-    let pipeline = pipeline_copy("basicmotions.toml", dir.path(), |text| text.replace("data/basicmotions/BasicMotions_TRAIN.ts", path_str(&train)));
+    let pipeline = pipeline_copy("basicmotions.toml", dir.path(), |text| {
+        text.replace("data/basicmotions/BasicMotions_TRAIN.ts", path_str(&train))
+    });
     let store = dir.path().join("store");
     let output = run(&["build", path_str(&pipeline), "--store", path_str(&store)]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));

@@ -9,7 +9,11 @@ use crate::common::*;
 fn torchscript_teacher_and_other_engines_agree_with_kdstore() {
     let dir = tempdir();
     let teacher = dir.path().join("teacher.pt");
-    let status = Command::new(python()).arg(repo().join("tests/python/make_teacher.py")).arg(&teacher).status().expect("the venv's python runs");
+    let status = Command::new(python())
+        .arg(repo().join("tests/python/make_teacher.py"))
+        .arg(&teacher)
+        .status()
+        .expect("the venv's python runs");
     assert!(status.success(), "make_teacher.py failed");
     let pipeline = pipeline_copy("basicmotions.toml", dir.path(), |text| {
         format!("{text}\n[[teacher]]\nkind = \"torchscript\"\nname = \"scripted\"\npath = \"{}\"\n", path_str(&teacher))

@@ -46,7 +46,9 @@ fn table_output_and_info_describe_the_store() {
     let table = stdout(&run_ok(&["query", path_str(store), "SELECT COUNT(*) AS views FROM views"]));
     assert!(table.contains("views"), "{table}");
     let info = stdout(&run_ok(&["info", path_str(store)]));
-    for expected in ["version", "samples   80 rows", "teachers", "cnn1d", "accuracy: test", "bytes per (view, teacher) row"] {
+    for expected in
+        ["version", "samples   80 rows", "teachers", "cnn1d", "accuracy: test", "bytes per (view, teacher) row"]
+    {
         assert!(info.contains(expected), "missing {expected:?} in:\n{info}");
     }
     let json: serde_json::Value = serde_json::from_str(&stdout(&run_ok(&["info", path_str(store), "--json"]))).unwrap();

@@ -23,7 +23,8 @@ fn hapt_gives_10411_windows_and_the_uci_test_subjects_hold_29_percent() {
     // Gravity: the accelerometer (in g) has a mean magnitude near 1 on a resting subject.
     let laying = dataset.labels.iter().position(|&l| l == 5).unwrap();
     let sample = dataset.sample(laying);
-    let norm = (0..128).map(|t| (0..3).map(|c| (sample[c * 128 + t] as f64).powi(2)).sum::<f64>().sqrt()).sum::<f64>() / 128.0;
+    let norm =
+        (0..128).map(|t| (0..3).map(|c| (sample[c * 128 + t] as f64).powi(2)).sum::<f64>().sqrt()).sum::<f64>() / 128.0;
     assert!((norm - 1.0).abs() < 0.1, "accelerometer magnitude {norm}");
 }
 
@@ -50,7 +51,8 @@ fn fashion_mnist_has_its_given_split_and_balanced_classes() {
 #[test]
 fn basicmotions_reads_80_series_of_6_by_100() {
     let dir = repo().join("data/basicmotions");
-    let dataset = source::ts::read_train_test(&dir.join("BasicMotions_TRAIN.ts"), &dir.join("BasicMotions_TEST.ts")).unwrap();
+    let dataset =
+        source::ts::read_train_test(&dir.join("BasicMotions_TRAIN.ts"), &dir.join("BasicMotions_TEST.ts")).unwrap();
     assert_eq!(dataset.len(), 80);
     assert_eq!(dataset.sample_shape, vec![6, 100]);
     assert_eq!(dataset.class_names, vec!["Standing", "Running", "Walking", "Badminton"]);

@@ -11,7 +11,19 @@ fn students_train_from_the_store_and_report_their_results() {
     let store = basicmotions_store();
     let dir = tempdir();
     let kd = dir.path().join("kd");
-    run_ok(&["train", path_str(store), "--loss", "kd", "--epochs", "15", "--batch-size", "16", "--out", path_str(&kd), "--verify-replay"]);
+    run_ok(&[
+        "train",
+        path_str(store),
+        "--loss",
+        "kd",
+        "--epochs",
+        "15",
+        "--batch-size",
+        "16",
+        "--out",
+        path_str(&kd),
+        "--verify-replay",
+    ]);
     let r = results(&kd);
     assert_eq!(r["epochs"].as_array().unwrap().len(), 15);
     assert_eq!(r["config"]["kd_weight"], 0.9);
@@ -38,11 +50,13 @@ fn where_selects_the_training_views() {
     assert_eq!(r["train_views"].as_u64().unwrap(), train);
     assert_eq!(r["config"]["filter"], "recipe = 'identity'");
 
-    let bad = run(&["train", path_str(store), "--where", "no_such_column > 1", "--epochs", "1", "--out", path_str(&out)]);
+    let bad =
+        run(&["train", path_str(store), "--where", "no_such_column > 1", "--epochs", "1", "--out", path_str(&out)]);
     assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("no_such_column"), "{}", stderr(&bad));
 
-    let none = run(&["train", path_str(store), "--where", "recipe = 'nothing'", "--epochs", "1", "--out", path_str(&out)]);
+    let none =
+        run(&["train", path_str(store), "--where", "recipe = 'nothing'", "--epochs", "1", "--out", path_str(&out)]);
     assert_eq!(none.status.code(), Some(1));
     assert!(stderr(&none).contains("no training views"), "{}", stderr(&none));
 }
