@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use kdstore::store::columns as c;
 use kdstore::store::{manifest, Store};
 
-use super::classify_store;
+use std::fmt::Write as _;
+
+use super::{classify_store, print_stdout};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,38 +60,47 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "bytes_on_disk": on_disk,
             "bytes_per_view_teacher_row": per_row,
         });
-        println!("{}", serde_json::to_string_pretty(&facts)?);
-        return Ok(());
+        return print_stdout(&(serde_json::to_string_pretty(&facts)? + "\n"));
     }
+    let mut out = String::new();
     let d = &m.dataset;
     let splits: Vec<String> = d.split_counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("store     {}", store.root.display());
-    println!("version   {} ({} committed)", m.version, versions.len());
-    println!(
+    writeln!(out, "store     {}", store.root.display())?;
+    writeln!(out, "version   {} ({} committed)", m.version, versions.len())?;
+    writeln!(
+        out,
         "pipeline  {} ({})",
         m.pipeline.get("name").and_then(|v| v.as_str()).unwrap_or("?"),
         &m.pipeline_hash[..16]
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "samples   {} rows ({}), shape {:?}, {} classes",
         rows(c::SAMPLES),
         splits.join(", "),
         d.sample_shape,
         d.class_names.len()
-    );
-    println!("          split: {}", d.split_rule);
-    println!("          normalisation: {}", d.normalization.mode);
+    )?;
+    writeln!(out, "          split: {}", d.split_rule)?;
+    writeln!(out, "          normalisation: {}", d.normalization.mode)?;
     let mut recipes: Vec<String> = Vec::new();
     for file in m.files_of(c::VIEWS) {
         recipes.push(format!("{}#{} {}", file.recipe.as_deref().unwrap_or("?"), file.replica.unwrap_or(0), file.rows));
     }
-    println!("views     {} rows in {} parts: {}", rows(c::VIEWS), m.files_of(c::VIEWS).count(), recipes.join(", "));
-    println!("logits    {} rows in {} parts", logits_rows, m.files_of(c::LOGITS).count());
-    println!("teachers");
+    writeln!(
+        out,
+        "views     {} rows in {} parts: {}",
+        rows(c::VIEWS),
+        m.files_of(c::VIEWS).count(),
+        recipes.join(", ")
+    )?;
+    writeln!(out, "logits    {} rows in {} parts", logits_rows, m.files_of(c::LOGITS).count())?;
+    writeln!(out, "teachers")?;
     for t in &m.teachers {
         let accuracy: Vec<String> = t.accuracy.iter().map(|(split, a)| format!("{split} {:.2}%", a * 100.0)).collect();
         let rows: usize = m.files_of(c::LOGITS).filter(|f| f.teacher.as_deref() == Some(&t.name)).map(|f| f.rows).sum();
-        println!(
+        writeln!(
+            out,
             "  {:<12} {:<11} {:<28} {} {:>7} rows  accuracy: {}",
             t.name,
             t.kind,
@@ -97,12 +108,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             t.logits_dtype,
             rows,
             accuracy.join(", ")
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "size      {:.1} MiB on disk; {:.1} bytes per (view, teacher) row (views + logits)",
         on_disk as f64 / (1 << 20) as f64,
         per_row
-    );
-    Ok(())
+    )?;
+    print_stdout(&out)
 }

@@ -107,6 +107,16 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
     }
 }
 
+/// Writes data to stdout; a closed pipe (`kdstore … | head`) surfaces as an io error that `main`
+/// turns into exit code 0 instead of a panic.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)

@@ -31,7 +31,7 @@ impl Progress for Bars {
         let bar = (self.terminal && !self.quiet).then(|| {
             let bar = ProgressBar::new(total);
             bar.set_style(
-                ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {per_sec} {msg}")
+                ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {elapsed} (eta {eta}) {msg}")
                     .expect("template")
                     .progress_chars("=> "),
             );

@@ -7,7 +7,7 @@ use kdstore::teacher::arch::ArchKind;
 use kdstore::train::{self, TrainConfig, TrainError, ViewsPerEpoch};
 
 use super::progress::Bars;
-use super::{classify_store, UserError};
+use super::{classify_store, print_stdout, UserError};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Loss {
@@ -138,7 +138,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         other => anyhow::Error::new(other),
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        print_stdout(&(serde_json::to_string_pretty(&results)? + "\n"))?;
     }
     eprintln!(
         "trained {} ({} parameters) with {} on {} views of {} samples: test accuracy {:.2}% (teacher {}), results in {}",
