@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions, settings resolution, printing and exit codes.
 //! Only this module prints; data (query results, `--json`) goes to stdout, everything else to stderr.
 
+mod bench;
 mod build;
 mod info;
 mod progress;
@@ -38,6 +39,8 @@ enum Command {
     Info(info::Args),
     /// Train a student from a store's views and teacher logits.
     Train(train::Args),
+    /// Time the labelling stage against the teacher's bare forward passes (reads the store only).
+    Bench(bench::Args),
 }
 
 pub fn run() -> anyhow::Result<()> {
@@ -61,6 +64,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Query(args) => query::run(args),
         Command::Info(args) => info::run(args),
         Command::Train(args) => train::run(args, &bars),
+        Command::Bench(args) => bench::run(args, &bars),
     }
 }
 

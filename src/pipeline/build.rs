@@ -20,7 +20,7 @@ use super::config::{RecipeConfig, TeacherConfig};
 use super::plan::{Plan, IDENTITY};
 use super::samples::{prepare, samples_key};
 use super::BuildError;
-use crate::augment::{render_view, seed, MixSource, Normalizer};
+use crate::augment::{render_view, seed, MixSource, Normalizer, OpConfig};
 use crate::progress::{Progress, Task};
 use crate::store::columns as c;
 use crate::store::manifest::{self, SCHEMA_VERSION};
@@ -171,7 +171,9 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
             .clone();
         let store = Store { root: root.to_path_buf(), manifest: manifest.clone() };
         let views = store.load_views(store_scan_file(&store, &views_file)?)?;
-        let rows = label_views(root, &info, view_part, &views, &context, options.threads, progress)?;
+        let label = format!("logits {} {} r{}", info.name, view_part.recipe.name, view_part.replica);
+        let rows =
+            label_views(root, &info, &view_part.recipe.ops, &label, &views, &context, options.threads, progress)?;
         let dtype = teacher.config.logits_dtype();
         let mut frame =
             writer::logits_frame(&info.name, &rows, dtype).map_err(|e| parquet_error(root, c::LOGITS, e))?;
@@ -413,7 +415,7 @@ type ChunkWork<'a, W, T> = dyn Fn(&mut W, Range<usize>) -> Result<Vec<T>, BuildE
 
 /// Runs `work` over fixed chunks of `0..items` on up to `threads` threads, each with its own
 /// state made by `init`, and returns the outputs in order.
-fn parallel_chunks<W, T: Send>(
+pub(crate) fn parallel_chunks<W, T: Send>(
     items: usize,
     threads: usize,
     task: &dyn Task,
@@ -605,31 +607,28 @@ pub fn load_classifier(root: &Path, info: &TeacherInfo) -> Result<Classifier, Bu
     }
 }
 
-fn label_views(
+/// The labelling stage for one views part: replay each view from its seed, check it against its
+/// stored hash, run the teacher on fixed chunks and compute the per-row statistics.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn label_views(
     root: &Path,
     info: &TeacherInfo,
-    part: &ViewPart,
+    ops: &[OpConfig],
+    label: &str,
     views: &[ViewRow],
     context: &Context,
     threads: usize,
     progress: &dyn Progress,
 ) -> Result<Vec<LogitsRow>, BuildError> {
     let samples = context.samples;
-    let task =
-        progress.task(&format!("logits {} {} r{}", info.name, part.recipe.name, part.replica), views.len() as u64);
+    let task = progress.task(label, views.len() as u64);
     let rows =
         parallel_chunks(views.len(), threads, task.as_ref(), &|| load_classifier(root, info), &|classifier, range| {
             let chunk = &views[range];
             let mut inputs = Vec::with_capacity(chunk.len() * samples.sample_len);
             for view in chunk {
-                let rendered = render_view(
-                    &part.recipe.ops,
-                    view.seed,
-                    view.sample_id,
-                    &samples.sample_shape,
-                    context,
-                    &context.normalizer,
-                );
+                let rendered =
+                    render_view(ops, view.seed, view.sample_id, &samples.sample_shape, context, &context.normalizer);
                 if rendered.input_hash != view.input_hash {
                     return Err(BuildError::Replay {
                         teacher: info.name.clone(),

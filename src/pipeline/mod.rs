@@ -2,6 +2,7 @@
 //! (`samples`) and the stage executor (`build`), which caches every stage by content and commits
 //! the store after each finished part so an interrupted build resumes where it stopped.
 
+pub mod bench;
 pub mod build;
 pub mod config;
 pub mod plan;

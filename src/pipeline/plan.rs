@@ -1,11 +1,12 @@
 //! From a pipeline file to a validated [`Plan`]: parse strictly, then check everything at once and
 //! report every problem with its location. The plan is the only thing the executor accepts.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::config::*;
+use crate::augment::OpConfig;
 use crate::store::Split;
 use crate::teacher::arch::ArchKind;
 
@@ -55,6 +56,20 @@ impl Plan {
     pub fn resolved(&self) -> serde_json::Value {
         serde_json::to_value(&self.file).expect("pipeline serialises")
     }
+}
+
+/// The recipes a store was built with (from its manifest's resolved pipeline), plus `identity`:
+/// what replaying its views needs.
+pub fn manifest_recipes(manifest: &crate::store::Manifest) -> Result<BTreeMap<String, Vec<OpConfig>>, String> {
+    let recipes: Vec<RecipeConfig> = match manifest.pipeline.get("recipe") {
+        Some(value) => {
+            serde_json::from_value(value.clone()).map_err(|e| format!("the manifest's recipes cannot be read: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    let mut map: BTreeMap<String, Vec<OpConfig>> = recipes.into_iter().map(|r| (r.name, r.ops)).collect();
+    map.insert(IDENTITY.into(), Vec::new());
+    Ok(map)
 }
 
 /// Reads, parses and validates a pipeline file.

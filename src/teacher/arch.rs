@@ -79,10 +79,16 @@ impl Net {
     pub fn seeded(path: &nn::Path, spec: &ArchSpec, seed: u64) -> Net {
         let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         tch::manual_seed(seed as i64);
-        Net::new(path, spec)
+        Net::build(path, spec)
     }
 
+    /// A network with unseeded initial weights (about to be overwritten by loaded ones).
     pub fn new(path: &nn::Path, spec: &ArchSpec) -> Net {
+        let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Net::build(path, spec)
+    }
+
+    fn build(path: &nn::Path, spec: &ArchSpec) -> Net {
         let (body, features) = match spec.kind {
             ArchKind::Cnn1d => conv_body(path, spec, false),
             ArchKind::Cnn2d => conv_body(path, spec, true),

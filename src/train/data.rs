@@ -11,8 +11,7 @@ use rand::SeedableRng;
 use super::TrainError;
 use crate::augment::{render_view, OpConfig};
 use crate::pipeline::build::Context;
-use crate::pipeline::config::RecipeConfig;
-use crate::pipeline::plan::IDENTITY;
+use crate::pipeline::plan::manifest_recipes;
 use crate::query;
 use crate::store::columns as c;
 use crate::store::reader::{
@@ -98,19 +97,8 @@ pub fn load(store: &Store, teacher: &str, filter: Option<&str>) -> Result<TrainD
             }
         })
         .collect();
-    Ok(TrainData { samples, views, recipes: recipes_of(store)?, classes })
-}
-
-/// The recipes recorded in the store's resolved pipeline, plus `identity`.
-pub fn recipes_of(store: &Store) -> Result<BTreeMap<String, Vec<OpConfig>>, TrainError> {
-    let recipes: Vec<RecipeConfig> = match store.manifest.pipeline.get("recipe") {
-        Some(value) => serde_json::from_value(value.clone())
-            .map_err(|e| TrainError::Selection(format!("the manifest's recipes cannot be read: {e}")))?,
-        None => Vec::new(),
-    };
-    let mut map: BTreeMap<String, Vec<OpConfig>> = recipes.into_iter().map(|r| (r.name, r.ops)).collect();
-    map.insert(IDENTITY.into(), Vec::new());
-    Ok(map)
+    let recipes = manifest_recipes(&store.manifest).map_err(TrainError::Selection)?;
+    Ok(TrainData { samples, views, recipes, classes })
 }
 
 impl TrainData {

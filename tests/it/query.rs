@@ -73,3 +73,25 @@ fn bad_sql_and_unknown_columns_are_one_line_user_errors_and_change_nothing() {
     }
     assert_eq!(snapshot(store), before, "queries must not modify the store");
 }
+
+#[test]
+fn bench_times_labelling_against_bare_forward_passes_without_writing() {
+    let store = basicmotions_store();
+    let before = snapshot(store);
+    let output = run_ok(&["bench", path_str(store), "--threads", "1", "--json"]);
+    let result: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        result["views"],
+        manifest(store)["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["table"] == "views")
+            .map(|f| f["rows"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+    assert_eq!(result["teacher"], "cnn1d");
+    assert!(result["bare_forward_seconds"].as_f64().unwrap() > 0.0);
+    assert!(result["labelling_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(snapshot(store), before, "bench only reads the store");
+}

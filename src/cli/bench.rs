@@ -1,0 +1,53 @@
+//! `kdstore bench STORE`: time the labelling stage against the teacher's bare forward passes.
+
+use std::path::PathBuf;
+
+use kdstore::pipeline::{bench, BuildError};
+use kdstore::store::Store;
+
+use super::progress::Bars;
+use super::{classify_store, print_stdout, UserError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory (only read).
+    store: PathBuf,
+    /// Teacher to time (default: the store's first teacher).
+    #[arg(long)]
+    teacher: Option<String>,
+    /// Worker threads, as for `kdstore build` (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the timings as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
+    let store = Store::open(&args.store).map_err(classify_store)?;
+    let teacher = match args.teacher.clone().or_else(|| store.manifest.teachers.first().map(|t| t.name.clone())) {
+        Some(teacher) => teacher,
+        None => return Err(UserError::msg(format!("{}: the store has no teacher", args.store.display()))),
+    };
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let result = bench::labelling(&store, &teacher, threads, bars).map_err(|e| match e {
+        BuildError::Store(s) => classify_store(s),
+        BuildError::Split(_) => UserError::from_error(e),
+        other => anyhow::Error::new(other),
+    })?;
+    if args.json {
+        return print_stdout(&(serde_json::to_string_pretty(&result)? + "\n"));
+    }
+    print_stdout(&format!(
+        "labelling {} views with teacher {} on {} thread{}\n  bare forward passes   {:>8.2} s ({:.0} views/s)\n  labelling stage       {:>8.2} s ({:.0} views/s; replay, hash check, forward, statistics)\n  overhead              {:>+8.1}%\n",
+        result.views,
+        result.teacher,
+        result.threads,
+        if result.threads == 1 { "" } else { "s" },
+        result.bare_forward_seconds,
+        result.views as f64 / result.bare_forward_seconds,
+        result.labelling_seconds,
+        result.views as f64 / result.labelling_seconds,
+        result.overhead() * 100.0
+    ))
+}

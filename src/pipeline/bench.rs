@@ -1,0 +1,97 @@
+//! `kdstore bench`: what the labelling stage costs over the teacher's bare forward passes on the
+//! same inputs (DESIGN.md's target: at most 10% more). Both sides run in this process, on the same
+//! fixed chunks, threads and teacher; the bare side gets its inputs rendered beforehand and untimed.
+//! The store is only read.
+
+use std::time::Instant;
+
+use super::build::{label_views, load_classifier, parallel_chunks, Context};
+use super::plan::manifest_recipes;
+use super::BuildError;
+use crate::augment::render_view;
+use crate::progress::Progress;
+use crate::store::columns as c;
+use crate::store::Store;
+
+/// Timings of one labelling benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LabellingBench {
+    pub teacher: String,
+    pub views: usize,
+    pub threads: usize,
+    /// Teacher forward passes over inputs already in memory.
+    pub bare_forward_seconds: f64,
+    /// Replay, hash check, forward passes and statistics, as the build runs them.
+    pub labelling_seconds: f64,
+}
+
+impl LabellingBench {
+    /// Labelling time over bare forward time, minus one (0.05 = 5% more).
+    pub fn overhead(&self) -> f64 {
+        self.labelling_seconds / self.bare_forward_seconds - 1.0
+    }
+}
+
+/// Times the labelling of every view of `store` by `teacher`, against the bare forward passes.
+pub fn labelling(
+    store: &Store,
+    teacher: &str,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<LabellingBench, BuildError> {
+    tch::set_num_threads(1);
+    let info = store
+        .manifest
+        .teacher(teacher)
+        .ok_or_else(|| BuildError::Split(format!("the store has no teacher {teacher}")))?
+        .clone();
+    let samples = store.load_samples()?;
+    let context = Context::new(&samples, &store.manifest);
+    let views = store.load_views(store.scan(c::VIEWS)?)?;
+    let recipes = manifest_recipes(&store.manifest).map_err(BuildError::Split)?;
+    let ops_of = |recipe: &str| recipes.get(recipe).cloned().unwrap_or_default();
+
+    // Bare: the same chunks of the same inputs, rendered before the clock starts.
+    let mut inputs = Vec::with_capacity(views.len() * samples.sample_len);
+    for view in &views {
+        let rendered = render_view(
+            &ops_of(&view.recipe),
+            view.seed,
+            view.sample_id,
+            &samples.sample_shape,
+            &context,
+            &context.normalizer,
+        );
+        inputs.extend_from_slice(&rendered.input);
+    }
+    let task = progress.task("bare forward", views.len() as u64);
+    let started = Instant::now();
+    let logits = parallel_chunks(
+        views.len(),
+        threads,
+        task.as_ref(),
+        &|| load_classifier(&store.root, &info),
+        &|classifier, range| {
+            let chunk = &inputs[range.start * samples.sample_len..range.end * samples.sample_len];
+            let (flat, _) = classifier
+                .logits(chunk, &samples.sample_shape, tch::Device::Cpu)
+                .map_err(|source| BuildError::Teacher { teacher: info.name.clone(), source: Box::new(source) })?;
+            Ok(vec![flat.len()])
+        },
+    )?;
+    let bare_forward_seconds = started.elapsed().as_secs_f64();
+    task.finish();
+    drop(logits);
+    drop(inputs);
+
+    // The labelling stage, part by part as the build runs it.
+    let started = Instant::now();
+    for (recipe, ops) in &recipes {
+        let part: Vec<_> = views.iter().filter(|v| &v.recipe == recipe).cloned().collect();
+        if !part.is_empty() {
+            label_views(&store.root, &info, ops, &format!("labelling {recipe}"), &part, &context, threads, progress)?;
+        }
+    }
+    let labelling_seconds = started.elapsed().as_secs_f64();
+    Ok(LabellingBench { teacher: teacher.into(), views: views.len(), threads, bare_forward_seconds, labelling_seconds })
+}
