@@ -5,6 +5,8 @@
 
 pub mod jitter;
 pub mod mixup;
+pub mod permutation;
+pub mod rotation;
 pub mod scaling;
 pub mod seed;
 
@@ -15,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 pub use jitter::JitterConfig;
 pub use mixup::{Mix, MixupConfig};
+pub use permutation::PermutationConfig;
+pub use rotation::RotationConfig;
 pub use scaling::ScalingConfig;
 
 /// The random generator every op draws from: ChaCha8, seeded with the view's seed. Portable and
@@ -37,6 +41,8 @@ pub trait MixSource {
 pub enum OpConfig {
     Jitter(JitterConfig),
     Scaling(ScalingConfig),
+    Rotation(RotationConfig),
+    Permutation(PermutationConfig),
     Mixup(MixupConfig),
 }
 
@@ -45,6 +51,8 @@ impl OpConfig {
         match self {
             OpConfig::Jitter(_) => "jitter",
             OpConfig::Scaling(_) => "scaling",
+            OpConfig::Rotation(_) => "rotation",
+            OpConfig::Permutation(_) => "permutation",
             OpConfig::Mixup(_) => "mixup",
         }
     }
@@ -53,6 +61,8 @@ impl OpConfig {
         match self {
             OpConfig::Jitter(c) => c.p,
             OpConfig::Scaling(c) => c.p,
+            OpConfig::Rotation(c) => c.p,
+            OpConfig::Permutation(c) => c.p,
             OpConfig::Mixup(c) => c.p,
         }
     }
@@ -62,12 +72,23 @@ impl OpConfig {
         let mut problems = match self {
             OpConfig::Jitter(c) => c.validate(),
             OpConfig::Scaling(c) => c.validate(),
+            OpConfig::Rotation(c) => c.validate(),
+            OpConfig::Permutation(c) => c.validate(),
             OpConfig::Mixup(c) => c.validate(),
         };
         if !(0.0..=1.0).contains(&self.p()) {
             problems.push(format!("p must be in [0, 1], got {}", self.p()));
         }
         problems
+    }
+
+    /// Whether the op can run on samples of `shape` (known once the source is read).
+    pub fn check_shape(&self, shape: &[usize]) -> Result<(), String> {
+        match self {
+            OpConfig::Rotation(c) => c.check_shape(shape),
+            OpConfig::Permutation(c) => c.check_shape(shape),
+            OpConfig::Jitter(_) | OpConfig::Scaling(_) | OpConfig::Mixup(_) => Ok(()),
+        }
     }
 
     pub fn is_mix(&self) -> bool {
@@ -129,6 +150,8 @@ pub fn render_view(
         let drawn = match op {
             OpConfig::Jitter(c) => c.apply(&mut rng, &mut input),
             OpConfig::Scaling(c) => c.apply(&mut rng, &mut input, sample_shape),
+            OpConfig::Rotation(c) => c.apply(&mut rng, &mut input, sample_shape),
+            OpConfig::Permutation(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::Mixup(c) => match c.apply(&mut rng, &mut input, sample_id, source) {
                 Some(m) => {
                     mix = Some(m);

@@ -136,6 +136,7 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         None => Store { root: root.to_path_buf(), manifest: manifest.clone() }.load_samples()?,
     };
     let context = Context::new(&samples, &manifest);
+    check_recipes(plan, &samples.sample_shape)?;
 
     let missing_views: Vec<&ViewPart> = view_parts.iter().filter(|p| view_missing(&manifest, p)).collect();
     for part in missing_views {
@@ -198,6 +199,23 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
     }
     report.version = Some(manifest.version);
     Ok(report)
+}
+
+/// Every op of every recipe fits the samples' shape (only known once the source was read).
+fn check_recipes(plan: &Plan, shape: &[usize]) -> Result<(), BuildError> {
+    let mut problems = Vec::new();
+    for recipe in &plan.recipes {
+        for (index, op) in recipe.ops.iter().enumerate() {
+            if let Err(problem) = op.check_shape(shape) {
+                problems.push(format!("recipe {}: op {} ({}): {problem}", recipe.name, index + 1, op.name()));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(BuildError::Recipe(problems.join("; ")))
+    }
 }
 
 /// Deletes the temporary files (`.<name>.tmp…`) that a killed build left behind. Only called with

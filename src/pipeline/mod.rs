@@ -25,6 +25,8 @@ pub enum BuildError {
     Source(#[from] crate::source::SourceError),
     #[error("stage samples: {0}")]
     Split(String),
+    #[error("stage views: {0}")]
+    Recipe(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("stage teacher.{teacher}: {source}")]

@@ -69,3 +69,17 @@ fn a_missing_store_is_a_user_error() {
         assert!(stderr(&output).contains("no/such/store"), "{}", stderr(&output));
     }
 }
+
+#[test]
+fn an_op_that_does_not_fit_the_samples_is_a_views_stage_error() {
+    let dir = tempdir();
+    // The synthetic series have 3 channels; the default rotation sensor names channels 0-5.
+    let pipeline = synthetic_pipeline(dir.path(), 60, "\n[[recipe]]\nname = \"rot\"\nops = [{ op = \"rotation\" }]\n");
+    let output = run(&["build", path_str(&pipeline)]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("stage views: recipe rot: op 1 (rotation): channel 3 does not exist: the samples have 3 channels"),
+        "{err}"
+    );
+}
