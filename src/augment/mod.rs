@@ -6,9 +6,12 @@
 pub mod jitter;
 pub mod mixup;
 pub mod permutation;
+pub mod resample;
 pub mod rotation;
 pub mod scaling;
 pub mod seed;
+pub mod window_slice;
+pub mod window_warp;
 
 use rand::Rng;
 use rand::SeedableRng;
@@ -20,6 +23,8 @@ pub use mixup::{Mix, MixupConfig};
 pub use permutation::PermutationConfig;
 pub use rotation::RotationConfig;
 pub use scaling::ScalingConfig;
+pub use window_slice::WindowSliceConfig;
+pub use window_warp::WindowWarpConfig;
 
 /// The random generator every op draws from: ChaCha8, seeded with the view's seed. Portable and
 /// stable across platforms and crate versions of the same major release.
@@ -43,6 +48,8 @@ pub enum OpConfig {
     Scaling(ScalingConfig),
     Rotation(RotationConfig),
     Permutation(PermutationConfig),
+    WindowSlice(WindowSliceConfig),
+    WindowWarp(WindowWarpConfig),
     Mixup(MixupConfig),
 }
 
@@ -53,6 +60,8 @@ impl OpConfig {
             OpConfig::Scaling(_) => "scaling",
             OpConfig::Rotation(_) => "rotation",
             OpConfig::Permutation(_) => "permutation",
+            OpConfig::WindowSlice(_) => "window_slice",
+            OpConfig::WindowWarp(_) => "window_warp",
             OpConfig::Mixup(_) => "mixup",
         }
     }
@@ -63,6 +72,8 @@ impl OpConfig {
             OpConfig::Scaling(c) => c.p,
             OpConfig::Rotation(c) => c.p,
             OpConfig::Permutation(c) => c.p,
+            OpConfig::WindowSlice(c) => c.p,
+            OpConfig::WindowWarp(c) => c.p,
             OpConfig::Mixup(c) => c.p,
         }
     }
@@ -74,6 +85,8 @@ impl OpConfig {
             OpConfig::Scaling(c) => c.validate(),
             OpConfig::Rotation(c) => c.validate(),
             OpConfig::Permutation(c) => c.validate(),
+            OpConfig::WindowSlice(c) => c.validate(),
+            OpConfig::WindowWarp(c) => c.validate(),
             OpConfig::Mixup(c) => c.validate(),
         };
         if !(0.0..=1.0).contains(&self.p()) {
@@ -87,6 +100,8 @@ impl OpConfig {
         match self {
             OpConfig::Rotation(c) => c.check_shape(shape),
             OpConfig::Permutation(c) => c.check_shape(shape),
+            OpConfig::WindowSlice(c) => c.check_shape(shape),
+            OpConfig::WindowWarp(c) => c.check_shape(shape),
             OpConfig::Jitter(_) | OpConfig::Scaling(_) | OpConfig::Mixup(_) => Ok(()),
         }
     }
@@ -152,6 +167,8 @@ pub fn render_view(
             OpConfig::Scaling(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::Rotation(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::Permutation(c) => c.apply(&mut rng, &mut input, sample_shape),
+            OpConfig::WindowSlice(c) => c.apply(&mut rng, &mut input, sample_shape),
+            OpConfig::WindowWarp(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::Mixup(c) => match c.apply(&mut rng, &mut input, sample_id, source) {
                 Some(m) => {
                     mix = Some(m);
