@@ -4,12 +4,15 @@
 //! I/O and knows nothing of tensors or Parquet.
 
 pub mod jitter;
+pub mod magnitude_warp;
 pub mod mixup;
 pub mod permutation;
 pub mod resample;
 pub mod rotation;
 pub mod scaling;
 pub mod seed;
+pub mod spline;
+pub mod time_warp;
 pub mod window_slice;
 pub mod window_warp;
 
@@ -19,10 +22,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use jitter::JitterConfig;
+pub use magnitude_warp::MagnitudeWarpConfig;
 pub use mixup::{Mix, MixupConfig};
 pub use permutation::PermutationConfig;
 pub use rotation::RotationConfig;
 pub use scaling::ScalingConfig;
+pub use time_warp::TimeWarpConfig;
 pub use window_slice::WindowSliceConfig;
 pub use window_warp::WindowWarpConfig;
 
@@ -48,6 +53,8 @@ pub enum OpConfig {
     Scaling(ScalingConfig),
     Rotation(RotationConfig),
     Permutation(PermutationConfig),
+    MagnitudeWarp(MagnitudeWarpConfig),
+    TimeWarp(TimeWarpConfig),
     WindowSlice(WindowSliceConfig),
     WindowWarp(WindowWarpConfig),
     Mixup(MixupConfig),
@@ -60,6 +67,8 @@ impl OpConfig {
             OpConfig::Scaling(_) => "scaling",
             OpConfig::Rotation(_) => "rotation",
             OpConfig::Permutation(_) => "permutation",
+            OpConfig::MagnitudeWarp(_) => "magnitude_warp",
+            OpConfig::TimeWarp(_) => "time_warp",
             OpConfig::WindowSlice(_) => "window_slice",
             OpConfig::WindowWarp(_) => "window_warp",
             OpConfig::Mixup(_) => "mixup",
@@ -72,6 +81,8 @@ impl OpConfig {
             OpConfig::Scaling(c) => c.p,
             OpConfig::Rotation(c) => c.p,
             OpConfig::Permutation(c) => c.p,
+            OpConfig::MagnitudeWarp(c) => c.p,
+            OpConfig::TimeWarp(c) => c.p,
             OpConfig::WindowSlice(c) => c.p,
             OpConfig::WindowWarp(c) => c.p,
             OpConfig::Mixup(c) => c.p,
@@ -85,6 +96,8 @@ impl OpConfig {
             OpConfig::Scaling(c) => c.validate(),
             OpConfig::Rotation(c) => c.validate(),
             OpConfig::Permutation(c) => c.validate(),
+            OpConfig::MagnitudeWarp(c) => c.validate(),
+            OpConfig::TimeWarp(c) => c.validate(),
             OpConfig::WindowSlice(c) => c.validate(),
             OpConfig::WindowWarp(c) => c.validate(),
             OpConfig::Mixup(c) => c.validate(),
@@ -100,6 +113,8 @@ impl OpConfig {
         match self {
             OpConfig::Rotation(c) => c.check_shape(shape),
             OpConfig::Permutation(c) => c.check_shape(shape),
+            OpConfig::MagnitudeWarp(c) => c.check_shape(shape),
+            OpConfig::TimeWarp(c) => c.check_shape(shape),
             OpConfig::WindowSlice(c) => c.check_shape(shape),
             OpConfig::WindowWarp(c) => c.check_shape(shape),
             OpConfig::Jitter(_) | OpConfig::Scaling(_) | OpConfig::Mixup(_) => Ok(()),
@@ -167,6 +182,8 @@ pub fn render_view(
             OpConfig::Scaling(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::Rotation(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::Permutation(c) => c.apply(&mut rng, &mut input, sample_shape),
+            OpConfig::MagnitudeWarp(c) => c.apply(&mut rng, &mut input, sample_shape),
+            OpConfig::TimeWarp(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::WindowSlice(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::WindowWarp(c) => c.apply(&mut rng, &mut input, sample_shape),
             OpConfig::Mixup(c) => match c.apply(&mut rng, &mut input, sample_id, source) {
