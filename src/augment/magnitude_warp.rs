@@ -44,6 +44,15 @@ pub(crate) fn validate_curve(sigma: f64, knots: usize) -> Vec<String> {
     problems
 }
 
+/// Shape check shared by the spline-driven warps: a series with room for every knot.
+pub(crate) fn check_curve_shape(knots: usize, shape: &[usize]) -> Result<(), String> {
+    match shape {
+        [_, length] if *length >= knots + 2 => Ok(()),
+        [_, length] => Err(format!("{knots} knots need a series of at least {} steps, got {length}", knots + 2)),
+        _ => Err(format!("needs series (channels × time), got shape {shape:?}")),
+    }
+}
+
 /// One smooth random curve per channel, evaluated at every step: knot values ~ N(1, sigma²).
 pub(crate) fn random_curves(
     rng: &mut OpRng,
@@ -71,13 +80,7 @@ impl MagnitudeWarpConfig {
     }
 
     pub fn check_shape(&self, shape: &[usize]) -> Result<(), String> {
-        match shape {
-            [_, length] if *length >= self.knots + 2 => Ok(()),
-            [_, length] => {
-                Err(format!("{} knots need a series of at least {} steps, got {length}", self.knots, self.knots + 2))
-            }
-            _ => Err(format!("needs series (channels × time), got shape {shape:?}")),
-        }
+        check_curve_shape(self.knots, shape)
     }
 
     pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {

@@ -9,7 +9,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::magnitude_warp::{default_knots, default_sigma, random_curves, validate_curve};
+use super::magnitude_warp::{check_curve_shape, default_knots, default_sigma, random_curves, validate_curve};
 use super::resample::interp;
 use super::{default_p, OpRng};
 
@@ -36,13 +36,7 @@ impl TimeWarpConfig {
     }
 
     pub fn check_shape(&self, shape: &[usize]) -> Result<(), String> {
-        match shape {
-            [_, length] if *length >= self.knots + 2 => Ok(()),
-            [_, length] => {
-                Err(format!("{} knots need a series of at least {} steps, got {length}", self.knots, self.knots + 2))
-            }
-            _ => Err(format!("needs series (channels × time), got shape {shape:?}")),
-        }
+        check_curve_shape(self.knots, shape)
     }
 
     pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {

@@ -6,7 +6,7 @@ use kdstore::pipeline::{bench, BuildError};
 use kdstore::store::Store;
 
 use super::progress::Bars;
-use super::{classify_store, print_stdout, UserError};
+use super::{classify_store, print_stdout, teacher_or_first, worker_threads, UserError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,14 +25,11 @@ pub struct Args {
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = Store::open(&args.store).map_err(classify_store)?;
-    let teacher = match args.teacher.clone().or_else(|| store.manifest.teachers.first().map(|t| t.name.clone())) {
-        Some(teacher) => teacher,
-        None => return Err(UserError::msg(format!("{}: the store has no teacher", args.store.display()))),
-    };
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
+    let threads = worker_threads(args.threads);
     let result = bench::labelling(&store, &teacher, threads, bars).map_err(|e| match e {
         BuildError::Store(s) => classify_store(s),
-        BuildError::Split(_) => UserError::from_error(e),
+        BuildError::TeacherSetup { .. } | BuildError::Recipe(_) => UserError::from_error(e),
         other => anyhow::Error::new(other),
     })?;
     if args.json {

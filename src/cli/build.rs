@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use kdstore::pipeline::{self, BuildError, BuildOptions};
 
 use super::progress::Bars;
-use super::{classify_store, UserError};
+use super::{classify_store, worker_threads, UserError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let plan = pipeline::load(&args.pipeline).map_err(UserError::from_error)?;
     let store = args.store.unwrap_or_else(|| plan.file.store.clone());
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = worker_threads(args.threads);
     let started = std::time::Instant::now();
     let report = pipeline::build(&plan, &BuildOptions { store: store.clone(), threads }, bars).map_err(classify)?;
     if report.steps.is_empty() {

@@ -111,6 +111,19 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
     }
 }
 
+/// The teacher a command works with: the one named, or else the store's first.
+pub fn teacher_or_first(store: &kdstore::store::Store, named: Option<&str>) -> anyhow::Result<String> {
+    match named.map(str::to_string).or_else(|| store.manifest.teachers.first().map(|t| t.name.clone())) {
+        Some(teacher) => Ok(teacher),
+        None => Err(UserError::msg(format!("{}: the store has no teacher", store.root.display()))),
+    }
+}
+
+/// Worker threads: as asked, or one per core.
+pub fn worker_threads(asked: Option<usize>) -> usize {
+    asked.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1)
+}
+
 /// Writes data to stdout; a closed pipe (`kdstore … | head`) surfaces as an io error that `main`
 /// turns into exit code 0 instead of a panic.
 pub fn print_stdout(text: &str) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@ use kdstore::teacher::arch::ArchKind;
 use kdstore::train::{self, TrainConfig, TrainError, ViewsPerEpoch};
 
 use super::progress::Bars;
-use super::{classify_store, print_stdout, UserError};
+use super::{classify_store, print_stdout, teacher_or_first, UserError};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Loss {
@@ -91,10 +91,7 @@ pub struct Args {
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = Store::open(&args.store).map_err(classify_store)?;
-    let teacher = match args.teacher.clone().or_else(|| store.manifest.teachers.first().map(|t| t.name.clone())) {
-        Some(teacher) => teacher,
-        None => return Err(UserError::msg(format!("{}: the store has no teacher", args.store.display()))),
-    };
+    let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let (ce_weight, kd_weight, loss_name) = match args.loss {
         Loss::Ce => (1.0, 0.0, "ce"),
         Loss::Kd => (args.ce_weight, args.kd_weight, "kd"),

@@ -43,12 +43,15 @@ pub fn labelling(
     let info = store
         .manifest
         .teacher(teacher)
-        .ok_or_else(|| BuildError::Split(format!("the store has no teacher {teacher}")))?
+        .ok_or_else(|| BuildError::TeacherSetup {
+            teacher: teacher.into(),
+            detail: "the store has no such teacher".into(),
+        })?
         .clone();
     let samples = store.load_samples()?;
     let context = Context::new(&samples, &store.manifest);
     let views = store.load_views(store.scan(c::VIEWS)?)?;
-    let recipes = manifest_recipes(&store.manifest).map_err(BuildError::Split)?;
+    let recipes = manifest_recipes(&store.manifest).map_err(BuildError::Recipe)?;
     let ops_of = |recipe: &str| recipes.get(recipe).cloned().unwrap_or_default();
 
     // Bare: the same chunks of the same inputs, rendered before the clock starts.

@@ -171,7 +171,7 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
             .expect("views committed above")
             .clone();
         let store = Store { root: root.to_path_buf(), manifest: manifest.clone() };
-        let views = store.load_views(store_scan_file(&store, &views_file)?)?;
+        let views = store.load_views(store.scan_files(c::VIEWS, &[&views_file])?)?;
         let label = format!("logits {} {} r{}", info.name, view_part.recipe.name, view_part.replica);
         let rows =
             label_views(root, &info, &view_part.recipe.ops, &label, &views, &context, options.threads, progress)?;
@@ -251,12 +251,6 @@ fn commit(
 
 fn parquet_error(root: &Path, table: &str, source: polars::error::PolarsError) -> BuildError {
     BuildError::Store(crate::store::StoreError::Parquet { path: root.to_path_buf(), table: table.into(), source })
-}
-
-fn store_scan_file(store: &Store, file: &crate::store::DataFile) -> Result<polars::prelude::LazyFrame, BuildError> {
-    let single =
-        Store { root: store.root.clone(), manifest: Manifest { files: vec![file.clone()], ..store.manifest.clone() } };
-    Ok(single.scan(c::VIEWS)?)
 }
 
 fn view_parts(plan: &Plan, samples_key: &str) -> Vec<ViewPart> {
@@ -557,7 +551,7 @@ fn prepare_teacher(
                 input_shape: samples.sample_shape.iter().map(|&d| d as i64).collect(),
                 classes: context.class_count as i64,
             };
-            spec.check().map_err(|detail| BuildError::Split(format!("teacher {name}: {detail}")))?;
+            spec.check().map_err(|detail| BuildError::TeacherSetup { teacher: name.clone(), detail })?;
             let train_ids = samples.ids_in(Split::Train);
             let mut inputs = Vec::with_capacity(train_ids.len() * samples.sample_len);
             let mut labels = Vec::with_capacity(train_ids.len());
@@ -616,8 +610,10 @@ fn input_layout(shape: &[usize]) -> String {
 pub fn load_classifier(root: &Path, info: &TeacherInfo) -> Result<Classifier, BuildError> {
     let teacher_error = |source| BuildError::Teacher { teacher: info.name.clone(), source: Box::new(source) };
     if info.kind == "builtin" {
-        let spec: ArchSpec = serde_json::from_value(info.arch_spec.clone())
-            .map_err(|e| BuildError::Split(format!("teacher {}: bad arch_spec in the manifest: {e}", info.name)))?;
+        let spec: ArchSpec = serde_json::from_value(info.arch_spec.clone()).map_err(|e| BuildError::TeacherSetup {
+            teacher: info.name.clone(),
+            detail: format!("bad arch_spec in the manifest: {e}"),
+        })?;
         Classifier::load_builtin(&info.name, &spec, &root.join(&info.model_path), tch::Device::Cpu)
             .map_err(teacher_error)
     } else {

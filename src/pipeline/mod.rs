@@ -35,6 +35,8 @@ pub enum BuildError {
         #[source]
         source: Box<crate::teacher::TeacherError>,
     },
+    #[error("stage teacher.{teacher}: {detail}")]
+    TeacherSetup { teacher: String, detail: String },
     #[error("stage teacher.{teacher}: training failed: {source}")]
     Training {
         teacher: String,

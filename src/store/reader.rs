@@ -43,7 +43,8 @@ impl Store {
         concat(scans, UnionArgs::default()).map_err(|source| self.parquet_error(table, source))
     }
 
-    fn scan_files(&self, table: &str, files: &[&DataFile]) -> Result<LazyFrame, StoreError> {
+    /// One scan over the given files of `table` (all of one schema).
+    pub fn scan_files(&self, table: &str, files: &[&DataFile]) -> Result<LazyFrame, StoreError> {
         let paths: Vec<PlRefPath> = files
             .iter()
             .map(|file| PlRefPath::new(self.manifest.file_path(&self.root, file).to_string_lossy().as_ref()))

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::TrainError;
-use crate::augment::{render_view, OpConfig};
+use crate::augment::{render_view, OpConfig, RenderedView};
 use crate::pipeline::build::Context;
 use crate::pipeline::plan::manifest_recipes;
 use crate::query;
@@ -102,19 +102,22 @@ pub fn load(store: &Store, teacher: &str, filter: Option<&str>) -> Result<TrainD
 }
 
 impl TrainData {
-    /// Replays views into one flat input buffer, checking each against its stored hash.
+    /// Replays one view from its recipe and seed.
+    fn replay(&self, context: &Context, view: &TrainView) -> Result<RenderedView, TrainError> {
+        let ops = self.recipes.get(&view.recipe).ok_or_else(|| {
+            TrainError::Selection(format!(
+                "view {}: recipe {} is not in the store's pipeline",
+                view.view_id, view.recipe
+            ))
+        })?;
+        Ok(render_view(ops, view.seed, view.sample_id, &self.samples.sample_shape, context, &context.normalizer))
+    }
+
+    /// Replays views into one flat input buffer (`verify_replay` checks them against their hashes).
     pub fn render(&self, context: &Context, views: &[&TrainView]) -> Result<Vec<f32>, TrainError> {
         let mut inputs = Vec::with_capacity(views.len() * self.samples.sample_len);
         for view in views {
-            let ops = self.recipes.get(&view.recipe).ok_or_else(|| {
-                TrainError::Selection(format!(
-                    "view {}: recipe {} is not in the store's pipeline",
-                    view.view_id, view.recipe
-                ))
-            })?;
-            let rendered =
-                render_view(ops, view.seed, view.sample_id, &self.samples.sample_shape, context, &context.normalizer);
-            inputs.extend_from_slice(&rendered.input);
+            inputs.extend_from_slice(&self.replay(context, view)?.input);
         }
         Ok(inputs)
     }
@@ -128,15 +131,13 @@ impl TrainData {
             chosen.truncate(count);
         }
         for view in &chosen {
-            let ops = &self.recipes[&view.recipe];
-            let rendered =
-                render_view(ops, view.seed, view.sample_id, &self.samples.sample_shape, context, &context.normalizer);
-            if rendered.input_hash != view.input_hash {
+            let replayed = self.replay(context, view)?.input_hash;
+            if replayed != view.input_hash {
                 return Err(TrainError::Replay {
                     view_id: view.view_id,
                     recipe: view.recipe.clone(),
                     stored: view.input_hash,
-                    replayed: rendered.input_hash,
+                    replayed,
                 });
             }
         }
