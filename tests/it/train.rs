@@ -72,3 +72,63 @@ fn cuda_without_a_gpu_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("no CUDA device"), "{}", stderr(&output));
 }
+
+#[test]
+fn images_from_npy_go_through_a_cnn2d_teacher_and_student() {
+    // 240 grey 8 × 8 images whose class (0, 1, 2) is which third of the image is bright.
+    let dir = tempdir();
+    let n = 240;
+    let mut inputs = Vec::with_capacity(n * 64);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let class = (i % 3) as i64;
+        for r in 0..8 {
+            for c in 0..8 {
+                let bright = (c / 3) as i64 == class;
+                inputs.push(if bright { 0.8 } else { 0.1 } + ((i * 7 + r * 3 + c) % 5) as f32 * 0.02);
+            }
+        }
+        labels.push(class);
+    }
+    let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
+    kdstore::source::npy::write_f32(&x, &[n, 8, 8], &inputs).unwrap();
+    kdstore::source::npy::write_i64(&y, &[n], &labels).unwrap();
+    let pipeline = dir.path().join("images.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "version = 1\nname = \"images\"\nseed = 3\nstore = \"{}\"\n\n[source]\nkind = \"npy\"\ninputs = \"{}\"\nlabels = \"{}\"\nlayout = \"image\"\n\n\
+             [[recipe]]\nname = \"mix\"\nops = [{{ op = \"mixup\" }}]\n\n\
+             [[teacher]]\nkind = \"builtin\"\nname = \"cnn\"\narch = \"cnn2d\"\nwidth = 8\ndepth = 2\nepochs = 30\nbatch_size = 16\nlogits_dtype = \"f16\"\n",
+            path_str(&dir.path().join("store")),
+            path_str(&x),
+            path_str(&y)
+        ),
+    )
+    .unwrap();
+    run_ok(&["build", path_str(&pipeline)]);
+    let store = dir.path().join("store");
+    let manifest = manifest(&store);
+    assert_eq!(manifest["dataset"]["sample_shape"], serde_json::json!([1, 8, 8]));
+    assert!(manifest["teachers"][0]["accuracy"]["test"].as_f64().unwrap() > 0.5, "{}", manifest["teachers"]);
+    let out = dir.path().join("student");
+    run_ok(&[
+        "train",
+        path_str(&store),
+        "--student",
+        "cnn2d",
+        "--width",
+        "4",
+        "--epochs",
+        "30",
+        "--batch-size",
+        "16",
+        "--out",
+        path_str(&out),
+        "--verify-replay",
+    ]);
+    let r = results(&out);
+    assert_eq!(r["config"]["student"], "cnn2d");
+    assert_eq!(r["replayed_and_verified"], r["train_views"]);
+    assert!(r["test_accuracy"].as_f64().unwrap() > 0.5, "an easy image task beats chance (1/3): {r}");
+}
