@@ -25,7 +25,7 @@ pub fn store_schema() -> String {
         },
         "tables": {
             c::SAMPLES: c::SAMPLES_COLUMNS,
-            c::VIEWS: c::VIEWS_COLUMNS,
+            c::VIEWS: c::views_columns(),
             c::LOGITS: c::LOGITS_COLUMNS,
         },
         "views": {

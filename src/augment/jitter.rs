@@ -5,6 +5,7 @@ use rand_distr::{Distribution, Normal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::params::{param, Drawn, ParamColumn, ParamKind, ParamValue};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -22,6 +23,12 @@ fn default_sigma() -> f64 {
     0.05
 }
 
+pub const COLUMNS: &[ParamColumn] = &[param(
+    "jitter_sigma",
+    ParamKind::Float,
+    "jitter: standard deviation of the noise (the noise itself is redrawn from the view's seed)",
+)];
+
 impl JitterConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -31,12 +38,12 @@ impl JitterConfig {
         problems
     }
 
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32]) -> serde_json::Value {
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32]) -> Drawn {
         let noise = Normal::new(0.0f32, self.sigma as f32).expect("sigma validated");
         for value in input.iter_mut() {
             *value += noise.sample(rng);
         }
-        serde_json::json!({ "op": "jitter", "sigma": self.sigma })
+        vec![("jitter_sigma", ParamValue::Float(self.sigma))]
     }
 }
 

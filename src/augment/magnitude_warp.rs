@@ -1,7 +1,7 @@
 //! `magnitude_warp` (Um et al. 2017; uchidalab `magnitude_warp`): each channel is multiplied by
 //! its own smooth random curve, the not-a-knot cubic spline through `knots + 2` evenly spaced knots
 //! (both ends included) whose values are drawn from N(1, sigma²). The knot values are stored in
-//! the view's `params`, one list per channel.
+//! the `magnitude_warp_knots` column, channel after channel.
 
 use rand_distr::{Distribution, Normal};
 use schemars::JsonSchema;
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::resample::linspace;
 use super::spline::CubicSpline;
+use super::params::{param, Drawn, ParamColumn, ParamKind, ParamValue};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -74,6 +75,12 @@ pub(crate) fn random_curves(
     (values, curves)
 }
 
+pub const COLUMNS: &[ParamColumn] = &[param(
+    "magnitude_warp_knots",
+    ParamKind::FloatList,
+    "magnitude_warp: the knot values, knots + 2 per channel, channel after channel",
+)];
+
 impl MagnitudeWarpConfig {
     pub fn validate(&self) -> Vec<String> {
         validate_curve(self.sigma, self.knots)
@@ -83,7 +90,7 @@ impl MagnitudeWarpConfig {
         check_curve_shape(self.knots, shape)
     }
 
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> Drawn {
         let (channels, length) = (shape[0], shape[1]);
         let (knot_values, curves) = random_curves(rng, channels, length, self.sigma, self.knots);
         for (channel, curve) in input.chunks_mut(length).zip(&curves) {
@@ -91,7 +98,7 @@ impl MagnitudeWarpConfig {
                 *value = (*value as f64 * factor) as f32;
             }
         }
-        serde_json::json!({ "op": "magnitude_warp", "knot_values": knot_values })
+        vec![("magnitude_warp_knots", ParamValue::FloatList(knot_values.concat()))]
     }
 }
 
@@ -106,7 +113,8 @@ mod tests {
         let original: Vec<f32> = (0..2 * 40).map(|i| 1.0 + (i % 7) as f32).collect();
         let mut x = original.clone();
         let params = config.apply(&mut OpRng::seed_from_u64(9), &mut x, &[2, 40]);
-        let knot_values: Vec<Vec<f64>> = serde_json::from_value(params["knot_values"].clone()).unwrap();
+        let flat = crate::augment::params::find(&params, "magnitude_warp_knots").unwrap().as_floats().unwrap();
+        let knot_values: Vec<&[f64]> = flat.chunks(6).collect();
         assert_eq!(knot_values.len(), 2);
         let steps = linspace(0.0, 39.0, 6);
         for c in 0..2 {

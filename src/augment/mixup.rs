@@ -8,6 +8,7 @@ use rand_distr::{Beta, Distribution};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::params::ParamColumn;
 use super::{default_p, MixSource, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -24,6 +25,9 @@ pub struct MixupConfig {
 fn default_alpha() -> f64 {
     0.2
 }
+
+/// The partner and λ live in the shared `partner_id` and `lam` columns.
+pub const COLUMNS: &[ParamColumn] = &[];
 
 /// The mix actually drawn for a view.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,23 +48,27 @@ impl MixupConfig {
     /// Draws the partner and λ, mixes in place and returns the mix. Returns `None` (input
     /// untouched) when the pool holds no sample other than the view's own.
     pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], sample_id: i64, source: &dyn MixSource) -> Option<Mix> {
-        let pool = source.partner_pool();
-        let candidates = pool.len() - usize::from(pool.binary_search(&sample_id).is_ok());
-        if candidates == 0 {
-            return None;
-        }
-        // Draw an index among the pool without the sample itself.
-        let mut index = rng.gen_range(0..candidates);
-        if let Ok(own) = pool.binary_search(&sample_id) {
-            if index >= own {
-                index += 1;
-            }
-        }
-        let partner_id = pool[index];
+        let partner_id = draw_partner(rng, sample_id, source)?;
         let lam = Beta::new(self.alpha, self.alpha).expect("alpha validated").sample(rng) as f32;
         mix_into(input, source.raw_input(partner_id), lam);
         Some(Mix { partner_id, lam })
     }
+}
+
+/// Draws a partner uniformly among the training pool without the sample itself; `None` when the
+/// pool holds no other sample.
+pub(crate) fn draw_partner(rng: &mut OpRng, sample_id: i64, source: &dyn MixSource) -> Option<i64> {
+    let pool = source.partner_pool();
+    let own = pool.binary_search(&sample_id).ok();
+    let candidates = pool.len() - usize::from(own.is_some());
+    if candidates == 0 {
+        return None;
+    }
+    let mut index = rng.gen_range(0..candidates);
+    if own.is_some_and(|own| index >= own) {
+        index += 1;
+    }
+    Some(pool[index])
 }
 
 /// `input ← λ·input + (1−λ)·partner`, elementwise in float32. Replay and export use this exact

@@ -3,10 +3,18 @@
 //! same bits; the parameters each op drew are returned for the `views` table. This module does no
 //! I/O and knows nothing of tensors or Parquet.
 
+pub mod color_jitter;
+pub mod cutmix;
+pub mod cutout;
+pub mod horizontal_flip;
+pub mod image;
 pub mod jitter;
 pub mod magnitude_warp;
 pub mod mixup;
+pub mod params;
 pub mod permutation;
+pub mod random_crop;
+pub mod random_resized_crop;
 pub mod resample;
 pub mod rotation;
 pub mod scaling;
@@ -21,10 +29,19 @@ use rand::SeedableRng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use params::Drawn;
+
+pub use color_jitter::ColorJitterConfig;
+pub use cutmix::CutmixConfig;
+pub use cutout::CutoutConfig;
+pub use horizontal_flip::HorizontalFlipConfig;
 pub use jitter::JitterConfig;
 pub use magnitude_warp::MagnitudeWarpConfig;
 pub use mixup::{Mix, MixupConfig};
+pub use params::{DrawnParams, ParamColumn, ParamKind, ParamValue};
 pub use permutation::PermutationConfig;
+pub use random_crop::RandomCropConfig;
+pub use random_resized_crop::RandomResizedCropConfig;
 pub use rotation::RotationConfig;
 pub use scaling::ScalingConfig;
 pub use time_warp::TimeWarpConfig;
@@ -57,7 +74,48 @@ pub enum OpConfig {
     TimeWarp(TimeWarpConfig),
     WindowSlice(WindowSliceConfig),
     WindowWarp(WindowWarpConfig),
+    RandomCrop(RandomCropConfig),
+    HorizontalFlip(HorizontalFlipConfig),
+    RandomResizedCrop(RandomResizedCropConfig),
+    Cutout(CutoutConfig),
+    ColorJitter(ColorJitterConfig),
     Mixup(MixupConfig),
+    Cutmix(CutmixConfig),
+}
+
+/// Every op's name (also its flag column) and parameter columns, in the order the `views` table
+/// lists them.
+pub const OP_COLUMNS: &[(&str, &[ParamColumn])] = &[
+    ("jitter", jitter::COLUMNS),
+    ("scaling", scaling::COLUMNS),
+    ("rotation", rotation::COLUMNS),
+    ("permutation", permutation::COLUMNS),
+    ("magnitude_warp", magnitude_warp::COLUMNS),
+    ("time_warp", time_warp::COLUMNS),
+    ("window_slice", window_slice::COLUMNS),
+    ("window_warp", window_warp::COLUMNS),
+    ("random_crop", random_crop::COLUMNS),
+    ("horizontal_flip", horizontal_flip::COLUMNS),
+    ("random_resized_crop", random_resized_crop::COLUMNS),
+    ("cutout", cutout::COLUMNS),
+    ("color_jitter", color_jitter::COLUMNS),
+    ("mixup", mixup::COLUMNS),
+    ("cutmix", cutmix::COLUMNS),
+];
+
+/// What an op's flag column means.
+pub const FLAG_DESCRIPTION: &str =
+    "true when the op was applied to the view, false when its probability draw skipped it, null when the recipe has no such op";
+
+/// Every parameter column of the `views` table: each op's flag column, then its drawn values.
+pub fn param_columns() -> Vec<ParamColumn> {
+    OP_COLUMNS
+        .iter()
+        .flat_map(|(op, columns)| {
+            std::iter::once(ParamColumn { name: op, kind: ParamKind::Bool, description: FLAG_DESCRIPTION })
+                .chain(columns.iter().copied())
+        })
+        .collect()
 }
 
 impl OpConfig {
@@ -71,7 +129,13 @@ impl OpConfig {
             OpConfig::TimeWarp(_) => "time_warp",
             OpConfig::WindowSlice(_) => "window_slice",
             OpConfig::WindowWarp(_) => "window_warp",
+            OpConfig::RandomCrop(_) => "random_crop",
+            OpConfig::HorizontalFlip(_) => "horizontal_flip",
+            OpConfig::RandomResizedCrop(_) => "random_resized_crop",
+            OpConfig::Cutout(_) => "cutout",
+            OpConfig::ColorJitter(_) => "color_jitter",
             OpConfig::Mixup(_) => "mixup",
+            OpConfig::Cutmix(_) => "cutmix",
         }
     }
 
@@ -85,7 +149,13 @@ impl OpConfig {
             OpConfig::TimeWarp(c) => c.p,
             OpConfig::WindowSlice(c) => c.p,
             OpConfig::WindowWarp(c) => c.p,
+            OpConfig::RandomCrop(c) => c.p,
+            OpConfig::HorizontalFlip(c) => c.p,
+            OpConfig::RandomResizedCrop(c) => c.p,
+            OpConfig::Cutout(c) => c.p,
+            OpConfig::ColorJitter(c) => c.p,
             OpConfig::Mixup(c) => c.p,
+            OpConfig::Cutmix(c) => c.p,
         }
     }
 
@@ -100,7 +170,13 @@ impl OpConfig {
             OpConfig::TimeWarp(c) => c.validate(),
             OpConfig::WindowSlice(c) => c.validate(),
             OpConfig::WindowWarp(c) => c.validate(),
+            OpConfig::RandomCrop(c) => c.validate(),
+            OpConfig::HorizontalFlip(_) => Vec::new(),
+            OpConfig::RandomResizedCrop(c) => c.validate(),
+            OpConfig::Cutout(c) => c.validate(),
+            OpConfig::ColorJitter(c) => c.validate(),
             OpConfig::Mixup(c) => c.validate(),
+            OpConfig::Cutmix(c) => c.validate(),
         };
         if !(0.0..=1.0).contains(&self.p()) {
             problems.push(format!("p must be in [0, 1], got {}", self.p()));
@@ -117,16 +193,55 @@ impl OpConfig {
             OpConfig::TimeWarp(c) => c.check_shape(shape),
             OpConfig::WindowSlice(c) => c.check_shape(shape),
             OpConfig::WindowWarp(c) => c.check_shape(shape),
+            OpConfig::RandomCrop(c) => c.check_shape(shape),
+            OpConfig::HorizontalFlip(c) => c.check_shape(shape),
+            OpConfig::RandomResizedCrop(c) => c.check_shape(shape),
+            OpConfig::Cutout(c) => c.check_shape(shape),
+            OpConfig::ColorJitter(c) => c.check_shape(shape),
+            OpConfig::Cutmix(c) => c.check_shape(shape),
             OpConfig::Jitter(_) | OpConfig::Scaling(_) | OpConfig::Mixup(_) => Ok(()),
         }
     }
 
     pub fn is_mix(&self) -> bool {
-        matches!(self, OpConfig::Mixup(_))
+        matches!(self, OpConfig::Mixup(_) | OpConfig::Cutmix(_))
+    }
+
+    /// Applies the op (its `p` draw already made), returning the mix it made, if any, and its draws.
+    fn apply(
+        &self,
+        rng: &mut OpRng,
+        input: &mut [f32],
+        shape: &[usize],
+        sample_id: i64,
+        source: &dyn MixSource,
+    ) -> (Option<Mix>, Drawn) {
+        let plain = |drawn| (None, drawn);
+        match self {
+            OpConfig::Jitter(c) => plain(c.apply(rng, input)),
+            OpConfig::Scaling(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::Rotation(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::Permutation(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::MagnitudeWarp(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::TimeWarp(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::WindowSlice(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::WindowWarp(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::RandomCrop(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::HorizontalFlip(c) => plain(c.apply(input, shape)),
+            OpConfig::RandomResizedCrop(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::Cutout(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::ColorJitter(c) => plain(c.apply(rng, input, shape)),
+            OpConfig::Mixup(c) => (c.apply(rng, input, sample_id, source), Vec::new()),
+            OpConfig::Cutmix(c) => match c.apply(rng, input, shape, sample_id, source) {
+                Some((mix, drawn)) => (Some(mix), drawn),
+                None => (None, Vec::new()),
+            },
+        }
     }
 }
 
-/// Per-channel affine normalisation applied after augmentation: `(x - mean[c]) / std[c]`.
+/// Per-channel affine normalisation, `(x - mean[c]) / std[c]`, applied to a view on its way into a
+/// model (teacher or student); the view itself, its hash and exports stay in raw units.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalizer {
     pub mean: Vec<f32>,
@@ -146,59 +261,48 @@ impl Normalizer {
     }
 }
 
-/// A view rendered for a model, plus what was drawn to make it.
+/// A view, plus what was drawn to make it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenderedView {
-    /// The normalised float32 input, exactly what the teacher saw.
+    /// The augmented float32 input in the units of the raw sample (before normalisation).
     pub input: Vec<f32>,
     pub mix: Option<Mix>,
-    /// JSON array of each op's drawn parameters, in recipe order.
-    pub params: String,
+    pub params: DrawnParams,
+    /// `seed::input_hash` of `input`.
     pub input_hash: u64,
 }
 
 /// Renders one view: the raw sample, then each op in order (each first draws whether it applies,
-/// with probability `p`), then normalisation, then the hash.
+/// with probability `p`), then the hash. A mixing op that finds no partner counts as not applied.
+/// Normalisation is the model's business, not the view's: see `Normalizer`.
 pub fn render_view(
     ops: &[OpConfig],
     seed: u64,
     sample_id: i64,
     sample_shape: &[usize],
     source: &dyn MixSource,
-    normalizer: &Normalizer,
 ) -> RenderedView {
     let mut rng = OpRng::seed_from_u64(seed);
     let mut input = source.raw_input(sample_id).to_vec();
     let mut mix = None;
-    let mut params = Vec::with_capacity(ops.len());
+    let mut params = DrawnParams::default();
     for op in ops {
         let draw: f64 = rng.gen();
-        if draw >= op.p() {
-            params.push(serde_json::json!({ "op": op.name(), "applied": false }));
-            continue;
+        let mut applied = draw < op.p();
+        if applied {
+            let (made, drawn) = op.apply(&mut rng, &mut input, sample_shape, sample_id, source);
+            if op.is_mix() {
+                applied = made.is_some();
+                mix = made;
+            }
+            for (column, value) in drawn {
+                params.insert(column, value);
+            }
         }
-        let drawn = match op {
-            OpConfig::Jitter(c) => c.apply(&mut rng, &mut input),
-            OpConfig::Scaling(c) => c.apply(&mut rng, &mut input, sample_shape),
-            OpConfig::Rotation(c) => c.apply(&mut rng, &mut input, sample_shape),
-            OpConfig::Permutation(c) => c.apply(&mut rng, &mut input, sample_shape),
-            OpConfig::MagnitudeWarp(c) => c.apply(&mut rng, &mut input, sample_shape),
-            OpConfig::TimeWarp(c) => c.apply(&mut rng, &mut input, sample_shape),
-            OpConfig::WindowSlice(c) => c.apply(&mut rng, &mut input, sample_shape),
-            OpConfig::WindowWarp(c) => c.apply(&mut rng, &mut input, sample_shape),
-            OpConfig::Mixup(c) => match c.apply(&mut rng, &mut input, sample_id, source) {
-                Some(m) => {
-                    mix = Some(m);
-                    serde_json::json!({ "op": "mixup", "alpha": c.alpha, "partner_id": m.partner_id, "lam": m.lam })
-                }
-                None => serde_json::json!({ "op": "mixup", "applied": false }),
-            },
-        };
-        params.push(drawn);
+        params.insert(op.name(), ParamValue::Bool(applied));
     }
-    normalizer.apply(&mut input);
     let input_hash = seed::input_hash(&input);
-    RenderedView { input, mix, params: serde_json::Value::Array(params).to_string(), input_hash }
+    RenderedView { input, mix, params, input_hash }
 }
 
 #[cfg(test)]
@@ -220,12 +324,14 @@ mod tests {
     }
 
     #[test]
-    fn identity_is_the_normalised_sample() {
-        let norm = Normalizer { mean: vec![1.0, 3.0], std: vec![2.0, 1.0] };
-        let view = render_view(&[], 9, 0, &[2, 2], &source(), &norm);
-        assert_eq!(view.input, vec![0.0, 0.5, 0.0, 1.0]);
-        assert_eq!(view.params, "[]");
-        assert!(view.mix.is_none());
+    fn identity_is_the_raw_sample_and_normalising_is_per_channel() {
+        let view = render_view(&[], 9, 0, &[2, 2], &source());
+        assert_eq!(view.input, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(view.input_hash, seed::input_hash(&[1.0, 2.0, 3.0, 4.0]));
+        assert!(view.params.0.is_empty() && view.mix.is_none());
+        let mut x = view.input;
+        Normalizer { mean: vec![1.0, 3.0], std: vec![2.0, 1.0] }.apply(&mut x);
+        assert_eq!(x, vec![0.0, 0.5, 0.0, 1.0]);
     }
 
     #[test]
@@ -235,21 +341,31 @@ mod tests {
             OpConfig::Jitter(JitterConfig { sigma: 0.05, p: 0.5 }),
             OpConfig::Mixup(MixupConfig { alpha: 0.2, p: 1.0 }),
         ];
-        let norm = Normalizer { mean: vec![0.0, 0.0], std: vec![1.0, 1.0] };
-        let a = render_view(&ops, 42, 0, &[2, 2], &source(), &norm);
-        let b = render_view(&ops, 42, 0, &[2, 2], &source(), &norm);
+        let a = render_view(&ops, 42, 0, &[2, 2], &source());
+        let b = render_view(&ops, 42, 0, &[2, 2], &source());
         assert_eq!(a, b);
         assert_eq!(a.mix.unwrap().partner_id, 1);
-        let c = render_view(&ops, 43, 0, &[2, 2], &source(), &norm);
+        assert_eq!(a.params.get("mixup"), Some(&ParamValue::Bool(true)));
+        assert_eq!(a.params.get("scaling_factors").and_then(|v| v.as_floats()).map(|f| f.len()), Some(2));
+        let c = render_view(&ops, 43, 0, &[2, 2], &source());
         assert_ne!(a.input_hash, c.input_hash);
     }
 
     #[test]
     fn probability_zero_never_applies() {
         let ops = vec![OpConfig::Jitter(JitterConfig { sigma: 1.0, p: 0.0 })];
-        let norm = Normalizer { mean: vec![0.0, 0.0], std: vec![1.0, 1.0] };
-        let view = render_view(&ops, 1, 1, &[2, 2], &source(), &norm);
+        let view = render_view(&ops, 1, 1, &[2, 2], &source());
         assert_eq!(view.input, vec![5.0, 6.0, 7.0, 8.0]);
-        assert_eq!(view.params, r#"[{"applied":false,"op":"jitter"}]"#);
+        assert_eq!(view.params.0.into_iter().collect::<Vec<_>>(), vec![("jitter", ParamValue::Bool(false))]);
+    }
+
+    #[test]
+    fn every_column_is_unique_and_prefixed_with_its_op() {
+        let columns = param_columns();
+        let names: std::collections::HashSet<_> = columns.iter().map(|c| c.name).collect();
+        assert_eq!(names.len(), columns.len());
+        for (op, own) in OP_COLUMNS {
+            assert!(own.iter().all(|c| c.name.starts_with(&format!("{op}_"))), "{op}");
+        }
     }
 }

@@ -3,13 +3,14 @@
 //! segments one step longer, as numpy's `array_split`), the segments are shuffled, and every
 //! channel is reordered the same way. Where we differ: uchidalab draws n from 1..max_segments−1
 //! (numpy's exclusive upper bound); here `max_segments` itself can be drawn. The drawn segment
-//! count and order are stored in the view's `params`.
+//! count and order are stored in the `permutation_segments` and `permutation_order` columns.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::params::{int, ints, param, Drawn, ParamColumn, ParamKind};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -26,6 +27,11 @@ pub struct PermutationConfig {
 fn default_max_segments() -> usize {
     4
 }
+
+pub const COLUMNS: &[ParamColumn] = &[
+    param("permutation_segments", ParamKind::Int, "permutation: the number of segments drawn"),
+    param("permutation_order", ParamKind::IntList, "permutation: the original index of each output segment"),
+];
 
 impl PermutationConfig {
     pub fn validate(&self) -> Vec<String> {
@@ -44,7 +50,7 @@ impl PermutationConfig {
         }
     }
 
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> Drawn {
         let length = shape[1];
         let segments = rng.gen_range(1..=self.max_segments);
         let mut order: Vec<usize> = (0..segments).collect();
@@ -57,7 +63,7 @@ impl PermutationConfig {
                 channel[t] = original[source];
             }
         }
-        serde_json::json!({ "op": "permutation", "segments": segments, "order": order })
+        vec![("permutation_segments", int(segments)), ("permutation_order", ints(&order))]
     }
 }
 
@@ -78,6 +84,7 @@ fn equal_segments(length: usize, n: usize) -> Vec<std::ops::Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::augment::params::find;
     use rand::SeedableRng;
 
     #[test]
@@ -93,7 +100,7 @@ mod tests {
         for seed in 0..30 {
             let mut x = original.clone();
             let params = config.apply(&mut OpRng::seed_from_u64(seed), &mut x, &[2, 13]);
-            let segments = params["segments"].as_u64().unwrap() as usize;
+            let segments = find(&params, "permutation_segments").unwrap().as_int().unwrap() as usize;
             assert!((1..=4).contains(&segments));
             for c in 0..2 {
                 let mut a = original[c * 13..(c + 1) * 13].to_vec();
@@ -106,7 +113,8 @@ mod tests {
                 assert_eq!(x[13 + t] - x[t], 13.0, "both channels are reordered the same way");
             }
             // Replaying the stored order reproduces the view.
-            let order: Vec<usize> = serde_json::from_value(params["order"].clone()).unwrap();
+            let order: Vec<usize> =
+                find(&params, "permutation_order").unwrap().as_ints().unwrap().iter().map(|&i| i as usize).collect();
             let bounds = equal_segments(13, segments);
             let expected: Vec<f32> = order.iter().flat_map(|&s| bounds[s].clone()).map(|t| original[t]).collect();
             assert_eq!(&x[..13], &expected[..]);

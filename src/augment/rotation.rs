@@ -2,12 +2,13 @@
 //! uniformly from [-1, 1]³ and normalised, angle uniform in [-π, π], each time step's row vector
 //! multiplied by the rotation matrix). All triplets of one sensor — e.g. a phone's accelerometer
 //! and gyroscope — get the same rotation, since they turn together; each sensor draws its own.
-//! The drawn axis and angle are stored in the view's `params`.
+//! The drawn axes and angles are stored in the `rotation_axes` and `rotation_angles` columns.
 
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::params::{floats, param, Drawn, ParamColumn, ParamKind};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -25,6 +26,15 @@ pub struct RotationConfig {
 fn default_sensors() -> Vec<Vec<usize>> {
     vec![vec![0, 1, 2, 3, 4, 5]]
 }
+
+pub const COLUMNS: &[ParamColumn] = &[
+    param(
+        "rotation_axes",
+        ParamKind::FloatList,
+        "rotation: the axis drawn for each sensor before normalisation, 3 values per sensor",
+    ),
+    param("rotation_angles", ParamKind::FloatList, "rotation: the angle in radians drawn for each sensor"),
+];
 
 impl RotationConfig {
     pub fn validate(&self) -> Vec<String> {
@@ -60,9 +70,9 @@ impl RotationConfig {
         }
     }
 
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> Drawn {
         let length = shape[1];
-        let mut drawn = Vec::with_capacity(self.sensors.len());
+        let (mut axes, mut angles) = (Vec::new(), Vec::new());
         for sensor in &self.sensors {
             let axis: [f64; 3] = [rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0)];
             let angle: f64 = rng.gen_range(-std::f64::consts::PI..std::f64::consts::PI);
@@ -81,9 +91,10 @@ impl RotationConfig {
                     }
                 }
             }
-            drawn.push(serde_json::json!({ "axis": axis, "angle": angle }));
+            axes.extend_from_slice(&axis);
+            angles.push(angle);
         }
-        serde_json::json!({ "op": "rotation", "sensors": drawn })
+        vec![("rotation_axes", floats(&axes)), ("rotation_angles", floats(&angles))]
     }
 }
 
@@ -104,6 +115,7 @@ pub fn axis_angle_matrix(axis: [f64; 3], angle: f64) -> [[f64; 3]; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::augment::params::find;
     use rand::SeedableRng;
 
     fn signal() -> Vec<f32> {
@@ -117,7 +129,8 @@ mod tests {
         for seed in 0..20 {
             let mut rotated = original.clone();
             let params = config.apply(&mut OpRng::seed_from_u64(seed), &mut rotated, &[6, 16]);
-            assert_eq!(params["sensors"].as_array().unwrap().len(), 1);
+            assert_eq!(find(&params, "rotation_angles").unwrap().as_floats().unwrap().len(), 1);
+            assert_eq!(find(&params, "rotation_axes").unwrap().as_floats().unwrap().len(), 3);
             for triplet in [[0, 1, 2], [3, 4, 5]] {
                 for t in 0..16 {
                     let norm = |x: &[f32]| triplet.iter().map(|&c| (x[c * 16 + t] as f64).powi(2)).sum::<f64>().sqrt();

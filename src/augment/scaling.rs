@@ -1,10 +1,11 @@
 //! `scaling`: every channel multiplied by its own factor ~ N(1, sigma²) (Um et al. 2017). The drawn
-//! factors are stored in the view's `params`.
+//! factors are stored in the `scaling_factors` column.
 
 use rand_distr::{Distribution, Normal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::params::{floats, param, Drawn, ParamColumn, ParamKind};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -22,6 +23,9 @@ fn default_sigma() -> f64 {
     0.1
 }
 
+pub const COLUMNS: &[ParamColumn] =
+    &[param("scaling_factors", ParamKind::FloatList, "scaling: the factor drawn for each channel")];
+
 impl ScalingConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -32,7 +36,7 @@ impl ScalingConfig {
     }
 
     /// `shape[0]` is the channel axis; the rest of the sample is scaled by that channel's factor.
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> Drawn {
         let channels = shape[0].max(1);
         let per_channel = input.len() / channels;
         let factor = Normal::new(1.0f32, self.sigma as f32).expect("sigma validated");
@@ -42,13 +46,14 @@ impl ScalingConfig {
                 *value *= f;
             }
         }
-        serde_json::json!({ "op": "scaling", "factors": factors })
+        vec![("scaling_factors", floats(&factors))]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::augment::params::find;
     use rand::SeedableRng;
 
     #[test]
@@ -56,7 +61,8 @@ mod tests {
         let config = ScalingConfig { sigma: 0.1, p: 1.0 };
         let mut input = vec![2.0f32; 3 * 4];
         let params = config.apply(&mut OpRng::seed_from_u64(5), &mut input, &[3, 4]);
-        let factors: Vec<f32> = serde_json::from_value(params["factors"].clone()).unwrap();
+        let factors: Vec<f32> =
+            find(&params, "scaling_factors").unwrap().as_floats().unwrap().iter().map(|&f| f as f32).collect();
         assert_eq!(factors.len(), 3);
         for (c, f) in factors.iter().enumerate() {
             for t in 0..4 {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::magnitude_warp::{check_curve_shape, default_knots, default_sigma, random_curves, validate_curve};
 use super::resample::interp;
+use super::params::{param, Drawn, ParamColumn, ParamKind, ParamValue};
 use super::{default_p, OpRng};
 
 /// Smallest speed of the distortion, so that time never stands still or runs backwards.
@@ -30,6 +31,12 @@ pub struct TimeWarpConfig {
     pub p: f64,
 }
 
+pub const COLUMNS: &[ParamColumn] = &[param(
+    "time_warp_knots",
+    ParamKind::FloatList,
+    "time_warp: the speed curve's knot values, knots + 2 per channel, channel after channel",
+)];
+
 impl TimeWarpConfig {
     pub fn validate(&self) -> Vec<String> {
         validate_curve(self.sigma, self.knots)
@@ -39,7 +46,7 @@ impl TimeWarpConfig {
         check_curve_shape(self.knots, shape)
     }
 
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> Drawn {
         let (channels, length) = (shape[0], shape[1]);
         let (knot_values, speeds) = random_curves(rng, channels, length, self.sigma, self.knots);
         let steps: Vec<f64> = (0..length).map(|t| t as f64).collect();
@@ -50,7 +57,7 @@ impl TimeWarpConfig {
                 *out = value as f32;
             }
         }
-        serde_json::json!({ "op": "time_warp", "knot_values": knot_values })
+        vec![("time_warp_knots", ParamValue::FloatList(knot_values.concat()))]
     }
 }
 

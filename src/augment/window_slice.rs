@@ -3,13 +3,15 @@
 //! interpolation, every channel with the same window. Where we differ: uchidalab stretches over
 //! `linspace(0, window, T)`, one step past the window's last sample (the final point repeats
 //! the last value); we stretch over `linspace(0, window − 1, T)`, so the view spans exactly the
-//! crop, first and last values included. The drawn start is stored in the view's `params`.
+//! crop, first and last values included. The crop is stored in the
+//! `window_slice_start` and `window_slice_length` columns.
 
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::resample::{interp, linspace};
+use super::params::{int, param, Drawn, ParamColumn, ParamKind};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -26,6 +28,11 @@ pub struct WindowSliceConfig {
 fn default_ratio() -> f64 {
     0.9
 }
+
+pub const COLUMNS: &[ParamColumn] = &[
+    param("window_slice_start", ParamKind::Int, "window_slice: first step of the crop"),
+    param("window_slice_length", ParamKind::Int, "window_slice: steps in the crop"),
+];
 
 impl WindowSliceConfig {
     pub fn validate(&self) -> Vec<String> {
@@ -48,12 +55,12 @@ impl WindowSliceConfig {
         ((self.ratio * length as f64).ceil() as usize).min(length)
     }
 
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> Drawn {
         let length = shape[1];
         let window = self.window(length);
         let start = rng.gen_range(0..=length - window);
         slice_and_stretch(input, length, start, window);
-        serde_json::json!({ "op": "window_slice", "start": start, "window": window })
+        vec![("window_slice_start", int(start)), ("window_slice_length", int(window))]
     }
 }
 
@@ -72,6 +79,7 @@ pub fn slice_and_stretch(input: &mut [f32], length: usize, start: usize, window:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::augment::params::find;
     use rand::SeedableRng;
 
     #[test]
@@ -94,8 +102,8 @@ mod tests {
         };
         let (x, params) = run(5);
         assert_eq!(x.len(), original.len());
-        let start = params["start"].as_u64().unwrap() as usize;
-        let window = params["window"].as_u64().unwrap() as usize;
+        let start = find(&params, "window_slice_start").unwrap().as_int().unwrap() as usize;
+        let window = find(&params, "window_slice_length").unwrap().as_int().unwrap() as usize;
         assert_eq!(window, 45);
         for c in 0..3 {
             assert_eq!(x[c * 50], original[c * 50 + start], "first value is the crop's first");

@@ -2,13 +2,15 @@
 //! steps starting at a random step in [1, T − window − 2] is sped up or slowed down by a factor
 //! drawn from `scales` (resampled to `floor(window · scale)` steps), and the whole series is then
 //! resampled back to T steps, every channel alike. As in the reference, the first and last values
-//! are kept. The drawn start and scale are stored in the view's `params`.
+//! are kept. The drawn window and scale are stored in the
+//! `window_warp_*` columns.
 
 use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::resample::{interp, linspace};
+use super::params::{int, param, Drawn, ParamColumn, ParamKind, ParamValue};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -31,6 +33,12 @@ fn default_ratio() -> f64 {
 fn default_scales() -> Vec<f64> {
     vec![0.5, 2.0]
 }
+
+pub const COLUMNS: &[ParamColumn] = &[
+    param("window_warp_start", ParamKind::Int, "window_warp: first step of the warped window"),
+    param("window_warp_length", ParamKind::Int, "window_warp: steps in the window before warping"),
+    param("window_warp_scale", ParamKind::Float, "window_warp: the speed factor drawn from `scales`"),
+];
 
 impl WindowWarpConfig {
     pub fn validate(&self) -> Vec<String> {
@@ -59,13 +67,13 @@ impl WindowWarpConfig {
         (self.ratio * length as f64).ceil() as usize
     }
 
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> serde_json::Value {
+    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], shape: &[usize]) -> Drawn {
         let length = shape[1];
         let window = self.window(length);
         let scale = self.scales[rng.gen_range(0..self.scales.len())];
         let start = rng.gen_range(1..length - window - 1);
         warp_window(input, length, start, window, scale);
-        serde_json::json!({ "op": "window_warp", "start": start, "window": window, "scale": scale })
+        vec![("window_warp_start", int(start)), ("window_warp_length", int(window)), ("window_warp_scale", ParamValue::Float(scale))]
     }
 }
 

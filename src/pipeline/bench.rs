@@ -8,7 +8,6 @@ use std::time::Instant;
 use super::build::{label_views, load_classifier, parallel_chunks, Context};
 use super::plan::manifest_recipes;
 use super::BuildError;
-use crate::augment::render_view;
 use crate::progress::Progress;
 use crate::store::columns as c;
 use crate::store::Store;
@@ -57,14 +56,8 @@ pub fn labelling(
     // Bare: the same chunks of the same inputs, rendered before the clock starts.
     let mut inputs = Vec::with_capacity(views.len() * samples.sample_len);
     for view in &views {
-        let rendered = render_view(
-            &ops_of(&view.recipe),
-            view.seed,
-            view.sample_id,
-            &samples.sample_shape,
-            &context,
-            &context.normalizer,
-        );
+        let mut rendered = context.render(&ops_of(&view.recipe), view.seed, view.sample_id);
+        context.normalizer.apply(&mut rendered.input);
         inputs.extend_from_slice(&rendered.input);
     }
     let task = progress.task("bare forward", views.len() as u64);

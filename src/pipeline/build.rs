@@ -20,7 +20,7 @@ use super::config::{RecipeConfig, TeacherConfig};
 use super::plan::{Plan, IDENTITY};
 use super::samples::{prepare, samples_key};
 use super::BuildError;
-use crate::augment::{render_view, seed, MixSource, Normalizer, OpConfig};
+use crate::augment::{render_view, seed, MixSource, Normalizer, OpConfig, RenderedView};
 use crate::progress::{Progress, Task};
 use crate::store::columns as c;
 use crate::store::manifest::{self, SCHEMA_VERSION};
@@ -411,6 +411,11 @@ impl<'a> Context<'a> {
             class_count: manifest.dataset.class_names.len(),
         }
     }
+
+    /// Renders a view of a sample, in raw units (see `render_view`).
+    pub fn render(&self, ops: &[OpConfig], seed: u64, sample_id: i64) -> RenderedView {
+        render_view(ops, seed, sample_id, &self.samples.sample_shape, self)
+    }
 }
 
 impl MixSource for Context<'_> {
@@ -489,8 +494,7 @@ fn render_views(
             .iter()
             .map(|&sample_id| {
                 let seed = seed::view_seed(plan.file.seed, sample_id, &recipe.name, part.replica);
-                let view =
-                    render_view(&recipe.ops, seed, sample_id, &samples.sample_shape, context, &context.normalizer);
+                let view = context.render(&recipe.ops, seed, sample_id);
                 ViewRow {
                     view_id: seed::view_id(sample_id, &recipe.name, part.replica),
                     sample_id,
@@ -641,8 +645,7 @@ pub(crate) fn label_views(
             let chunk = &views[range];
             let mut inputs = Vec::with_capacity(chunk.len() * samples.sample_len);
             for view in chunk {
-                let rendered =
-                    render_view(ops, view.seed, view.sample_id, &samples.sample_shape, context, &context.normalizer);
+                let mut rendered = context.render(ops, view.seed, view.sample_id);
                 if rendered.input_hash != view.input_hash {
                     return Err(BuildError::Replay {
                         teacher: info.name.clone(),
@@ -652,6 +655,7 @@ pub(crate) fn label_views(
                         replayed: rendered.input_hash,
                     });
                 }
+                context.normalizer.apply(&mut rendered.input);
                 inputs.extend_from_slice(&rendered.input);
             }
             let (flat, classes) = classifier

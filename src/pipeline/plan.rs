@@ -193,7 +193,16 @@ pub fn validate(file: &PipelineFile) -> Vec<String> {
             problems.push(format!("{location}: ops is empty (the identity view already exists)"));
         }
         if recipe.ops.iter().filter(|op| op.is_mix()).count() > 1 {
-            problems.push(format!("{location}: at most one mixing op per recipe"));
+            problems.push(format!("{location}: at most one mixing op (mixup, cutmix) per recipe"));
+        }
+        let mut op_names = HashSet::new();
+        for op in &recipe.ops {
+            if !op_names.insert(op.name()) {
+                problems.push(format!(
+                    "{location}: op {} appears twice; each op may appear once per recipe (its draws have one set of columns in `views`)",
+                    op.name()
+                ));
+            }
         }
         for (op_index, op) in recipe.ops.iter().enumerate() {
             for problem in op.validate() {

@@ -22,7 +22,6 @@ pub const REPLICA: &str = "replica";
 pub const SEED: &str = "seed";
 pub const PARTNER_ID: &str = "partner_id";
 pub const LAM: &str = "lam";
-pub const PARAMS: &str = "params";
 pub const INPUT_HASH: &str = "input_hash";
 
 pub const TEACHER: &str = "teacher";
@@ -55,20 +54,25 @@ pub const SAMPLES_COLUMNS: &[ColumnDoc] = &[
     col(GROUP, "int64", true, "group of the sample (HAPT: the subject); null when the source has none"),
     col(INPUT, "list<float32>", false, "the raw (un-normalised) input, row-major in `shape`"),
     col(SHAPE, "list<int64>", false, "shape of one input: [channels, time] or [channels, height, width]"),
-    col(DTYPE, "string", false, "element type of `input` (always float32 in schema v1)"),
+    col(DTYPE, "string", false, "element type of `input` (always float32 in schema v2)"),
 ];
 
-pub const VIEWS_COLUMNS: &[ColumnDoc] = &[
+const VIEWS_CORE_COLUMNS: &[ColumnDoc] = &[
     col(VIEW_ID, "int64", false, "stable id derived from (recipe, replica, sample_id)"),
     col(SAMPLE_ID, "int64", false, "the sample the view was made from"),
     col(RECIPE, "string", false, "recipe name from the pipeline; `identity` is the un-augmented input"),
     col(REPLICA, "int64", false, "replica index within the recipe, 0..replicas"),
     col(SEED, "uint64", false, "seed derived from (pipeline seed, sample_id, recipe, replica); replaying the recipe with it rebuilds the input"),
-    col(PARTNER_ID, "int64", true, "mix partner sample (mixup); null when the view is not mixed"),
-    col(LAM, "float32", true, "mixing weight of the view's own sample: input = lam*sample + (1-lam)*partner; null when not mixed"),
-    col(PARAMS, "string", false, "JSON object of the parameters each op actually drew, in recipe order"),
-    col(INPUT_HASH, "uint64", false, "xxh3-64 of the normalised float32 input the teacher saw (little-endian bytes)"),
+    col(PARTNER_ID, "int64", true, "mix partner sample (mixup, cutmix); null when the view is not mixed"),
+    col(LAM, "float32", true, "weight of the view's own sample: mixup input = lam*sample + (1-lam)*partner; cutmix: 1 - the pasted box's share of the area; null when not mixed"),
+    col(INPUT_HASH, "uint64", false, "xxh3-64 of the view's float32 input in raw units, before normalisation (little-endian bytes)"),
 ];
+
+/// The `views` table's columns: the fixed ones, then every op's flag and drawn-parameter columns.
+pub fn views_columns() -> Vec<ColumnDoc> {
+    let params = crate::augment::param_columns().into_iter().map(|p| col(p.name, p.kind.type_name(), true, p.description));
+    VIEWS_CORE_COLUMNS.iter().copied().chain(params).collect()
+}
 
 pub const LOGITS_COLUMNS: &[ColumnDoc] = &[
     col(VIEW_ID, "int64", false, "the view the teacher labelled"),

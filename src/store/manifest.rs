@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 
 /// The store layout this code reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 pub const MANIFEST_DIR: &str = "_manifest";
 
 /// One committed version of a store.

@@ -7,6 +7,7 @@ use polars::prelude::*;
 use polars_buffer::Buffer;
 
 use super::columns as c;
+use crate::augment::{param_columns, DrawnParams, ParamKind, ParamValue};
 use super::writer::{self, LogitsDtype, SampleRows, ViewRow};
 use super::{DataFile, Split, Store, StoreError};
 
@@ -234,11 +235,11 @@ fn views_from_frame(frame: &DataFrame) -> Result<Vec<ViewRow>, (String, String)>
     let sample_ids = i64_column(frame, c::SAMPLE_ID).map_err(err(c::SAMPLE_ID))?;
     let replicas = i64_column(frame, c::REPLICA).map_err(err(c::REPLICA))?;
     let recipes = str_column(frame, c::RECIPE).map_err(err(c::RECIPE))?;
-    let params = str_column(frame, c::PARAMS).map_err(err(c::PARAMS))?;
     let seeds = u64_column(frame, c::SEED).map_err(err(c::SEED))?;
     let hashes = u64_column(frame, c::INPUT_HASH).map_err(err(c::INPUT_HASH))?;
     let partners = opt_i64_column(frame, c::PARTNER_ID).map_err(err(c::PARTNER_ID))?;
     let lams = opt_f32_column(frame, c::LAM).map_err(err(c::LAM))?;
+    let mut params = params_from_frame(frame)?.into_iter();
     Ok((0..frame.height())
         .map(|i| ViewRow {
             view_id: view_ids[i],
@@ -248,8 +249,50 @@ fn views_from_frame(frame: &DataFrame) -> Result<Vec<ViewRow>, (String, String)>
             seed: seeds[i],
             partner_id: partners[i],
             lam: lams[i],
-            params: params[i].clone(),
+            params: params.next().expect("one per row"),
             input_hash: hashes[i],
         })
         .collect())
+}
+
+/// The typed parameter columns of a views frame, row by row.
+fn params_from_frame(frame: &DataFrame) -> Result<Vec<DrawnParams>, (String, String)> {
+    let mut rows = vec![DrawnParams::default(); frame.height()];
+    for column in param_columns() {
+        let err = |e: PolarsError| (column.name.to_string(), e.to_string());
+        let data = frame.column(column.name).map_err(err)?;
+        let mut put = |row: usize, value| rows[row].insert(column.name, value);
+        match column.kind {
+            ParamKind::Bool => {
+                for (row, v) in data.bool().map_err(err)?.iter().enumerate() {
+                    v.map(|v| put(row, ParamValue::Bool(v)));
+                }
+            }
+            ParamKind::Int => {
+                for (row, v) in data.cast(&DataType::Int64).map_err(err)?.i64().map_err(err)?.iter().enumerate() {
+                    v.map(|v| put(row, ParamValue::Int(v)));
+                }
+            }
+            ParamKind::Float => {
+                for (row, v) in data.cast(&DataType::Float64).map_err(err)?.f64().map_err(err)?.iter().enumerate() {
+                    v.map(|v| put(row, ParamValue::Float(v)));
+                }
+            }
+            ParamKind::IntList | ParamKind::FloatList => {
+                let inner = if column.kind == ParamKind::IntList { DataType::Int64 } else { DataType::Float64 };
+                let data = data.cast(&DataType::List(Box::new(inner))).map_err(err)?;
+                for (row, list) in data.list().map_err(err)?.amortized_iter().enumerate() {
+                    let Some(list) = list else { continue };
+                    let list = list.as_ref();
+                    let value = if column.kind == ParamKind::IntList {
+                        ParamValue::IntList(list.i64().map_err(err)?.into_no_null_iter().collect())
+                    } else {
+                        ParamValue::FloatList(list.f64().map_err(err)?.into_no_null_iter().collect())
+                    };
+                    put(row, value);
+                }
+            }
+        }
+    }
+    Ok(rows)
 }

@@ -9,6 +9,7 @@ use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::columns as c;
+use crate::augment::{param_columns, DrawnParams, ParamColumn, ParamKind, ParamValue};
 use super::{DataFile, Split, StoreError};
 
 /// Element type used for stored logits.
@@ -48,7 +49,8 @@ pub struct ViewRow {
     pub seed: u64,
     pub partner_id: Option<i64>,
     pub lam: Option<f32>,
-    pub params: String,
+    /// What the ops drew, one typed column each (see `augment::params`).
+    pub params: DrawnParams,
     pub input_hash: u64,
 }
 
@@ -102,10 +104,42 @@ pub fn samples_frame(rows: &SampleRows) -> PolarsResult<DataFrame> {
     )
 }
 
+/// One parameter column over all rows; null where a row's recipe did not draw it.
+fn param_series(column: &ParamColumn, rows: &[ViewRow]) -> Series {
+    let name: PlSmallStr = column.name.into();
+    let values = || rows.iter().map(|r| r.params.get(column.name));
+    match column.kind {
+        ParamKind::Bool => Series::new(name, values().map(|v| v.and_then(ParamValue::as_bool)).collect::<Vec<_>>()),
+        ParamKind::Int => Series::new(name, values().map(|v| v.and_then(ParamValue::as_int)).collect::<Vec<_>>()),
+        ParamKind::Float => Series::new(name, values().map(|v| v.and_then(ParamValue::as_float)).collect::<Vec<_>>()),
+        ParamKind::IntList => {
+            let mut builder = ListPrimitiveChunkedBuilder::<Int64Type>::new(name, rows.len(), 0, DataType::Int64);
+            for value in values() {
+                match value.and_then(ParamValue::as_ints) {
+                    Some(list) => builder.append_slice(list),
+                    None => builder.append_null(),
+                }
+            }
+            builder.finish().into_series()
+        }
+        ParamKind::FloatList => {
+            let mut builder = ListPrimitiveChunkedBuilder::<Float64Type>::new(name, rows.len(), 0, DataType::Float64);
+            for value in values() {
+                match value.and_then(ParamValue::as_floats) {
+                    Some(list) => builder.append_slice(list),
+                    None => builder.append_null(),
+                }
+            }
+            builder.finish().into_series()
+        }
+    }
+}
+
 pub fn views_frame(rows: &[ViewRow]) -> PolarsResult<DataFrame> {
+    let params = param_columns().iter().map(|column| param_series(column, rows).into_column()).collect::<Vec<_>>();
     DataFrame::new(
         rows.len(),
-        vec![
+        [vec![
             Column::new(c::VIEW_ID.into(), rows.iter().map(|r| r.view_id).collect::<Vec<_>>()),
             Column::new(c::SAMPLE_ID.into(), rows.iter().map(|r| r.sample_id).collect::<Vec<_>>()),
             Column::new(c::RECIPE.into(), rows.iter().map(|r| r.recipe.as_str()).collect::<Vec<_>>()),
@@ -113,9 +147,10 @@ pub fn views_frame(rows: &[ViewRow]) -> PolarsResult<DataFrame> {
             Column::new(c::SEED.into(), rows.iter().map(|r| r.seed).collect::<Vec<_>>()),
             Column::new(c::PARTNER_ID.into(), rows.iter().map(|r| r.partner_id).collect::<Vec<_>>()),
             Column::new(c::LAM.into(), rows.iter().map(|r| r.lam).collect::<Vec<_>>()),
-            Column::new(c::PARAMS.into(), rows.iter().map(|r| r.params.as_str()).collect::<Vec<_>>()),
             Column::new(c::INPUT_HASH.into(), rows.iter().map(|r| r.input_hash).collect::<Vec<_>>()),
         ],
+        params]
+        .concat(),
     )
 }
 

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::TrainError;
-use crate::augment::{render_view, OpConfig, RenderedView};
+use crate::augment::{OpConfig, RenderedView};
 use crate::pipeline::build::Context;
 use crate::pipeline::plan::manifest_recipes;
 use crate::query;
@@ -110,14 +110,17 @@ impl TrainData {
                 view.view_id, view.recipe
             ))
         })?;
-        Ok(render_view(ops, view.seed, view.sample_id, &self.samples.sample_shape, context, &context.normalizer))
+        Ok(context.render(ops, view.seed, view.sample_id))
     }
 
-    /// Replays views into one flat input buffer (`verify_replay` checks them against their hashes).
+    /// Replays views into one flat, normalised input buffer (`verify_replay` checks them against
+    /// their hashes).
     pub fn render(&self, context: &Context, views: &[&TrainView]) -> Result<Vec<f32>, TrainError> {
         let mut inputs = Vec::with_capacity(views.len() * self.samples.sample_len);
         for view in views {
+            let start = inputs.len();
             inputs.extend_from_slice(&self.replay(context, view)?.input);
+            context.normalizer.apply(&mut inputs[start..]);
         }
         Ok(inputs)
     }
