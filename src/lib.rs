@@ -6,11 +6,13 @@
 //! and `train` touch tch; nothing here prints — progress goes through [`progress::Progress`].
 
 pub mod augment;
+pub mod export;
 pub mod losses;
 pub mod pipeline;
 pub mod progress;
 pub mod query;
 pub mod schema;
+pub mod select;
 pub mod source;
 pub mod store;
 pub mod teacher;

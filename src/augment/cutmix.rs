@@ -144,8 +144,9 @@ mod tests {
     fn series_segment_covers_every_channel() {
         let pool = pool(3 * 50);
         let mut x = pool.1[2].clone();
-        let (mix, drawn) =
-            CutmixConfig { alpha: 0.5, p: 1.0 }.apply(&mut OpRng::seed_from_u64(4), &mut x, &[3, 50], 2, &pool).unwrap();
+        let (mix, drawn) = CutmixConfig { alpha: 0.5, p: 1.0 }
+            .apply(&mut OpRng::seed_from_u64(4), &mut x, &[3, 50], 2, &pool)
+            .unwrap();
         assert!(find(&drawn, "cutmix_y0").is_none());
         let x0 = find(&drawn, "cutmix_x0").unwrap().as_int().unwrap() as usize;
         let x1 = find(&drawn, "cutmix_x1").unwrap().as_int().unwrap() as usize;

@@ -7,9 +7,9 @@ use rand_distr::{Distribution, Normal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::params::{param, Drawn, ParamColumn, ParamKind, ParamValue};
 use super::resample::linspace;
 use super::spline::CubicSpline;
-use super::params::{param, Drawn, ParamColumn, ParamKind, ParamValue};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

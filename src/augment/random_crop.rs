@@ -109,7 +109,8 @@ mod tests {
     #[test]
     fn replays_and_depends_on_the_seed() {
         assert_eq!(crop(3, 4), crop(3, 4));
-        let offsets: std::collections::HashSet<(usize, usize)> = (0..40).map(|s| (crop(s, 4).2, crop(s, 4).3)).collect();
+        let offsets: std::collections::HashSet<(usize, usize)> =
+            (0..40).map(|s| (crop(s, 4).2, crop(s, 4).3)).collect();
         assert!(offsets.len() > 10, "only {} distinct offsets", offsets.len());
     }
 

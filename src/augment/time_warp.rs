@@ -10,8 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::magnitude_warp::{check_curve_shape, default_knots, default_sigma, random_curves, validate_curve};
-use super::resample::interp;
 use super::params::{param, Drawn, ParamColumn, ParamKind, ParamValue};
+use super::resample::interp;
 use super::{default_p, OpRng};
 
 /// Smallest speed of the distortion, so that time never stands still or runs backwards.

@@ -10,8 +10,8 @@ use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::resample::{interp, linspace};
 use super::params::{int, param, Drawn, ParamColumn, ParamKind};
+use super::resample::{interp, linspace};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

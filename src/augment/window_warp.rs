@@ -9,8 +9,8 @@ use rand::Rng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::resample::{interp, linspace};
 use super::params::{int, param, Drawn, ParamColumn, ParamKind, ParamValue};
+use super::resample::{interp, linspace};
 use super::{default_p, OpRng};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -73,7 +73,11 @@ impl WindowWarpConfig {
         let scale = self.scales[rng.gen_range(0..self.scales.len())];
         let start = rng.gen_range(1..length - window - 1);
         warp_window(input, length, start, window, scale);
-        vec![("window_warp_start", int(start)), ("window_warp_length", int(window)), ("window_warp_scale", ParamValue::Float(scale))]
+        vec![
+            ("window_warp_start", int(start)),
+            ("window_warp_length", int(window)),
+            ("window_warp_scale", ParamValue::Float(scale)),
+        ]
     }
 }
 

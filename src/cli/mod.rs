@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod export;
 mod info;
 mod progress;
 mod query;
@@ -39,6 +40,8 @@ enum Command {
     Info(info::Args),
     /// Train a student from a store's views and teacher logits.
     Train(train::Args),
+    /// Replay the views a SQL condition selects into .npy and Parquet files for other tools.
+    Export(export::Args),
     /// Time the labelling stage against the teacher's bare forward passes (reads the store only).
     Bench(bench::Args),
 }
@@ -65,6 +68,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Train(args) => train::run(args, &bars),
         Command::Bench(args) => bench::run(args, &bars),
+        Command::Export(args) => export::run(args),
     }
 }
 

@@ -8,6 +8,7 @@ use polars::prelude::*;
 use polars::sql::SQLContext;
 
 use crate::store::columns as c;
+use crate::store::writer::portable_arrow_schema;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +53,10 @@ pub fn write(frame: &mut DataFrame, format: Format, out: &mut dyn Write) -> Resu
     let write_error = |e: std::io::Error| QueryError::Write(e.to_string());
     match format {
         Format::Parquet => {
-            ParquetWriter::new(out).finish(frame).map_err(|e| QueryError::Write(e.to_string()))?;
+            ParquetWriter::new(out)
+                .with_key_value_metadata(Some(portable_arrow_schema(frame)))
+                .finish(frame)
+                .map_err(|e| QueryError::Write(e.to_string()))?;
         }
         Format::Csv => {
             let names: Vec<String> = frame.get_column_names().iter().map(|n| csv_field(n.as_str())).collect();

@@ -70,7 +70,8 @@ const VIEWS_CORE_COLUMNS: &[ColumnDoc] = &[
 
 /// The `views` table's columns: the fixed ones, then every op's flag and drawn-parameter columns.
 pub fn views_columns() -> Vec<ColumnDoc> {
-    let params = crate::augment::param_columns().into_iter().map(|p| col(p.name, p.kind.type_name(), true, p.description));
+    let params =
+        crate::augment::param_columns().into_iter().map(|p| col(p.name, p.kind.type_name(), true, p.description));
     VIEWS_CORE_COLUMNS.iter().copied().chain(params).collect()
 }
 

@@ -7,9 +7,9 @@ use polars::prelude::*;
 use polars_buffer::Buffer;
 
 use super::columns as c;
-use crate::augment::{param_columns, DrawnParams, ParamKind, ParamValue};
 use super::writer::{self, LogitsDtype, SampleRows, ViewRow};
 use super::{DataFile, Split, Store, StoreError};
+use crate::augment::{param_columns, DrawnParams, ParamKind, ParamValue};
 
 impl Store {
     /// A lazy scan of one table (`samples`, `views` or `logits`) at this version: one scan over

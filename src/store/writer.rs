@@ -9,8 +9,8 @@ use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::columns as c;
-use crate::augment::{param_columns, DrawnParams, ParamColumn, ParamKind, ParamValue};
 use super::{DataFile, Split, StoreError};
+use crate::augment::{param_columns, DrawnParams, ParamColumn, ParamKind, ParamValue};
 
 /// Element type used for stored logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema, Default)]
@@ -139,17 +139,19 @@ pub fn views_frame(rows: &[ViewRow]) -> PolarsResult<DataFrame> {
     let params = param_columns().iter().map(|column| param_series(column, rows).into_column()).collect::<Vec<_>>();
     DataFrame::new(
         rows.len(),
-        [vec![
-            Column::new(c::VIEW_ID.into(), rows.iter().map(|r| r.view_id).collect::<Vec<_>>()),
-            Column::new(c::SAMPLE_ID.into(), rows.iter().map(|r| r.sample_id).collect::<Vec<_>>()),
-            Column::new(c::RECIPE.into(), rows.iter().map(|r| r.recipe.as_str()).collect::<Vec<_>>()),
-            Column::new(c::REPLICA.into(), rows.iter().map(|r| r.replica as i64).collect::<Vec<_>>()),
-            Column::new(c::SEED.into(), rows.iter().map(|r| r.seed).collect::<Vec<_>>()),
-            Column::new(c::PARTNER_ID.into(), rows.iter().map(|r| r.partner_id).collect::<Vec<_>>()),
-            Column::new(c::LAM.into(), rows.iter().map(|r| r.lam).collect::<Vec<_>>()),
-            Column::new(c::INPUT_HASH.into(), rows.iter().map(|r| r.input_hash).collect::<Vec<_>>()),
-        ],
-        params]
+        [
+            vec![
+                Column::new(c::VIEW_ID.into(), rows.iter().map(|r| r.view_id).collect::<Vec<_>>()),
+                Column::new(c::SAMPLE_ID.into(), rows.iter().map(|r| r.sample_id).collect::<Vec<_>>()),
+                Column::new(c::RECIPE.into(), rows.iter().map(|r| r.recipe.as_str()).collect::<Vec<_>>()),
+                Column::new(c::REPLICA.into(), rows.iter().map(|r| r.replica as i64).collect::<Vec<_>>()),
+                Column::new(c::SEED.into(), rows.iter().map(|r| r.seed).collect::<Vec<_>>()),
+                Column::new(c::PARTNER_ID.into(), rows.iter().map(|r| r.partner_id).collect::<Vec<_>>()),
+                Column::new(c::LAM.into(), rows.iter().map(|r| r.lam).collect::<Vec<_>>()),
+                Column::new(c::INPUT_HASH.into(), rows.iter().map(|r| r.input_hash).collect::<Vec<_>>()),
+            ],
+            params,
+        ]
         .concat(),
     )
 }
@@ -220,7 +222,7 @@ pub fn write_parquet(
 /// The Arrow schema stored in the file's metadata, at Polars' oldest compatibility level: strings
 /// as `large_string` rather than `string_view`, which pyarrow, pandas and older readers handle
 /// everywhere (pyarrow cannot sort or group `string_view` columns in every version).
-fn portable_arrow_schema(frame: &DataFrame) -> KeyValueMetadata {
+pub fn portable_arrow_schema(frame: &DataFrame) -> KeyValueMetadata {
     let schema = frame.schema().to_arrow(CompatLevel::oldest());
     KeyValueMetadata::Static(vec![polars_parquet::write::schema_to_metadata_key(&schema)])
 }

@@ -15,11 +15,10 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::augment::seed::purpose_seed;
 use crate::losses::{cross_entropy, kd::kd_loss, Targets};
-use crate::pipeline::build::Context;
 use crate::progress::Progress;
+use crate::select::{ReplayError, Replayer, SelectedView};
 use crate::store::{Split, Store, StoreError};
 use crate::teacher::arch::{ArchKind, ArchSpec, Net};
-use data::TrainView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -27,8 +26,8 @@ pub enum TrainError {
     Store(#[from] StoreError),
     #[error("selecting training views: {0}")]
     Selection(String),
-    #[error("view {view_id} (recipe {recipe}): replayed input hash {replayed:016x} differs from the stored {stored:016x}; the store and this kdstore disagree on how the view is made")]
-    Replay { view_id: i64, recipe: String, stored: u64, replayed: u64 },
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
     #[error("{0}")]
     Config(String),
     #[error("torch: {0}")]
@@ -119,8 +118,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         )));
     }
     let data = data::load(store, &config.teacher, config.filter.as_deref())?;
-    let context = Context::new(&data.samples, &store.manifest);
-    let verified = data.verify_replay(&context, config.verify_replay, config.seed)?;
+    let replayer = Replayer::new(store, &data.samples)?;
+    let verified = data.verify_replay(&replayer, config.verify_replay, config.seed)?;
 
     let spec = ArchSpec {
         kind: config.student,
@@ -136,8 +135,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let mut optimizer = nn::AdamW { wd: config.weight_decay, ..Default::default() }.build(&vs, config.learning_rate)?;
 
     let by_sample = group_by_sample(&data.views);
-    let (val_inputs, val_labels) = data.split(&context, Split::Val);
-    let (test_inputs, test_labels) = data.split(&context, Split::Test);
+    let (val_inputs, val_labels) = data.split(&replayer, Split::Val);
+    let (test_inputs, test_labels) = data.split(&replayer, Split::Test);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(config.seed, "batches"));
     let mut epochs = Vec::with_capacity(config.epochs);
     let task = progress.task("train student", config.epochs as u64);
@@ -145,7 +144,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let started = std::time::Instant::now();
         let learning_rate = cosine(config.learning_rate, epoch, config.epochs);
         optimizer.set_lr(learning_rate);
-        let mut chosen: Vec<&TrainView> = match config.views {
+        let mut chosen: Vec<&SelectedView> = match config.views {
             ViewsPerEpoch::All => data.views.iter().collect(),
             ViewsPerEpoch::OnePerSample => {
                 by_sample.iter().map(|views| *views.choose(&mut rng).expect("groups are non-empty")).collect()
@@ -154,7 +153,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         chosen.shuffle(&mut rng);
         let mut loss_sum = 0.0;
         for batch in chosen.chunks(config.batch_size) {
-            let inputs = Tensor::from_slice(&data.render(&context, batch)?).to_device(device);
+            let inputs = Tensor::from_slice(&data.render(&replayer, batch)?).to_device(device);
             let student = net.forward(&inputs, true)?;
             let loss = batch_loss(config, &student, batch, data.classes, device)?;
             optimizer.backward_step(&loss);
@@ -197,8 +196,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     Ok(results)
 }
 
-fn group_by_sample(views: &[TrainView]) -> Vec<Vec<&TrainView>> {
-    let mut groups: std::collections::BTreeMap<i64, Vec<&TrainView>> = Default::default();
+fn group_by_sample(views: &[SelectedView]) -> Vec<Vec<&SelectedView>> {
+    let mut groups: std::collections::BTreeMap<i64, Vec<&SelectedView>> = Default::default();
     for view in views {
         groups.entry(view.sample_id).or_default().push(view);
     }
@@ -213,7 +212,7 @@ fn cosine(base: f64, epoch: usize, epochs: usize) -> f64 {
 fn batch_loss(
     config: &TrainConfig,
     student: &Tensor,
-    batch: &[&TrainView],
+    batch: &[&SelectedView],
     classes: usize,
     device: Device,
 ) -> Result<Tensor, TrainError> {

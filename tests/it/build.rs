@@ -23,7 +23,7 @@ fn basicmotions_store_has_every_view_labelled() {
     };
     assert_eq!(rows("samples"), 80);
     // identity for all 80 series; 3 recipes × 4 replicas and 6 recipes × 1 for the training series
-    assert_eq!(rows("views"), 80 + 18 * train);
+    assert_eq!(rows("views"), 80 + 22 * train);
     assert_eq!(rows("logits"), rows("views"));
     let teacher = &manifest["teachers"][0];
     assert_eq!(teacher["name"], "cnn1d");

@@ -5,6 +5,7 @@ mod common;
 
 mod build;
 mod errors;
+mod export;
 mod python;
 mod query;
 mod schemas;

@@ -1,0 +1,140 @@
+//! `kdstore export`: the views a SQL condition selects, replayed and checked against their stored
+//! hashes, written as files any tool reads: `inputs.npy` (float32, one row per view, in the order of
+//! `rows.parquet`), `rows.parquet` (the view's `labels` row without the logits: ids, recipe, split,
+//! label, partner, λ, every drawn parameter of the selected recipes, the teacher's statistics),
+//! `teacher_logits.npy` and `export.json` (what was exported and how to normalise the inputs).
+//! Every file is written under a temporary name and renamed, so an interrupted export leaves the
+//! previous files or none, never a truncated one.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::augment::param_columns;
+use crate::query::{self, Format};
+use crate::select::{select, ReplayError, Replayer, SelectError};
+use crate::source::npy;
+use crate::store::columns as c;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("selecting views: {0}")]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("no views of teacher {teacher} match{condition}")]
+    Empty { teacher: String, condition: String },
+    #[error("cannot write {path}: {detail}")]
+    Write { path: PathBuf, detail: String },
+}
+
+/// What to export.
+pub struct ExportRequest<'a> {
+    pub teacher: &'a str,
+    /// SQL condition over `labels`; all of the teacher's views when absent.
+    pub condition: Option<&'a str>,
+    /// Write what the teacher saw (normalised) instead of the views in raw units.
+    pub normalized: bool,
+}
+
+/// The files written and the number of views in them.
+#[derive(Debug)]
+pub struct ExportSummary {
+    pub rows: usize,
+    pub files: Vec<PathBuf>,
+}
+
+/// Column added to `rows.parquet`: the partner's label (null when the view is not mixed).
+pub const PARTNER_LABEL: &str = "partner_label";
+
+pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<ExportSummary, ExportError> {
+    let samples = store.load_samples()?;
+    let selection = select(store, &samples, request.teacher, request.condition)?;
+    if selection.views.is_empty() {
+        return Err(ExportError::Empty {
+            teacher: request.teacher.to_string(),
+            condition: request.condition.map(|c| format!(" --where {c}")).unwrap_or_default(),
+        });
+    }
+    let replayer = Replayer::new(store, &samples)?;
+    let mut inputs = Vec::with_capacity(selection.views.len() * samples.sample_len);
+    for view in &selection.views {
+        let mut rendered = replayer.replay_verified(view)?;
+        if request.normalized {
+            replayer.context.normalizer.apply(&mut rendered.input);
+        }
+        inputs.extend_from_slice(&rendered.input);
+    }
+    let logits: Vec<f32> = selection.views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect();
+    let partner_labels: Vec<Option<i64>> =
+        selection.views.iter().map(|v| v.partner_id.map(|_| v.partner_label)).collect();
+    let mut rows = rows_frame(selection.frame, partner_labels)
+        .map_err(|e| ExportError::Write { path: out.join("rows.parquet"), detail: e.to_string() })?;
+
+    std::fs::create_dir_all(out).map_err(|e| ExportError::Write { path: out.to_path_buf(), detail: e.to_string() })?;
+    let n = selection.views.len();
+    let mut shape = vec![n];
+    shape.extend_from_slice(&samples.sample_shape);
+    let normalization = &store.manifest.dataset.normalization;
+    let description = serde_json::json!({
+        "store": store.root.display().to_string(),
+        "version": store.manifest.version,
+        "teacher": request.teacher,
+        "where": request.condition,
+        "rows": n,
+        "sample_shape": samples.sample_shape,
+        "class_names": store.manifest.dataset.class_names,
+        "inputs": if request.normalized { "normalized: (x - mean[c]) / std[c], what the teacher saw" } else { "raw: the views in the units of the samples table, before normalisation; their xxh3-64 is input_hash" },
+        "normalization": { "mean": normalization.mean, "std": normalization.std },
+        "files": {
+            "inputs.npy": format!("float32 {shape:?}, row i is rows.parquet row i"),
+            "teacher_logits.npy": format!("float32 [{n}, {}], raw logits of teacher {}", selection.classes, request.teacher),
+            "rows.parquet": "view_id, sample_id, split, label, recipe, replica, seed, partner_id, partner_label, lam, input_hash, the drawn parameters, the teacher's statistics",
+        },
+    });
+    let written = vec![
+        write_atomically(out, "inputs.npy", |path| npy::write_f32(path, &shape, &inputs).map_err(|e| e.to_string()))?,
+        write_atomically(out, "teacher_logits.npy", |path| {
+            npy::write_f32(path, &[n, selection.classes], &logits).map_err(|e| e.to_string())
+        })?,
+        write_atomically(out, "rows.parquet", |path| {
+            let mut file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+            query::write(&mut rows, Format::Parquet, &mut file).map_err(|e| e.to_string())
+        })?,
+        write_atomically(out, "export.json", |path| {
+            let text = serde_json::to_string_pretty(&description).expect("json serialises") + "\n";
+            std::fs::write(path, text).map_err(|e| e.to_string())
+        })?,
+    ];
+    Ok(ExportSummary { rows: n, files: written })
+}
+
+/// The selected `labels` rows without the logits list, with the partner's label, and without the
+/// parameter columns that no selected view drew.
+fn rows_frame(frame: DataFrame, partner_labels: Vec<Option<i64>>) -> PolarsResult<DataFrame> {
+    let mut frame = frame.drop(c::LOGITS_COLUMN)?;
+    let at = frame.get_column_index(c::LAM).unwrap_or(frame.width());
+    frame.insert_column(at, Column::new(PARTNER_LABEL.into(), partner_labels))?;
+    for column in param_columns() {
+        if frame.column(column.name).is_ok_and(|data| data.null_count() == data.len()) {
+            frame = frame.drop(column.name)?;
+        }
+    }
+    Ok(frame)
+}
+
+fn write_atomically(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<PathBuf, ExportError> {
+    let final_path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    write(&tmp).map_err(|detail| ExportError::Write { path: final_path.clone(), detail })?;
+    std::fs::rename(&tmp, &final_path)
+        .map_err(|e| ExportError::Write { path: final_path.clone(), detail: e.to_string() })?;
+    Ok(final_path)
+}
