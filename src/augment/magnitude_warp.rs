@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(knot_values.len(), 2);
         let steps = linspace(0.0, 39.0, 6);
         for c in 0..2 {
-            let spline = CubicSpline::not_a_knot(&steps, &knot_values[c]);
+            let spline = CubicSpline::not_a_knot(&steps, knot_values[c]);
             for t in 0..40 {
                 assert_eq!(x[c * 40 + t], (original[c * 40 + t] as f64 * spline.eval(t as f64)) as f32);
             }

@@ -265,17 +265,23 @@ fn params_from_frame(frame: &DataFrame) -> Result<Vec<DrawnParams>, (String, Str
         match column.kind {
             ParamKind::Bool => {
                 for (row, v) in data.bool().map_err(err)?.iter().enumerate() {
-                    v.map(|v| put(row, ParamValue::Bool(v)));
+                    if let Some(v) = v {
+                        put(row, ParamValue::Bool(v));
+                    }
                 }
             }
             ParamKind::Int => {
                 for (row, v) in data.cast(&DataType::Int64).map_err(err)?.i64().map_err(err)?.iter().enumerate() {
-                    v.map(|v| put(row, ParamValue::Int(v)));
+                    if let Some(v) = v {
+                        put(row, ParamValue::Int(v));
+                    }
                 }
             }
             ParamKind::Float => {
                 for (row, v) in data.cast(&DataType::Float64).map_err(err)?.f64().map_err(err)?.iter().enumerate() {
-                    v.map(|v| put(row, ParamValue::Float(v)));
+                    if let Some(v) = v {
+                        put(row, ParamValue::Float(v));
+                    }
                 }
             }
             ParamKind::IntList | ParamKind::FloatList => {

@@ -159,7 +159,7 @@ fn a_selection_exports_normalised_inputs_in_rows_order() {
     let normalised_inputs = read_f32_npy(&normalised.join("inputs.npy"));
     let normalization = &manifest(store)["dataset"]["normalization"];
     let (mean, std) = (normalization["mean"].as_array().unwrap(), normalization["std"].as_array().unwrap());
-    assert!(!raw_inputs.is_empty() && raw_inputs.len() % 600 == 0);
+    assert!(!raw_inputs.is_empty() && raw_inputs.len().is_multiple_of(600));
     for (i, (&x, &n)) in raw_inputs.iter().zip(&normalised_inputs).enumerate() {
         let channel = (i % 600) / 100;
         let expected = (x - mean[channel].as_f64().unwrap() as f32) / std[channel].as_f64().unwrap() as f32;
