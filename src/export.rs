@@ -12,24 +12,10 @@ use polars::prelude::*;
 
 use crate::augment::param_columns;
 use crate::query::{self, Format};
-use crate::select::{select, ReplayError, Replayer, SelectError};
+use crate::select::{select_some, Replayer, ViewsError};
 use crate::source::npy;
 use crate::store::columns as c;
-use crate::store::{Store, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("selecting views: {0}")]
-    Select(#[from] SelectError),
-    #[error(transparent)]
-    Replay(#[from] ReplayError),
-    #[error("no views of teacher {teacher} match{condition}")]
-    Empty { teacher: String, condition: String },
-    #[error("cannot write {path}: {detail}")]
-    Write { path: PathBuf, detail: String },
-}
+use crate::store::Store;
 
 /// What to export.
 pub struct ExportRequest<'a> {
@@ -50,15 +36,8 @@ pub struct ExportSummary {
 /// Column added to `rows.parquet`: the partner's label (null when the view is not mixed).
 pub const PARTNER_LABEL: &str = "partner_label";
 
-pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<ExportSummary, ExportError> {
-    let samples = store.load_samples()?;
-    let selection = select(store, &samples, request.teacher, request.condition)?;
-    if selection.views.is_empty() {
-        return Err(ExportError::Empty {
-            teacher: request.teacher.to_string(),
-            condition: request.condition.map(|c| format!(" --where {c}")).unwrap_or_default(),
-        });
-    }
+pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<ExportSummary, ViewsError> {
+    let (samples, selection) = select_some(store, request.teacher, request.condition)?;
     let replayer = Replayer::new(store, &samples)?;
     let mut inputs = Vec::with_capacity(selection.views.len() * samples.sample_len);
     for view in &selection.views {
@@ -72,9 +51,9 @@ pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<Expo
     let partner_labels: Vec<Option<i64>> =
         selection.views.iter().map(|v| v.partner_id.map(|_| v.partner_label)).collect();
     let mut rows = rows_frame(selection.frame, partner_labels)
-        .map_err(|e| ExportError::Write { path: out.join("rows.parquet"), detail: e.to_string() })?;
+        .map_err(|e| ViewsError::Write { path: out.join("rows.parquet"), detail: e.to_string() })?;
 
-    std::fs::create_dir_all(out).map_err(|e| ExportError::Write { path: out.to_path_buf(), detail: e.to_string() })?;
+    std::fs::create_dir_all(out).map_err(|e| ViewsError::Write { path: out.to_path_buf(), detail: e.to_string() })?;
     let n = selection.views.len();
     let mut shape = vec![n];
     shape.extend_from_slice(&samples.sample_shape);
@@ -130,11 +109,11 @@ fn write_atomically(
     dir: &Path,
     name: &str,
     write: impl FnOnce(&Path) -> Result<(), String>,
-) -> Result<PathBuf, ExportError> {
+) -> Result<PathBuf, ViewsError> {
     let final_path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    write(&tmp).map_err(|detail| ExportError::Write { path: final_path.clone(), detail })?;
+    write(&tmp).map_err(|detail| ViewsError::Write { path: final_path.clone(), detail })?;
     std::fs::rename(&tmp, &final_path)
-        .map_err(|e| ExportError::Write { path: final_path.clone(), detail: e.to_string() })?;
+        .map_err(|e| ViewsError::Write { path: final_path.clone(), detail: e.to_string() })?;
     Ok(final_path)
 }

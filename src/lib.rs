@@ -13,6 +13,7 @@ pub mod progress;
 pub mod query;
 pub mod schema;
 pub mod select;
+pub mod show;
 pub mod source;
 pub mod store;
 pub mod teacher;

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use std::path::PathBuf;
+
 use polars::prelude::*;
 
 use crate::augment::{OpConfig, RenderedView};
@@ -148,4 +150,36 @@ impl<'a> Replayer<'a> {
         }
         Ok(rendered)
     }
+}
+
+/// Errors of the commands that select and replay views (`export`, `show`).
+#[derive(Debug, thiserror::Error)]
+pub enum ViewsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("selecting views: {0}")]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("no views of teacher {teacher} match{condition}")]
+    Empty { teacher: String, condition: String },
+    #[error("cannot write {path}: {detail}")]
+    Write { path: PathBuf, detail: String },
+}
+
+/// Loads the samples and selects the views of `teacher` matching `condition`; none is an error.
+pub fn select_some(
+    store: &Store,
+    teacher: &str,
+    condition: Option<&str>,
+) -> Result<(SampleTable, Selection), ViewsError> {
+    let samples = store.load_samples()?;
+    let selection = select(store, &samples, teacher, condition)?;
+    if selection.views.is_empty() {
+        return Err(ViewsError::Empty {
+            teacher: teacher.to_string(),
+            condition: condition.map(|c| format!(" --where {c}")).unwrap_or_default(),
+        });
+    }
+    Ok((samples, selection))
 }

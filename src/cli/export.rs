@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use kdstore::export::{self, ExportError, ExportRequest};
-use kdstore::select::SelectError;
+use kdstore::export::{self, ExportRequest};
 use kdstore::store::Store;
 
-use super::{classify_store, teacher_or_first, UserError};
+use super::{classify_store, classify_views, teacher_or_first};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,11 +29,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::open(&args.store).map_err(classify_store)?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let request = ExportRequest { teacher: &teacher, condition: args.filter.as_deref(), normalized: args.normalized };
-    let summary = export::export(&store, &request, &args.out).map_err(|e| match e {
-        ExportError::Store(s) | ExportError::Select(SelectError::Store(s)) => classify_store(s),
-        ExportError::Select(_) | ExportError::Empty { .. } | ExportError::Write { .. } => UserError::from_error(e),
-        other => anyhow::Error::new(other),
-    })?;
+    let summary = export::export(&store, &request, &args.out).map_err(classify_views)?;
     eprintln!(
         "{}: exported {} view{} of teacher {teacher}, every one replayed and checked against its input_hash, to {}",
         args.store.display(),

@@ -7,6 +7,7 @@ mod export;
 mod info;
 mod progress;
 mod query;
+mod show;
 mod train;
 
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ enum Command {
     Train(train::Args),
     /// Replay the views a SQL condition selects into .npy and Parquet files for other tools.
     Export(export::Args),
+    /// Draw views next to their samples as a PNG, with the teacher's top classes.
+    Show(show::Args),
     /// Time the labelling stage against the teacher's bare forward passes (reads the store only).
     Bench(bench::Args),
 }
@@ -69,6 +72,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Train(args) => train::run(args, &bars),
         Command::Bench(args) => bench::run(args, &bars),
         Command::Export(args) => export::run(args),
+        Command::Show(args) => show::run(args),
     }
 }
 
@@ -150,6 +154,16 @@ pub fn classify_store(error: kdstore::store::StoreError) -> anyhow::Error {
     match error {
         E::NotAStore { .. } | E::UnsupportedSchema { .. } | E::Locked { .. } => UserError::from_error(error),
         E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => UserError::from_error(error),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// Classifies the errors of `export` and `show`: a bad selection or output path is the user's.
+pub fn classify_views(error: kdstore::select::ViewsError) -> anyhow::Error {
+    use kdstore::select::{SelectError, ViewsError as E};
+    match error {
+        E::Store(s) | E::Select(SelectError::Store(s)) => classify_store(s),
+        E::Select(_) | E::Empty { .. } | E::Write { .. } => UserError::from_error(error),
         other => anyhow::Error::new(other),
     }
 }

@@ -202,3 +202,81 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     out.sort();
     out
 }
+
+/// 400 real Fashion-MNIST images and a recipe for every image op, mixup and cutmix.
+pub fn fashion_mnist_ops_store(dir: &Path) -> (PathBuf, PathBuf) {
+    let status = Command::new(python())
+        .arg(repo().join("tests/python/fmnist_subset.py"))
+        .args([repo().join("data/fashion-mnist"), dir.to_path_buf()])
+        .arg("400")
+        .status()
+        .unwrap();
+    assert!(status.success(), "fmnist_subset.py failed");
+    let store = dir.join("store");
+    let pipeline = dir.join("fmnist-ops.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            r#"version = 1
+name = "fmnist-ops"
+seed = 17
+store = "{store}"
+
+[source]
+kind = "npy"
+inputs = "{inputs}"
+labels = "{labels}"
+layout = "image"
+
+[split]
+val_fraction = 0.1
+test_fraction = 0.2
+
+[[recipe]]
+name = "crop_flip"
+replicas = 2
+ops = [{{ op = "random_crop", padding = 4 }}, {{ op = "horizontal_flip" }}]
+
+[[recipe]]
+name = "resized_crop"
+replicas = 2
+ops = [{{ op = "random_resized_crop", scale = [0.35, 1.0] }}]
+
+[[recipe]]
+name = "cutout"
+replicas = 1
+ops = [{{ op = "cutout", size = 8 }}]
+
+[[recipe]]
+name = "color"
+replicas = 1
+ops = [{{ op = "color_jitter", brightness = 0.4, contrast = 0.4 }}]
+
+[[recipe]]
+name = "mixup"
+replicas = 1
+ops = [{{ op = "mixup", alpha = 1.0 }}]
+
+[[recipe]]
+name = "flip_cutmix"
+replicas = 2
+ops = [{{ op = "horizontal_flip" }}, {{ op = "cutmix", alpha = 1.0 }}]
+
+[[teacher]]
+kind = "builtin"
+name = "cnn2d"
+arch = "cnn2d"
+width = 8
+depth = 2
+epochs = 2
+batch_size = 64
+"#,
+            store = path_str(&store),
+            inputs = path_str(&dir.join("inputs.npy")),
+            labels = path_str(&dir.join("labels.npy")),
+        ),
+    )
+    .unwrap();
+    run_ok(&["build", path_str(&pipeline)]);
+    (store, pipeline)
+}

@@ -9,5 +9,6 @@ mod export;
 mod python;
 mod query;
 mod schemas;
+mod show;
 mod sources;
 mod train;

@@ -1,0 +1,58 @@
+//! `kdstore show STORE --view ID [--view ID ...] | --where SQL --out FILE.png`.
+
+use std::path::PathBuf;
+
+use kdstore::show::{self, ShowRequest};
+use kdstore::store::Store;
+
+use super::{classify_store, classify_views, teacher_or_first, UserError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    store: PathBuf,
+    /// View ids to draw (repeat the flag or separate them with commas).
+    #[arg(long = "view", value_delimiter = ',')]
+    views: Vec<i64>,
+    /// SQL condition over the `labels` view choosing the views instead (the first --limit of them).
+    #[arg(long = "where", conflicts_with = "views")]
+    filter: Option<String>,
+    /// Most views drawn with --where.
+    #[arg(long, default_value_t = 8)]
+    limit: usize,
+    /// The PNG file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Teacher whose top classes are captioned (default: the store's first).
+    #[arg(long)]
+    teacher: Option<String>,
+    /// Teacher classes listed per view.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let condition = match (&args.filter, args.views.is_empty()) {
+        (Some(filter), _) => filter.clone(),
+        (None, false) => {
+            let ids: Vec<String> = args.views.iter().map(i64::to_string).collect();
+            format!("view_id IN ({})", ids.join(", "))
+        }
+        (None, true) => return Err(UserError::msg("name views with --view ID or choose them with --where SQL".into())),
+    };
+    let store = Store::open(&args.store).map_err(classify_store)?;
+    let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
+    let limit = if args.filter.is_some() { args.limit } else { args.views.len() };
+    let request = ShowRequest { teacher: &teacher, condition: &condition, limit, top: args.top };
+    let drawn = show::show(&store, &request, &args.out).map_err(classify_views)?;
+    if args.filter.is_none() && drawn < args.views.len() {
+        eprintln!("warning: {} of the {} views named are not in the store", args.views.len() - drawn, args.views.len());
+    }
+    eprintln!(
+        "{}: drew {drawn} view{} to {}",
+        args.store.display(),
+        if drawn == 1 { "" } else { "s" },
+        args.out.display()
+    );
+    Ok(())
+}
