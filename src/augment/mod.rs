@@ -368,4 +368,83 @@ mod tests {
             assert!(own.iter().all(|c| c.name.starts_with(&format!("{op}_"))), "{op}");
         }
     }
+
+    /// Every op with its defaults, on a sample shape it accepts.
+    fn every_op() -> Vec<(OpConfig, Vec<usize>)> {
+        let series = vec![6, 100];
+        let image = vec![3, 12, 10];
+        let names = [
+            ("jitter", &series),
+            ("scaling", &series),
+            ("rotation", &series),
+            ("permutation", &series),
+            ("magnitude_warp", &series),
+            ("time_warp", &series),
+            ("window_slice", &series),
+            ("window_warp", &series),
+            ("random_crop", &image),
+            ("horizontal_flip", &image),
+            ("random_resized_crop", &image),
+            ("cutout", &image),
+            ("color_jitter", &image),
+            ("mixup", &series),
+            ("cutmix", &image),
+            ("cutmix", &series),
+        ];
+        names
+            .iter()
+            .map(|(name, shape)| {
+                let op: OpConfig = serde_json::from_value(serde_json::json!({ "op": name, "p": 1.0 })).unwrap();
+                assert!(op.validate().is_empty(), "{name} defaults are invalid");
+                assert_eq!(op.check_shape(shape), Ok(()), "{name}");
+                (op, shape.to_vec())
+            })
+            .collect()
+    }
+
+    struct Pool(Vec<i64>, Vec<Vec<f32>>);
+    impl MixSource for Pool {
+        fn partner_pool(&self) -> &[i64] {
+            &self.0
+        }
+        fn raw_input(&self, sample_id: i64) -> &[f32] {
+            &self.1[sample_id as usize]
+        }
+    }
+
+    #[test]
+    fn every_op_keeps_the_shape_replays_and_depends_on_the_seed() {
+        for (op, shape) in every_op() {
+            let len: usize = shape.iter().product();
+            // Values in [0, 1] (images) with structure, so that every op visibly changes them.
+            let pool = Pool(
+                (0..4).collect(),
+                (0..4).map(|s| (0..len).map(|i| ((i * 7 + s * 13) % 23) as f32 / 23.0).collect()).collect(),
+            );
+            let ops = [op.clone()];
+            let views: Vec<RenderedView> = (0..12).map(|seed| render_view(&ops, seed, 1, &shape, &pool)).collect();
+            for (seed, view) in views.iter().enumerate() {
+                assert_eq!(view.input.len(), len, "{}", op.name());
+                assert_eq!(view, &render_view(&ops, seed as u64, 1, &shape, &pool), "{} replays", op.name());
+                assert_eq!(view.params.get(op.name()), Some(&ParamValue::Bool(true)), "{}", op.name());
+            }
+            let distinct: std::collections::HashSet<u64> = views.iter().map(|v| v.input_hash).collect();
+            // A flip has nothing to draw once applied; every other op differs across seeds.
+            let expected = if op.name() == "horizontal_flip" { 1 } else { 5 };
+            assert!(distinct.len() >= expected, "{}: {} distinct views of 12", op.name(), distinct.len());
+            let changed = views.iter().filter(|v| v.input != pool.1[1]).count();
+            // A permutation draws one segment or the original order 43% of the time with 4 segments.
+            assert!(changed >= 4, "{} changed the sample in {changed} of 12 views", op.name());
+        }
+    }
+
+    #[test]
+    fn an_op_may_not_see_the_wrong_kind_of_sample() {
+        for (op, shape) in every_op() {
+            let other = if shape.len() == 2 { vec![3, 12, 10] } else { vec![6, 40] };
+            let accepts_both =
+                matches!(op, OpConfig::Jitter(_) | OpConfig::Scaling(_) | OpConfig::Mixup(_) | OpConfig::Cutmix(_));
+            assert_eq!(op.check_shape(&other).is_ok(), accepts_both, "{} on {other:?}", op.name());
+        }
+    }
 }
