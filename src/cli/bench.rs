@@ -1,4 +1,5 @@
-//! `kdstore bench STORE`: time the labelling stage against the teacher's bare forward passes.
+//! `kdstore bench STORE`: time the labelling stage against the teacher's bare forward passes, and
+//! how fast each recipe's views replay.
 
 use std::path::PathBuf;
 
@@ -21,21 +22,46 @@ pub struct Args {
     /// Print the timings as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Only time the replay of each recipe's views (skips the labelling benchmark).
+    #[arg(long)]
+    replay_only: bool,
 }
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = Store::open(&args.store).map_err(classify_store)?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let threads = worker_threads(args.threads);
-    let result = bench::labelling(&store, &teacher, threads, bars).map_err(|e| match e {
+    let classify = |e| match e {
         BuildError::Store(s) => classify_store(s),
         BuildError::TeacherSetup { .. } | BuildError::Recipe(_) => UserError::from_error(e),
         other => anyhow::Error::new(other),
-    })?;
+    };
+    let labelling = if args.replay_only {
+        None
+    } else {
+        Some(bench::labelling(&store, &teacher, threads, bars).map_err(classify)?)
+    };
+    let replay = bench::replay(&store, bars).map_err(classify)?;
     if args.json {
-        return print_stdout(&(serde_json::to_string_pretty(&result)? + "\n"));
+        let json = serde_json::json!({ "labelling": labelling, "replay": replay });
+        return print_stdout(&(serde_json::to_string_pretty(&json)? + "\n"));
     }
-    print_stdout(&format!(
+    let mut text = labelling.map(|result| labelling_text(&result)).unwrap_or_default();
+    text.push_str("replaying views (one thread, as the training loader does; includes normalisation)\n");
+    for timing in &replay {
+        text.push_str(&format!(
+            "  {:<24} {:>8} views {:>8.3} s {:>10.0} views/s\n",
+            timing.recipe,
+            timing.views,
+            timing.seconds,
+            timing.views_per_second()
+        ));
+    }
+    print_stdout(&text)
+}
+
+fn labelling_text(result: &bench::LabellingBench) -> String {
+    format!(
         "labelling {} views with teacher {} on {} thread{}\n  bare forward passes   {:>8.2} s ({:.0} views/s)\n  labelling stage       {:>8.2} s ({:.0} views/s; replay, hash check, forward, statistics)\n  overhead              {:>+8.1}%\n",
         result.views,
         result.teacher,
@@ -46,5 +72,5 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         result.labelling_seconds,
         result.views as f64 / result.labelling_seconds,
         result.overhead() * 100.0
-    ))
+    )
 }

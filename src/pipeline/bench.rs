@@ -91,3 +91,47 @@ pub fn labelling(
     let labelling_seconds = started.elapsed().as_secs_f64();
     Ok(LabellingBench { teacher: teacher.into(), views: views.len(), threads, bare_forward_seconds, labelling_seconds })
 }
+
+/// How fast one recipe's views are rebuilt: replay from the seed plus normalisation, on one thread,
+/// which is what the training loader does for every batch.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplayTiming {
+    pub recipe: String,
+    pub views: usize,
+    pub seconds: f64,
+}
+
+impl ReplayTiming {
+    pub fn views_per_second(&self) -> f64 {
+        self.views as f64 / self.seconds.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Times replaying every view of every recipe of `store`, recipe by recipe, on one thread.
+pub fn replay(store: &Store, progress: &dyn Progress) -> Result<Vec<ReplayTiming>, BuildError> {
+    let samples = store.load_samples()?;
+    let context = Context::new(&samples, &store.manifest);
+    let views = store.load_views(store.scan(c::VIEWS)?)?;
+    let recipes = manifest_recipes(&store.manifest).map_err(BuildError::Recipe)?;
+    let mut timings = Vec::new();
+    for (recipe, ops) in &recipes {
+        let part: Vec<_> = views.iter().filter(|v| &v.recipe == recipe).collect();
+        if part.is_empty() {
+            continue;
+        }
+        let task = progress.task(&format!("replay {recipe}"), part.len() as u64);
+        let mut checksum = 0u64;
+        let started = Instant::now();
+        for view in &part {
+            let mut rendered = context.render(ops, view.seed, view.sample_id);
+            context.normalizer.apply(&mut rendered.input);
+            checksum ^= rendered.input_hash;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        std::hint::black_box(checksum);
+        task.advance(part.len() as u64);
+        task.finish();
+        timings.push(ReplayTiming { recipe: recipe.clone(), views: part.len(), seconds });
+    }
+    Ok(timings)
+}

@@ -75,23 +75,26 @@ fn bad_sql_and_unknown_columns_are_one_line_user_errors_and_change_nothing() {
 }
 
 #[test]
-fn bench_times_labelling_against_bare_forward_passes_without_writing() {
+fn bench_times_labelling_and_replay_without_writing() {
     let store = basicmotions_store();
     let before = snapshot(store);
     let output = run_ok(&["bench", path_str(store), "--threads", "1", "--json"]);
-    let result: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
-    assert_eq!(
-        result["views"],
-        manifest(store)["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["table"] == "views")
-            .map(|f| f["rows"].as_u64().unwrap())
-            .sum::<u64>()
-    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let result = &json["labelling"];
+    let views = manifest(store)["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["table"] == "views")
+        .map(|f| f["rows"].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(result["views"], views);
     assert_eq!(result["teacher"], "cnn1d");
     assert!(result["bare_forward_seconds"].as_f64().unwrap() > 0.0);
     assert!(result["labelling_seconds"].as_f64().unwrap() > 0.0);
+    // Every recipe's views were replayed, identity included.
+    let replay = json["replay"].as_array().unwrap();
+    assert_eq!(replay.len(), 11, "{replay:?}");
+    assert_eq!(replay.iter().map(|r| r["views"].as_u64().unwrap()).sum::<u64>(), views);
     assert_eq!(snapshot(store), before, "bench only reads the store");
 }
