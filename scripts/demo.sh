@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end demo (`make demo`): build the HAPT soft-label store, ask it one question with SQL,
-# train the same small student four ways from the store (no teacher runs after the build), and print
-# what each reached on the held-out test subjects. One seed each: a demonstration, not a study.
+# draw two of its views, train the same small student four ways from the store (no teacher runs
+# after the build), and print what each reached on the held-out test subjects. One seed each: a
+# demonstration, not a study.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${KDSTORE_BIN:-target/release/kdstore}
@@ -19,6 +20,9 @@ SQL="SELECT recipe, COUNT(*) AS views, ROUND(AVG(entropy), 3) AS mean_entropy, R
 echo "== which training views does the teacher find hardest?" >&2
 echo "   kdstore query $STORE \"$SQL\"" >&2
 "$BIN" query "$STORE" "$SQL"
+
+echo "== a picture of two mixed views and what the teacher said: runs/hapt-views.png" >&2
+"$BIN" show "$STORE" --where "recipe = 'mixup' AND split = 'train'" --limit 2 --out runs/hapt-views.png
 
 echo "== students from the store" >&2
 "$BIN" train "$STORE" --loss ce --where "recipe = 'identity'" --out runs/hapt-student-ce-identity "${STUDENT[@]}"

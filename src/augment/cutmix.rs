@@ -101,18 +101,10 @@ mod tests {
     use crate::augment::params::find;
     use rand::SeedableRng;
 
-    struct Pool(Vec<i64>, Vec<Vec<f32>>);
-    impl MixSource for Pool {
-        fn partner_pool(&self) -> &[i64] {
-            &self.0
-        }
-        fn raw_input(&self, sample_id: i64) -> &[f32] {
-            &self.1[sample_id as usize]
-        }
-    }
+    use crate::augment::TestPool;
 
-    fn pool(len: usize) -> Pool {
-        Pool((0..3).collect(), (0..3).map(|s| (0..len).map(|i| (s * 1000 + i) as f32).collect()).collect())
+    fn pool(len: usize) -> TestPool {
+        TestPool((0..3).collect(), (0..3).map(|s| (0..len).map(|i| (s * 1000 + i) as f32).collect()).collect())
     }
 
     #[test]

@@ -85,38 +85,27 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    struct Pool {
-        ids: Vec<i64>,
-        inputs: Vec<Vec<f32>>,
-    }
-    impl MixSource for Pool {
-        fn partner_pool(&self) -> &[i64] {
-            &self.ids
-        }
-        fn raw_input(&self, sample_id: i64) -> &[f32] {
-            &self.inputs[sample_id as usize]
-        }
-    }
+    use crate::augment::TestPool;
 
     #[test]
     fn mix_is_exact_and_never_picks_itself() {
-        let pool = Pool { ids: vec![0, 1, 2], inputs: vec![vec![1.0, 2.0], vec![10.0, 20.0], vec![-3.0, 0.5]] };
+        let pool = TestPool(vec![0, 1, 2], vec![vec![1.0, 2.0], vec![10.0, 20.0], vec![-3.0, 0.5]]);
         let config = MixupConfig { alpha: 0.4, p: 1.0 };
         for seed in 0..200 {
-            let mut input = pool.inputs[1].clone();
+            let mut input = pool.1[1].clone();
             let mix = config.apply(&mut OpRng::seed_from_u64(seed), &mut input, 1, &pool).unwrap();
             assert_ne!(mix.partner_id, 1);
             assert!((0.0..=1.0).contains(&mix.lam));
-            let partner = &pool.inputs[mix.partner_id as usize];
+            let partner = &pool.1[mix.partner_id as usize];
             for i in 0..2 {
-                assert_eq!(input[i], mix.lam * pool.inputs[1][i] + (1.0 - mix.lam) * partner[i]);
+                assert_eq!(input[i], mix.lam * pool.1[1][i] + (1.0 - mix.lam) * partner[i]);
             }
         }
     }
 
     #[test]
     fn a_pool_of_one_cannot_mix() {
-        let pool = Pool { ids: vec![0], inputs: vec![vec![1.0]] };
+        let pool = TestPool(vec![0], vec![vec![1.0]]);
         let mut input = vec![1.0];
         assert!(MixupConfig { alpha: 1.0, p: 1.0 }.apply(&mut OpRng::seed_from_u64(0), &mut input, 0, &pool).is_none());
     }

@@ -62,6 +62,20 @@ pub trait MixSource {
     fn raw_input(&self, sample_id: i64) -> &[f32];
 }
 
+/// A mixing pool for tests: ids (ascending) and each id's raw input, indexed by id.
+#[cfg(test)]
+pub(crate) struct TestPool(pub Vec<i64>, pub Vec<Vec<f32>>);
+
+#[cfg(test)]
+impl MixSource for TestPool {
+    fn partner_pool(&self) -> &[i64] {
+        &self.0
+    }
+    fn raw_input(&self, sample_id: i64) -> &[f32] {
+        &self.1[sample_id as usize]
+    }
+}
+
 /// One op of a recipe, as written in the pipeline file (`{ op = "jitter", sigma = 0.05 }`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -309,18 +323,8 @@ pub fn render_view(
 mod tests {
     use super::*;
 
-    struct Two(Vec<i64>, Vec<Vec<f32>>);
-    impl MixSource for Two {
-        fn partner_pool(&self) -> &[i64] {
-            &self.0
-        }
-        fn raw_input(&self, sample_id: i64) -> &[f32] {
-            &self.1[sample_id as usize]
-        }
-    }
-
-    fn source() -> Two {
-        Two(vec![0, 1], vec![vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0, 8.0]])
+    fn source() -> TestPool {
+        TestPool(vec![0, 1], vec![vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0, 8.0]])
     }
 
     #[test]
@@ -402,22 +406,12 @@ mod tests {
             .collect()
     }
 
-    struct Pool(Vec<i64>, Vec<Vec<f32>>);
-    impl MixSource for Pool {
-        fn partner_pool(&self) -> &[i64] {
-            &self.0
-        }
-        fn raw_input(&self, sample_id: i64) -> &[f32] {
-            &self.1[sample_id as usize]
-        }
-    }
-
     #[test]
     fn every_op_keeps_the_shape_replays_and_depends_on_the_seed() {
         for (op, shape) in every_op() {
             let len: usize = shape.iter().product();
             // Values in [0, 1] (images) with structure, so that every op visibly changes them.
-            let pool = Pool(
+            let pool = TestPool(
                 (0..4).collect(),
                 (0..4).map(|s| (0..len).map(|i| ((i * 7 + s * 13) % 23) as f32 / 23.0).collect()).collect(),
             );

@@ -80,22 +80,47 @@ fn caption(view: &SelectedView, names: &[String], teacher: &str, top: usize) -> 
     lines
 }
 
+/// Caption lines broken at spaces so that none is longer than `max_chars` (a longer word is cut).
+fn wrap(lines: &[String], max_chars: usize) -> Vec<String> {
+    let mut wrapped = Vec::new();
+    for line in lines {
+        let mut current = String::new();
+        for word in line.split(' ') {
+            if !current.is_empty() && current.len() + 1 + word.len() > max_chars {
+                wrapped.push(std::mem::take(&mut current));
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+        wrapped.push(current);
+    }
+    wrapped
+}
+
+/// The most caption lines any view needs at `max_chars` per line.
+fn caption_lines(shown: &[Shown], max_chars: usize) -> u32 {
+    shown.iter().map(|item| wrap(&item.caption, max_chars).len() as u32).max().unwrap_or(0)
+}
+
 fn series_figure(shown: &[Shown], channels: usize, length: usize) -> Canvas {
     const WIDTH: u32 = 760;
     const PLOT_HEIGHT: u32 = 56;
     const LABEL_WIDTH: u32 = 36;
-    let block = 3 * LINE_HEIGHT + channels as u32 * (PLOT_HEIGHT + 4) + 2 * MARGIN;
-    let mut canvas = Canvas::new(WIDTH, LINE_HEIGHT + MARGIN + block * shown.len() as u32);
     let max_chars = ((WIDTH - 2 * MARGIN) / CHAR_WIDTH) as usize;
+    let captions = caption_lines(shown, max_chars);
+    let block = captions * LINE_HEIGHT + channels as u32 * (PLOT_HEIGHT + 4) + 2 * MARGIN;
+    let mut canvas = Canvas::new(WIDTH, LINE_HEIGHT + MARGIN + block * shown.len() as u32);
     canvas.text(MARGIN as i32, 2, "grey: the sample, blue: the view", max_chars, TEXT_COLOR);
     let plot_width = WIDTH - 2 * MARGIN - LABEL_WIDTH;
     for (index, item) in shown.iter().enumerate() {
         let top = LINE_HEIGHT + MARGIN + index as u32 * block;
-        for (line, text) in item.caption.iter().enumerate() {
+        for (line, text) in wrap(&item.caption, max_chars).iter().enumerate() {
             canvas.text(MARGIN as i32, (top + line as u32 * LINE_HEIGHT) as i32, text, max_chars, TEXT_COLOR);
         }
         for channel in 0..channels {
-            let plot_top = top + 3 * LINE_HEIGHT + channel as u32 * (PLOT_HEIGHT + 4);
+            let plot_top = top + captions * LINE_HEIGHT + channel as u32 * (PLOT_HEIGHT + 4);
             let left = MARGIN + LABEL_WIDTH;
             canvas.frame(left as i32, plot_top as i32, plot_width, PLOT_HEIGHT, FRAME_COLOR);
             canvas.text(
@@ -133,7 +158,8 @@ fn image_figure(shown: &[Shown], shape: &[usize]) -> Canvas {
     let scale = (112 / height.max(width)).max(1) as u32;
     let (image_w, image_h) = (width as u32 * scale, height as u32 * scale);
     let cell_w = (2 * image_w + MARGIN).max(40 * CHAR_WIDTH) + 2 * MARGIN;
-    let cell_h = image_h + 3 * LINE_HEIGHT + 3 * MARGIN;
+    let max_chars = ((cell_w - 2 * MARGIN) / CHAR_WIDTH) as usize;
+    let cell_h = image_h + caption_lines(shown, max_chars) * LINE_HEIGHT + 3 * MARGIN;
     let columns = shown.len().clamp(1, 4) as u32;
     let rows = (shown.len() as u32).div_ceil(columns);
     let mut canvas = Canvas::new(columns * cell_w, LINE_HEIGHT + MARGIN + rows * cell_h);
@@ -154,8 +180,7 @@ fn image_figure(shown: &[Shown], shape: &[usize]) -> Canvas {
                 }
             }
         }
-        let max_chars = ((cell_w - 2 * MARGIN) / CHAR_WIDTH) as usize;
-        for (line, text) in item.caption.iter().enumerate() {
+        for (line, text) in wrap(&item.caption, max_chars).iter().enumerate() {
             let y = top + image_h + MARGIN / 2 + line as u32 * LINE_HEIGHT;
             canvas.text(left as i32, y as i32, text, max_chars, TEXT_COLOR);
         }
@@ -173,5 +198,16 @@ fn display_range(sample: &[f32], view: &[f32]) -> (f32, f32) {
         (low, high)
     } else {
         (low, low + 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captions_wrap_at_spaces() {
+        let lines = vec!["cnn2d: Sneaker 0.52, Sandal 0.36, Bag 0.12".to_string(), "short".to_string()];
+        assert_eq!(wrap(&lines, 20), vec!["cnn2d: Sneaker 0.52,", "Sandal 0.36, Bag", "0.12", "short"]);
     }
 }
