@@ -5,6 +5,7 @@ mod bench;
 mod build;
 mod export;
 mod info;
+mod loss;
 mod progress;
 mod query;
 mod show;
@@ -45,6 +46,8 @@ enum Command {
     Export(export::Args),
     /// Draw views next to their samples as a PNG, with the teacher's top classes.
     Show(show::Args),
+    /// Print a distillation loss for given logits (and features), to check parity with other code.
+    Loss(loss::Args),
     /// Time the labelling stage against the teacher's bare forward passes (reads the store only).
     Bench(bench::Args),
 }
@@ -73,6 +76,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args, &bars),
         Command::Export(args) => export::run(args),
         Command::Show(args) => show::run(args),
+        Command::Loss(args) => loss::run(args),
     }
 }
 

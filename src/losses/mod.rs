@@ -1,24 +1,211 @@
-//! Distillation losses on tch tensors, one per file. Each takes student logits, stored teacher
-//! logits and the batch's targets, and returns a scalar loss averaged over the batch.
+//! Distillation losses on tch tensors, one per file, each with its config (documented keys named as
+//! the papers name them, defaults from the official code), its validation and its source. A loss
+//! takes the batch's student logits, the stored teacher logits, the hard targets and, for feature
+//! losses, the penultimate features, and returns a scalar. Every loss computes in the kind of its
+//! inputs (float32 in training, float64 in `kdstore loss`). Losses combine by weights in training.
 
+pub mod ce;
+pub mod dist;
+pub mod dkd;
+pub mod jsd;
 pub mod kd;
+pub mod mixkd;
+pub mod reverse_kl;
+pub mod sk;
+pub mod sp;
 
-use tch::{Kind, Tensor};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
 
-/// Hard targets of a batch: the label, and for mixed views the partner's label and the weight λ
-/// of the own label (λ = 1 for unmixed views).
-pub struct Targets {
-    pub labels: Tensor,
-    pub partner_labels: Tensor,
-    pub lam: Tensor,
+pub use ce::{cross_entropy, Targets};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LossError {
+    #[error("loss {loss}: {detail}")]
+    Input { loss: &'static str, detail: String },
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
 }
 
-/// Cross-entropy with the labels, mixed as the inputs were: λ·CE(y) + (1−λ)·CE(y_partner), batch mean.
-pub fn cross_entropy(student: &Tensor, targets: &Targets) -> Result<Tensor, tch::TchError> {
-    let log_p = student.f_log_softmax(-1, Kind::Float)?;
-    let own = log_p.f_gather(1, &targets.labels.unsqueeze(1), false)?.squeeze_dim(1);
-    let partner = log_p.f_gather(1, &targets.partner_labels.unsqueeze(1), false)?.squeeze_dim(1);
-    let other: Tensor = 1.0 - &targets.lam;
-    let per_sample: Tensor = -(&targets.lam * own + other * partner);
-    Ok(per_sample.mean(Kind::Float))
+/// What a loss may read for one batch.
+pub struct LossInputs<'a> {
+    /// Student logits `[batch, classes]`.
+    pub student: &'a Tensor,
+    /// Teacher logits `[batch, classes]`, raw (temperature-free).
+    pub teacher: Option<&'a Tensor>,
+    pub targets: &'a Targets,
+    /// Penultimate features `[batch, ...]` of the student and the teacher (feature losses).
+    pub student_features: Option<&'a Tensor>,
+    pub teacher_features: Option<&'a Tensor>,
+    /// The 1-based training epoch, for warm-ups; `None` means after any warm-up.
+    pub epoch: Option<usize>,
+}
+
+impl LossInputs<'_> {
+    fn teacher(&self, loss: &'static str) -> Result<&Tensor, LossError> {
+        self.teacher.ok_or(LossError::Input { loss, detail: "needs teacher logits".into() })
+    }
+
+    fn features(&self, loss: &'static str) -> Result<(&Tensor, &Tensor), LossError> {
+        match (self.student_features, self.teacher_features) {
+            (Some(s), Some(t)) => Ok((s, t)),
+            _ => Err(LossError::Input { loss, detail: "needs student and teacher features".into() }),
+        }
+    }
+}
+
+/// One loss with its settings, as `--loss NAME --set key=value` or a training config names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "loss", rename_all = "kebab-case")]
+pub enum LossConfig {
+    Ce(ce::CeConfig),
+    Kd(kd::KdConfig),
+    ReverseKl(reverse_kl::ReverseKlConfig),
+    Jsd(jsd::JsdConfig),
+    Dist(dist::DistConfig),
+    Dkd(dkd::DkdConfig),
+    Mixkd(mixkd::MixkdConfig),
+    Sp(sp::SpConfig),
+    Sk(sk::SkConfig),
+}
+
+/// Every loss's name, in the order `kdstore loss --help` lists them.
+pub const NAMES: &[&str] = &["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk"];
+
+impl LossConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossConfig::Ce(_) => "ce",
+            LossConfig::Kd(_) => "kd",
+            LossConfig::ReverseKl(_) => "reverse-kl",
+            LossConfig::Jsd(_) => "jsd",
+            LossConfig::Dist(_) => "dist",
+            LossConfig::Dkd(_) => "dkd",
+            LossConfig::Mixkd(_) => "mixkd",
+            LossConfig::Sp(_) => "sp",
+            LossConfig::Sk(_) => "sk",
+        }
+    }
+
+    /// A loss from its name and `key=value` settings; unknown names and keys are errors that list
+    /// the known ones.
+    pub fn parse(name: &str, settings: &[String]) -> Result<LossConfig, String> {
+        if !NAMES.contains(&name) {
+            return Err(format!("unknown loss {name}; expected one of {}", NAMES.join(", ")));
+        }
+        let mut object = serde_json::Map::new();
+        object.insert("loss".into(), name.into());
+        for setting in settings {
+            let (key, value) = setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected key=value"))?;
+            let number: f64 = value.trim().parse().map_err(|_| format!("--set {setting}: {value} is not a number"))?;
+            object.insert(key.trim().into(), serde_json::json!(number));
+        }
+        let config: LossConfig =
+            serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| format!("loss {name}: {e}"))?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(format!("loss {name}: {}", problems.join("; ")))
+        }
+    }
+
+    pub fn validate(&self) -> Vec<String> {
+        match self {
+            LossConfig::Ce(_) | LossConfig::Sp(_) | LossConfig::Sk(_) => Vec::new(),
+            LossConfig::Kd(c) => c.validate(),
+            LossConfig::ReverseKl(c) => c.validate(),
+            LossConfig::Jsd(c) => c.validate(),
+            LossConfig::Dist(c) => c.validate(),
+            LossConfig::Dkd(c) => c.validate(),
+            LossConfig::Mixkd(c) => c.validate(),
+        }
+    }
+
+    pub fn needs_teacher(&self) -> bool {
+        !matches!(self, LossConfig::Ce(_))
+    }
+
+    pub fn needs_features(&self) -> bool {
+        matches!(self, LossConfig::Sp(_) | LossConfig::Sk(_))
+    }
+
+    pub fn compute(&self, inputs: &LossInputs) -> Result<Tensor, LossError> {
+        let name = self.name();
+        match self {
+            LossConfig::Ce(_) => Ok(cross_entropy(inputs.student, inputs.targets)?),
+            LossConfig::Kd(c) => c.compute(inputs.student, inputs.teacher(name)?, inputs.targets),
+            LossConfig::ReverseKl(c) => Ok(c.compute(inputs.student, inputs.teacher(name)?)?),
+            LossConfig::Jsd(c) => Ok(c.compute(inputs.student, inputs.teacher(name)?)?),
+            LossConfig::Dist(c) => Ok(c.compute(inputs.student, inputs.teacher(name)?)?),
+            LossConfig::Dkd(c) => c.compute(inputs.student, inputs.teacher(name)?, inputs.targets, inputs.epoch),
+            LossConfig::Mixkd(c) => Ok(c.compute(inputs.student, inputs.teacher(name)?, inputs.targets)?),
+            LossConfig::Sp(_) => {
+                let (s, t) = inputs.features(name)?;
+                Ok(sp::sp_loss(s, t)?)
+            }
+            LossConfig::Sk(_) => {
+                let (s, t) = inputs.features(name)?;
+                sk::sk_loss(s, t)
+            }
+        }
+    }
+}
+
+/// Checks shared by the configs: a temperature and weights.
+pub(crate) fn positive(name: &str, value: f64) -> Option<String> {
+    (!(value.is_finite() && value > 0.0)).then(|| format!("{name} must be > 0, got {value}"))
+}
+pub(crate) fn non_negative(name: &str, value: f64) -> Option<String> {
+    (!(value.is_finite() && value >= 0.0)).then(|| format!("{name} must be >= 0, got {value}"))
+}
+
+/// `log_softmax(z / temperature)` over classes, in the kind of `z`.
+pub(crate) fn log_softmax_t(z: &Tensor, temperature: f64) -> Result<Tensor, tch::TchError> {
+    (z / temperature).f_log_softmax(-1, z.kind())
+}
+
+/// `Σ_c p·(log p − log q)` per row, from log-probabilities; rows where p = 0 add 0 (as PyTorch's
+/// `kl_div`, whose `xlogy` treats 0·log 0 as 0).
+pub(crate) fn kl_rows(log_p: &Tensor, log_q: &Tensor) -> Result<Tensor, tch::TchError> {
+    let p = log_p.exp();
+    let terms = (&p * (log_p - log_q)).f_where_self(&p.gt(0.0), &p.zeros_like())?;
+    terms.f_sum_dim_intlist(-1, false, log_p.kind())
+}
+
+/// The batch mean of a per-row tensor.
+pub(crate) fn batch_mean(rows: &Tensor) -> Tensor {
+    rows.mean(rows.kind())
+}
+
+/// A tensor from an f64 matrix, for the tests.
+#[cfg(test)]
+pub(crate) fn matrix(rows: &[&[f64]]) -> Tensor {
+    let flat: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+    Tensor::from_slice(&flat).view([rows.len() as i64, rows[0].len() as i64])
+}
+
+#[cfg(test)]
+pub(crate) fn value(t: &Tensor) -> f64 {
+    t.to_kind(tch::Kind::Double).double_value(&[])
+}
+
+/// Every loss's `--set` keys with their defaults and meanings, from the configs' JSON Schema.
+pub fn keys_help() -> String {
+    let schema = serde_json::to_value(schemars::schema_for!(LossConfig)).expect("schema serialises");
+    let mut text = String::from("Losses and their --set keys (defaults in brackets):\n");
+    for variant in schema["oneOf"].as_array().into_iter().flatten() {
+        let properties = &variant["properties"];
+        let name = properties["loss"]["enum"][0].as_str().unwrap_or("?");
+        text.push_str(&format!("  {name}\n"));
+        for (key, property) in properties.as_object().into_iter().flatten().filter(|(k, _)| k.as_str() != "loss") {
+            text.push_str(&format!(
+                "      {key} [{}]  {}\n",
+                property["default"],
+                property["description"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    text
 }

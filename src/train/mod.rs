@@ -14,7 +14,7 @@ use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::augment::seed::purpose_seed;
-use crate::losses::{cross_entropy, kd::kd_loss, Targets};
+use crate::losses::{cross_entropy, kd::kd_term, Targets};
 use crate::progress::Progress;
 use crate::select::{ReplayError, Replayer, SelectedView};
 use crate::store::{Split, Store, StoreError};
@@ -226,7 +226,7 @@ fn batch_loss(
     if config.kd_weight > 0.0 {
         let teacher: Vec<f32> = batch.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect();
         let teacher = Tensor::from_slice(&teacher).view([batch.len() as i64, classes as i64]).to_device(device);
-        loss += kd_loss(student, &teacher, config.temperature)? * config.kd_weight;
+        loss += kd_term(student, &teacher, config.temperature)? * config.kd_weight;
     }
     Ok(loss)
 }

@@ -6,6 +6,7 @@ mod common;
 mod build;
 mod errors;
 mod export;
+mod losses;
 mod python;
 mod query;
 mod schemas;

@@ -1,0 +1,45 @@
+//! `kdstore loss` against the official implementations' formulas (tests/python/check_losses.py,
+//! PyTorch float64), and its errors.
+
+use std::process::Command;
+
+use crate::common::*;
+
+#[test]
+fn every_loss_matches_its_official_formula() {
+    let output = Command::new(python())
+        .arg(repo().join("tests/python/check_losses.py"))
+        .arg(env!("CARGO_BIN_EXE_kdstore"))
+        .output()
+        .expect("the venv's python runs");
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "check_losses.py:\n{report}");
+    let checked = report.lines().filter(|l| l.starts_with("ok: ")).count();
+    assert_eq!(checked, 3 * (16 + 3 + 1) + 3 + 2 + 4, "{report}");
+    for name in ["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk"] {
+        assert!(report.contains(&format!("ok: {name} ")), "{name} unchecked:\n{report}");
+    }
+}
+
+#[test]
+fn unknown_losses_and_keys_are_user_errors_naming_the_choices() {
+    let output = run(&["loss", "kl-forward", "--student", "x.npy"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("unknown loss kl-forward; expected one of ce, kd, reverse-kl"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&["loss", "dkd", "--set", "gama=2", "--student", "x.npy"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("unknown field `gama`, expected one of `alpha`, `beta`, `temperature`, `warmup`"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(&["loss", "kd", "--set", "temperature=0", "--student", "x.npy"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("temperature must be > 0, got 0"), "{}", stderr(&output));
+    let help = stdout(&run_ok(&["loss", "--help"]));
+    assert!(help.contains("dkd") && help.contains("warmup [20.0]"), "{help}");
+}

@@ -1,0 +1,203 @@
+"""Checks `kdstore loss` against each loss computed the way its official implementation computes
+it, written here in PyTorch (float64) from the official code's formulas: mdistiller (KD, DKD),
+hunto/image_classification_sota (DIST), hchoi71/MIX-KD (MIXSTD), RepDistiller (SP), CECNL/EEG-KD
+(SK), TRL's generalised JSD and reverse KL (with kdstore's documented T² factor). Random inputs,
+several settings each; plus two values printed by the official SP and SK code on fixed inputs.
+
+usage: check_losses.py KDSTORE_BINARY
+Prints one line per case and exits 1 on the first value off by more than 1e-6 relative.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+
+
+# ---- the official formulas -----------------------------------------------------------------------
+
+def ce(zs, zt, y, yp, lam, **_):
+    return (lam * F.cross_entropy(zs, y, reduction="none") + (1 - lam) * F.cross_entropy(zs, yp, reduction="none")).mean()
+
+
+def kd_term(zs, zt, T):
+    return F.kl_div(F.log_softmax(zs / T, dim=1), F.softmax(zt / T, dim=1), reduction="none").sum(1).mean() * T**2
+
+
+def kd(zs, zt, y, yp, lam, temperature=4.0, ce_weight=0.1, kd_weight=0.9):
+    return ce_weight * ce(zs, zt, y, yp, lam) + kd_weight * kd_term(zs, zt, temperature)
+
+
+def reverse_kl(zs, zt, y, yp, lam, temperature=1.0):
+    T = temperature
+    return F.kl_div(F.log_softmax(zt / T, dim=1), F.softmax(zs / T, dim=1), reduction="none").sum(1).mean() * T**2
+
+
+def jsd(zs, zt, y, yp, lam, temperature=1.0, beta=0.5):
+    T = temperature
+    s, t = F.log_softmax(zs / T, dim=1), F.log_softmax(zt / T, dim=1)
+    m = torch.logsumexp(torch.stack([s + math.log(1 - beta), t + math.log(beta)]), dim=0)
+    kl_t = F.kl_div(m, t, reduction="none", log_target=True).sum(1)
+    kl_s = F.kl_div(m, s, reduction="none", log_target=True).sum(1)
+    return (beta * kl_t + (1 - beta) * kl_s).mean() * T**2
+
+
+def dist(zs, zt, y, yp, lam, beta=1.0, gamma=1.0, tau=1.0):
+    def cosine(a, b, eps=1e-8):
+        return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+    def pearson(a, b):
+        return cosine(a - a.mean(1).unsqueeze(1), b - b.mean(1).unsqueeze(1))
+
+    def inter(a, b):
+        return 1 - pearson(a, b).mean()
+
+    ys, yt = (zs / tau).softmax(dim=1), (zt / tau).softmax(dim=1)
+    return beta * tau**2 * inter(ys, yt) + gamma * tau**2 * inter(ys.transpose(0, 1), yt.transpose(0, 1))
+
+
+def dkd(zs, zt, y, yp, lam, alpha=1.0, beta=8.0, temperature=4.0, warmup=20.0):
+    T = temperature
+    gt = torch.zeros_like(zs).scatter_(1, y.unsqueeze(1), 1).bool()
+    other = ~gt
+
+    def cat_mask(p):
+        return torch.cat([(p * gt).sum(1, keepdims=True), (p * other).sum(1, keepdims=True)], dim=1)
+
+    ps, pt = cat_mask(F.softmax(zs / T, dim=1)), cat_mask(F.softmax(zt / T, dim=1))
+    tckd = F.kl_div(torch.log(ps), pt, reduction="sum") * T**2 / zs.shape[0]
+    pt2 = F.softmax(zt / T - 1000.0 * gt, dim=1)
+    ls2 = F.log_softmax(zs / T - 1000.0 * gt, dim=1)
+    nckd = F.kl_div(ls2, pt2, reduction="sum") * T**2 / zs.shape[0]
+    return alpha * tckd + beta * nckd
+
+
+def mixkd(zs, zt, y, yp, lam, ce_weight=0.1, kd_weight=0.9, temperature=1.0):
+    ss, st = torch.std(zs, dim=-1, keepdim=True), torch.std(zt, dim=-1, keepdim=True)
+    target = lam[:, None] * F.one_hot(y, zs.shape[1]) + (1 - lam[:, None]) * F.one_hot(yp, zs.shape[1])
+    loss_cls = ce_weight * torch.sum(-F.log_softmax(zs / ss, -1) * target) / zs.shape[0]
+    T = temperature  # kdstore's extension; the official loss is T = 1
+    kl = F.kl_div(F.log_softmax(zs / ss / T, dim=1), F.softmax(zt / st / T, dim=1), reduction="batchmean") * T**2
+    return loss_cls + kd_weight * kl
+
+
+def sp(fs, ft):
+    b = fs.shape[0]
+    gs, gt = F.normalize(fs.view(b, -1) @ fs.view(b, -1).t()), F.normalize(ft.view(b, -1) @ ft.view(b, -1).t())
+    return ((gt - gs) ** 2).sum() / (b * b)
+
+
+def sk(fs, ft):
+    def gram(f):
+        if f.dim() == 2:
+            f = f[:, None, None, :]
+        c = f.shape[1]
+        f = f - f.mean(axis=3).unsqueeze(axis=3)
+        f = F.normalize(f, dim=3).flatten(start_dim=1)
+        return f @ f.t() / c
+
+    return F.mse_loss(gram(ft), gram(fs))
+
+
+LOGIT_CASES = [
+    ("ce", ce, {}), ("kd", kd, {}), ("kd", kd, {"temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0}),
+    ("kd", kd, {"temperature": 2.5, "ce_weight": 0.5, "kd_weight": 0.5}),
+    ("reverse-kl", reverse_kl, {}), ("reverse-kl", reverse_kl, {"temperature": 3.0}),
+    ("jsd", jsd, {}), ("jsd", jsd, {"beta": 0.9, "temperature": 2.0}),
+    ("dist", dist, {}), ("dist", dist, {"tau": 4.0}), ("dist", dist, {"beta": 2.0, "gamma": 0.5, "tau": 2.0}),
+    ("dkd", dkd, {}), ("dkd", dkd, {"alpha": 1.0, "beta": 2.0, "temperature": 1.0}),
+    ("dkd", dkd, {"alpha": 0.5, "beta": 0.5, "temperature": 1.0}),
+    ("mixkd", mixkd, {}), ("mixkd", mixkd, {"ce_weight": 0.0, "kd_weight": 1.0, "temperature": 2.0}),
+]
+
+
+def run(binary, args):
+    out = subprocess.run([binary, "loss", *args, "--json"], capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"FAIL: kdstore loss {' '.join(args)}: {out.stderr.strip()}")
+        sys.exit(1)
+    return json.loads(out.stdout)["value"]
+
+
+def compare(label, got, want):
+    rel = abs(got - want) / max(abs(want), 1e-12)
+    if rel > 1e-6:
+        print(f"FAIL: {label}: kdstore {got!r}, reference {want!r} (relative {rel:.2e})")
+        sys.exit(1)
+    print(f"ok: {label}: {got:.10g} (relative difference {rel:.1e})")
+
+
+def gen(shape, a, b, c):
+    k = np.arange(1, int(np.prod(shape)) + 1, dtype=np.float64)
+    return (np.sin(a * k) + c * np.cos(b * k ** 1.3)).reshape(shape)
+
+
+def main(binary):
+    rng = np.random.default_rng(2026)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = lambda name: os.path.join(tmp, name)
+        for trial, (batch, classes) in enumerate([(16, 10), (5, 3), (64, 100)]):
+            zt = rng.normal(0, 3, (batch, classes))
+            zs = 0.5 * zt + rng.normal(0, 2, (batch, classes))
+            y = rng.integers(0, classes, batch)
+            dtype = np.float32 if trial == 0 else np.float64  # float32 files are widened exactly
+            np.save(path("s.npy"), zs.astype(dtype))
+            np.save(path("t.npy"), zt.astype(dtype))
+            np.save(path("y.npy"), y)
+            zs_t, zt_t = torch.tensor(zs.astype(dtype).astype(np.float64)), torch.tensor(zt.astype(dtype).astype(np.float64))
+            y_t, lam1 = torch.tensor(y), torch.ones(batch)
+            files = ["--student", path("s.npy"), "--teacher", path("t.npy"), "--labels", path("y.npy")]
+            for name, reference, settings in LOGIT_CASES:
+                sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+                got = run(binary, [name, *files, *sets])
+                want = reference(zs_t, zt_t, y_t, y_t, lam1, **settings).item()
+                compare(f"{name} {settings} B={batch} C={classes}", got, want)
+            # Mixed targets (mixup/cutmix views): partner labels and lam.
+            yp = rng.integers(0, classes, batch)
+            lam = rng.uniform(0, 1, batch)
+            np.save(path("yp.npy"), yp)
+            np.save(path("lam.npy"), lam)
+            mixed = ["--partner-labels", path("yp.npy"), "--lam", path("lam.npy")]
+            for name, reference in [("ce", ce), ("kd", kd), ("mixkd", mixkd)]:
+                got = run(binary, [name, *files, *mixed])
+                want = reference(zs_t, zt_t, y_t, torch.tensor(yp), torch.tensor(lam)).item()
+                compare(f"{name} mixed targets B={batch}", got, want)
+            # DKD during warm-up: epoch 5 of 20.
+            got = run(binary, ["dkd", *files, "--epoch", "5"])
+            compare(f"dkd epoch 5 B={batch}", got, 0.25 * dkd(zs_t, zt_t, y_t, y_t, lam1).item())
+
+        # Feature losses on random features of several shapes.
+        for fs_shape, ft_shape in [((16, 32), (16, 20)), ((8, 3, 4, 4), (8, 5, 2, 2)), ((8, 3, 2, 7), (8, 2, 3, 7))]:
+            fs, ft = rng.normal(size=fs_shape), rng.normal(size=ft_shape)
+            np.save(path("fs.npy"), fs)
+            np.save(path("ft.npy"), ft)
+            feats = ["--student", path("s1.npy"), "--student-features", path("fs.npy"), "--teacher-features", path("ft.npy")]
+            np.save(path("s1.npy"), np.zeros((fs_shape[0], 2)))
+            compare(f"sp {fs_shape} vs {ft_shape}", run(binary, ["sp", *feats]), sp(torch.tensor(fs), torch.tensor(ft)).item())
+            if len(fs_shape) != 4 or fs_shape[3] == ft_shape[3]:
+                compare(f"sk {fs_shape} vs {ft_shape}", run(binary, ["sk", *feats]), sk(torch.tensor(fs), torch.tensor(ft)).item())
+
+        # Values printed by the official RepDistiller SP and EEG-KD SK code (float64) on fixed inputs.
+        for name, fs, ft, want in [
+            ("sp", gen((4, 6), 0.7, 0.3, 0.5), gen((4, 5), 1.1, 0.2, 0.8), 3.699121167693359e-01),
+            ("sp", gen((4, 3, 2, 2), 0.7, 0.3, 0.5), gen((4, 2, 2, 3), 1.1, 0.2, 0.8), 3.752476207698017e-01),
+            ("sk", gen((4, 3, 1, 7), 0.7, 0.3, 0.5), gen((4, 2, 1, 7), 1.1, 0.2, 0.8), 4.141490603384697e-01),
+            ("sk", gen((4, 3, 2, 5), 0.7, 0.3, 0.5), gen((4, 2, 3, 5), 1.1, 0.2, 0.8), 1.143093842666301e00),
+        ]:
+            np.save(path("fs.npy"), fs)
+            np.save(path("ft.npy"), ft)
+            np.save(path("s1.npy"), np.zeros((fs.shape[0], 2)))
+            feats = ["--student", path("s1.npy"), "--student-features", path("fs.npy"), "--teacher-features", path("ft.npy")]
+            compare(f"{name} official value {fs.shape} vs {ft.shape}", run(binary, [name, *feats]), want)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
