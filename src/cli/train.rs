@@ -1,21 +1,14 @@
-//! `kdstore train STORE`: train a built-in student with CE + Hinton KD from the store.
+//! `kdstore train STORE`: train a built-in student from the store with a weighted sum of losses.
 
 use std::path::PathBuf;
 
+use kdstore::losses::parse_terms;
 use kdstore::store::Store;
 use kdstore::teacher::arch::ArchKind;
 use kdstore::train::{self, TrainConfig, TrainError, ViewsPerEpoch};
 
 use super::progress::Bars;
 use super::{classify_store, print_stdout, teacher_or_first, UserError};
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum Loss {
-    /// Cross-entropy with the labels only (a student from scratch on the same views).
-    Ce,
-    /// Hinton KD: ce-weight · CE + kd-weight · T² · KL(teacher_T ‖ student_T).
-    Kd,
-}
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Student {
@@ -37,17 +30,13 @@ pub struct Args {
     /// Teacher whose stored logits are distilled (default: the store's first teacher).
     #[arg(long)]
     teacher: Option<String>,
-    #[arg(long, value_enum, default_value = "kd")]
-    loss: Loss,
-    /// Softmax temperature of the KD term.
-    #[arg(long, default_value_t = 4.0)]
-    temperature: f64,
-    /// Weight of the KD term (kd loss).
-    #[arg(long, default_value_t = 0.9)]
-    kd_weight: f64,
-    /// Weight of the cross-entropy term (kd loss; the ce loss always uses 1).
-    #[arg(long, default_value_t = 0.1)]
-    ce_weight: f64,
+    /// A loss of the objective, NAME or NAME=WEIGHT (repeatable; `kdstore loss --help` lists them):
+    /// --loss kd, or --loss ce --loss dist=2.
+    #[arg(long = "loss", value_name = "NAME[=WEIGHT]", default_values_t = ["kd".to_string()])]
+    losses: Vec<String>,
+    /// A loss setting, KEY=VALUE or LOSS.KEY=VALUE (repeatable): --set temperature=2.
+    #[arg(long = "set", value_name = "[LOSS.]KEY=VALUE")]
+    settings: Vec<String>,
     /// SQL condition over the `labels` view selecting the training views, e.g. "recipe IN ('identity','mixup')".
     #[arg(long = "where")]
     filter: Option<String>,
@@ -92,10 +81,14 @@ pub struct Args {
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = Store::open(&args.store).map_err(classify_store)?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
-    let (ce_weight, kd_weight, loss_name) = match args.loss {
-        Loss::Ce => (1.0, 0.0, "ce"),
-        Loss::Kd => (args.ce_weight, args.kd_weight, "kd"),
-    };
+    let losses = parse_terms(&args.losses, &args.settings).map_err(UserError::msg)?;
+    let loss_name = losses
+        .iter()
+        .map(
+            |t| if t.weight == 1.0 { t.config.name().to_string() } else { format!("{}={}", t.config.name(), t.weight) },
+        )
+        .collect::<Vec<_>>()
+        .join("+");
     let config = TrainConfig {
         teacher,
         filter: args.filter.clone(),
@@ -106,9 +99,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         },
         width: args.width,
         depth: args.depth,
-        ce_weight,
-        kd_weight,
-        temperature: args.temperature,
+        losses,
         epochs: args.epochs,
         batch_size: args.batch_size.max(1),
         learning_rate: args.learning_rate,
@@ -122,9 +113,6 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         verify_replay: if args.verify_replay { usize::MAX } else { 256 },
         threads: args.threads,
     };
-    if config.temperature.is_nan() || config.temperature <= 0.0 {
-        return Err(UserError::msg(format!("--temperature must be > 0, got {}", config.temperature)));
-    }
     let out = args.out.clone().unwrap_or_else(|| {
         let name = args.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());
         args.store.with_file_name(format!("{name}-train-{loss_name}"))

@@ -209,3 +209,94 @@ pub fn keys_help() -> String {
     }
     text
 }
+
+/// A loss and its weight in a training objective.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LossTerm {
+    pub weight: f64,
+    #[serde(flatten)]
+    pub config: LossConfig,
+}
+
+/// The keys a loss accepts (its config's fields).
+fn keys_of(name: &str) -> Vec<String> {
+    LossConfig::parse(name, &[])
+        .ok()
+        .and_then(|config| serde_json::to_value(config).ok())
+        .and_then(|value| value.as_object().map(|o| o.keys().filter(|k| *k != "loss").cloned().collect()))
+        .unwrap_or_default()
+}
+
+/// Training objectives from `--loss NAME[=WEIGHT]` specs and `--set [NAME.]key=value` settings. An
+/// unprefixed key goes to the one selected loss that has it; a key that no loss or several losses
+/// have is an error.
+pub fn parse_terms(specs: &[String], settings: &[String]) -> Result<Vec<LossTerm>, String> {
+    let mut named: Vec<(String, f64)> = Vec::new();
+    for spec in specs {
+        let (name, weight) = match spec.split_once('=') {
+            Some((name, weight)) => {
+                let weight: f64 =
+                    weight.parse().map_err(|_| format!("--loss {spec}: weight {weight} is not a number"))?;
+                (name.trim().to_string(), weight)
+            }
+            None => (spec.trim().to_string(), 1.0),
+        };
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(format!("--loss {spec}: the weight must be >= 0"));
+        }
+        if named.iter().any(|(n, _)| *n == name) {
+            return Err(format!("--loss {name} is given twice"));
+        }
+        named.push((name, weight));
+    }
+    let mut per_loss: Vec<Vec<String>> = vec![Vec::new(); named.len()];
+    for setting in settings {
+        let (key, value) = setting.split_once('=').ok_or_else(|| format!("--set {setting}: expected key=value"))?;
+        let owners: Vec<usize> = match key.split_once('.') {
+            Some((loss, _)) => named.iter().position(|(n, _)| n == loss).into_iter().collect(),
+            None => (0..named.len()).filter(|&i| keys_of(&named[i].0).iter().any(|k| k == key)).collect(),
+        };
+        let bare = key.split_once('.').map_or(key, |(_, k)| k);
+        match owners.as_slice() {
+            [owner] => per_loss[*owner].push(format!("{bare}={value}")),
+            [] => return Err(format!("--set {setting}: no selected loss has the key {key}")),
+            _ => {
+                let names: Vec<String> = owners.iter().map(|&i| format!("{}.{key}", named[i].0)).collect();
+                return Err(format!("--set {setting}: several losses have {key}; write {}", names.join(" or ")));
+            }
+        }
+    }
+    named
+        .into_iter()
+        .zip(per_loss)
+        .map(|((name, weight), settings)| Ok(LossTerm { weight, config: LossConfig::parse(&name, &settings)? }))
+        .collect()
+}
+
+#[cfg(test)]
+mod term_tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn specs_weights_and_settings() {
+        let terms = parse_terms(&strings(&["ce", "dist=2"]), &strings(&["tau=4"])).unwrap();
+        assert_eq!(terms[0], LossTerm { weight: 1.0, config: LossConfig::Ce(ce::CeConfig {}) });
+        assert_eq!(terms[1].weight, 2.0);
+        assert_eq!(terms[1].config, LossConfig::Dist(dist::DistConfig { beta: 1.0, gamma: 1.0, tau: 4.0 }));
+        let both = parse_terms(&strings(&["kd", "dkd"]), &strings(&["dkd.temperature=2"])).unwrap();
+        assert!(matches!(&both[1].config, LossConfig::Dkd(c) if c.temperature == 2.0));
+    }
+
+    #[test]
+    fn unclear_settings_are_errors() {
+        let err = parse_terms(&strings(&["kd", "dkd"]), &strings(&["temperature=2"])).unwrap_err();
+        assert!(err.contains("write kd.temperature or dkd.temperature"), "{err}");
+        let err = parse_terms(&strings(&["ce"]), &strings(&["tau=2"])).unwrap_err();
+        assert!(err.contains("no selected loss has the key tau"), "{err}");
+        assert!(parse_terms(&strings(&["kd=-1"]), &[]).is_err());
+    }
+}

@@ -1,6 +1,8 @@
 //! Training data from a store: the selected training views with their stored teacher logits, the
 //! replayer that rebuilds them batch by batch, and the evaluation splits.
 
+use std::collections::HashMap;
+
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
@@ -14,6 +16,15 @@ pub struct TrainData {
     pub samples: SampleTable,
     pub views: Vec<SelectedView>,
     pub classes: usize,
+    /// The teacher's logits on the identity view of each validation and test sample.
+    pub evaluation_logits: HashMap<i64, Vec<f32>>,
+}
+
+/// A split's normalised identity inputs, labels and, where the teacher labelled them all, its logits.
+pub struct SplitData {
+    pub inputs: Vec<f32>,
+    pub labels: Vec<i64>,
+    pub teacher_logits: Option<Vec<f32>>,
 }
 
 /// Loads the training views of `teacher` selected by `filter` (a SQL condition over `labels`).
@@ -31,7 +42,10 @@ pub fn load(store: &Store, teacher: &str, filter: Option<&str>) -> Result<TrainD
             filter.map(|f| format!(" --where {f}")).unwrap_or_default()
         )));
     }
-    Ok(TrainData { samples, views: selection.views, classes: selection.classes })
+    let evaluation = select(store, &samples, teacher, Some("recipe = 'identity' AND split <> 'train'"))
+        .map_err(|e| TrainError::Selection(e.to_string()))?;
+    let evaluation_logits = evaluation.views.into_iter().map(|v| (v.sample_id, v.teacher_logits)).collect();
+    Ok(TrainData { samples, views: selection.views, classes: selection.classes, evaluation_logits })
 }
 
 impl TrainData {
@@ -61,8 +75,8 @@ impl TrainData {
         Ok(chosen.len())
     }
 
-    /// Normalised inputs and labels of a split (identity views).
-    pub fn split(&self, replayer: &Replayer, split: Split) -> (Vec<f32>, Vec<i64>) {
+    /// A split's identity views, normalised, with labels and the teacher's logits.
+    pub fn split(&self, replayer: &Replayer, split: Split) -> SplitData {
         let ids = self.samples.ids_in(split);
         let mut inputs = Vec::with_capacity(ids.len() * self.samples.sample_len);
         for &i in &ids {
@@ -70,6 +84,12 @@ impl TrainData {
             inputs.extend_from_slice(self.samples.input(i));
             replayer.context.normalizer.apply(&mut inputs[start..]);
         }
-        (inputs, ids.iter().map(|&i| self.samples.labels[i]).collect())
+        let teacher_logits: Option<Vec<Vec<f32>>> =
+            ids.iter().map(|&i| self.evaluation_logits.get(&(i as i64)).cloned()).collect();
+        SplitData {
+            inputs,
+            labels: ids.iter().map(|&i| self.samples.labels[i]).collect(),
+            teacher_logits: teacher_logits.map(|rows| rows.concat()),
+        }
     }
 }

@@ -1,12 +1,16 @@
-//! Student training from a store (first version): a built-in student trained with
-//! `ce_weight · CE + kd_weight · KD(T)` on replayed training views and their stored teacher logits,
-//! evaluated on the validation split each epoch and on the test split at the end. Results are
-//! written as JSON (config, per-epoch metrics, final metrics) beside the student's weights.
+//! Student training from a store: a built-in student trained with a weighted sum of losses on
+//! replayed training views and their stored teacher logits, evaluated each epoch on the validation
+//! split (accuracy, NLL, ECE, agreement with and KL to the teacher) and at the end on the test split
+//! with the best-on-validation weights. The output folder holds `results.json` (config, per-epoch
+//! and final metrics), `metrics.parquet` (one row per epoch), the best and last weights and the
+//! architecture.
 
 pub mod data;
+pub mod metrics;
 
 use std::path::{Path, PathBuf};
 
+use polars::prelude::{Column, DataFrame, PolarsResult};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -14,11 +18,13 @@ use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::augment::seed::purpose_seed;
-use crate::losses::{cross_entropy, kd::kd_term, Targets};
+use crate::losses::{LossInputs, LossTerm, Targets};
 use crate::progress::Progress;
+use crate::query;
 use crate::select::{ReplayError, Replayer, SelectedView};
 use crate::store::{Split, Store, StoreError};
 use crate::teacher::arch::{ArchKind, ArchSpec, Net};
+use metrics::{split_metrics, SplitMetrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -58,9 +64,8 @@ pub struct TrainConfig {
     pub student: ArchKind,
     pub width: i64,
     pub depth: i64,
-    pub ce_weight: f64,
-    pub kd_weight: f64,
-    pub temperature: f64,
+    /// The objective: Σ weight · loss.
+    pub losses: Vec<LossTerm>,
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
@@ -78,8 +83,8 @@ pub struct EpochMetrics {
     pub epoch: usize,
     pub learning_rate: f64,
     pub train_loss: f64,
-    pub val_accuracy: Option<f64>,
-    pub val_nll: Option<f64>,
+    /// Validation metrics (absent when the store has no validation split).
+    pub val: Option<SplitMetrics>,
     pub seconds: f64,
 }
 
@@ -92,13 +97,16 @@ pub struct Results {
     pub train_samples: usize,
     pub replayed_and_verified: usize,
     pub epochs: Vec<EpochMetrics>,
+    /// The epoch whose weights were kept (best validation accuracy; the last without validation).
+    pub best_epoch: usize,
+    /// Test metrics of the kept weights.
+    pub test: SplitMetrics,
     pub test_accuracy: f64,
-    pub test_nll: f64,
     pub teacher_test_accuracy: Option<f64>,
     pub student_parameters: i64,
 }
 
-/// Trains a student and writes `results.json`, `student.safetensors` and `student.json` into `out`.
+/// Trains a student and writes its outputs into `out` (see the module note).
 pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Progress) -> Result<Results, TrainError> {
     let device = match config.device.as_str() {
         "cpu" => Device::Cpu,
@@ -117,6 +125,15 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             known.join(", ")
         )));
     }
+    if config.losses.is_empty() {
+        return Err(TrainError::Config("--loss: name at least one loss".into()));
+    }
+    if let Some(term) = config.losses.iter().find(|t| t.config.needs_features()) {
+        return Err(TrainError::Config(format!(
+            "--loss {}: needs the teacher's penultimate features, which this store does not hold (the embeddings table is not built yet)",
+            term.config.name()
+        )));
+    }
     let data = data::load(store, &config.teacher, config.filter.as_deref())?;
     let replayer = Replayer::new(store, &data.samples)?;
     let verified = data.verify_replay(&replayer, config.verify_replay, config.seed)?;
@@ -129,14 +146,17 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         classes: data.classes as i64,
     };
     spec.check().map_err(|e| TrainError::Config(format!("--student: {e}")))?;
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let net = Net::seeded(&vs.root(), &spec, purpose_seed(config.seed, "student"));
     let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     let mut optimizer = nn::AdamW { wd: config.weight_decay, ..Default::default() }.build(&vs, config.learning_rate)?;
 
     let by_sample = group_by_sample(&data.views);
-    let (val_inputs, val_labels) = data.split(&replayer, Split::Val);
-    let (test_inputs, test_labels) = data.split(&replayer, Split::Test);
+    let val = data.split(&replayer, Split::Val);
+    let test = data.split(&replayer, Split::Test);
+    std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
+    let best_path = out.join("student.safetensors");
+    let mut best: Option<(usize, f64)> = None;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(config.seed, "batches"));
     let mut epochs = Vec::with_capacity(config.epochs);
     let task = progress.task("train student", config.epochs as u64);
@@ -155,30 +175,47 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         for batch in chosen.chunks(config.batch_size) {
             let inputs = Tensor::from_slice(&data.render(&replayer, batch)?).to_device(device);
             let student = net.forward(&inputs, true)?;
-            let loss = batch_loss(config, &student, batch, data.classes, device)?;
+            let loss = batch_loss(config, &student, batch, data.classes, epoch + 1, device)?;
             optimizer.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * batch.len() as f64;
         }
-        let val =
-            (!val_labels.is_empty()).then(|| evaluate(&net, &val_inputs, &val_labels, &spec, device)).transpose()?;
+        let val_metrics =
+            (!val.labels.is_empty()).then(|| evaluate(&net, &val, &spec, data.classes, device)).transpose()?;
+        // Keep the weights of the best validation accuracy (the first of equals); without a
+        // validation split, the last.
+        let score = val_metrics.map_or(f64::INFINITY, |m| m.accuracy);
+        if best.is_none_or(|(_, best_score)| score > best_score || score == f64::INFINITY) {
+            vs.save(&best_path)?;
+            best = Some((epoch + 1, score));
+        }
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             learning_rate,
-            train_loss: loss_sum / chosen.len() as f64,
-            val_accuracy: val.map(|v| v.0),
-            val_nll: val.map(|v| v.1),
+            train_loss: loss_sum / chosen.len().max(1) as f64,
+            val: val_metrics,
             seconds: started.elapsed().as_secs_f64(),
         };
         task.set_message(&format!(
             "loss {:.4} val acc {}",
             metrics.train_loss,
-            metrics.val_accuracy.map_or("-".into(), |a| format!("{a:.3}"))
+            metrics.val.map_or("-".into(), |m| format!("{:.3}", m.accuracy))
         ));
         task.advance(1);
         epochs.push(metrics);
     }
     task.finish();
-    let (test_accuracy, test_nll) = evaluate(&net, &test_inputs, &test_labels, &spec, device)?;
+    vs.save(out.join("last.safetensors"))?;
+    let best_epoch = match best {
+        Some((epoch, _)) => {
+            vs.load(&best_path)?;
+            epoch
+        }
+        None => {
+            vs.save(&best_path)?;
+            0
+        }
+    };
+    let test_metrics = evaluate(&net, &test, &spec, data.classes, device)?;
     let results = Results {
         config: config.clone(),
         store: store.root.display().to_string(),
@@ -187,12 +224,13 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         train_samples: by_sample.len(),
         replayed_and_verified: verified,
         epochs,
-        test_accuracy,
-        test_nll,
+        best_epoch,
+        test: test_metrics,
+        test_accuracy: test_metrics.accuracy,
         teacher_test_accuracy: store.manifest.teacher(&config.teacher).and_then(|t| t.accuracy.get("test").copied()),
         student_parameters: parameters,
     };
-    write_outputs(out, &results, &vs, &spec)?;
+    write_outputs(out, &results, &spec)?;
     Ok(results)
 }
 
@@ -214,6 +252,7 @@ fn batch_loss(
     student: &Tensor,
     batch: &[&SelectedView],
     classes: usize,
+    epoch: usize,
     device: Device,
 ) -> Result<Tensor, TrainError> {
     let targets = Targets {
@@ -222,54 +261,81 @@ fn batch_loss(
             .to_device(device),
         lam: Tensor::from_slice(&batch.iter().map(|v| v.lam).collect::<Vec<_>>()).to_device(device),
     };
-    let mut loss = cross_entropy(student, &targets)? * config.ce_weight;
-    if config.kd_weight > 0.0 {
-        let teacher: Vec<f32> = batch.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect();
-        let teacher = Tensor::from_slice(&teacher).view([batch.len() as i64, classes as i64]).to_device(device);
-        loss += kd_term(student, &teacher, config.temperature)? * config.kd_weight;
+    let teacher: Vec<f32> = batch.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect();
+    let teacher = Tensor::from_slice(&teacher).view([batch.len() as i64, classes as i64]).to_device(device);
+    let inputs = LossInputs {
+        student,
+        teacher: Some(&teacher),
+        targets: &targets,
+        student_features: None,
+        teacher_features: None,
+        epoch: Some(epoch),
+    };
+    let mut total = Tensor::zeros([], (student.kind(), device));
+    for term in &config.losses {
+        total += term.config.compute(&inputs).map_err(|e| TrainError::Config(e.to_string()))? * term.weight;
     }
-    Ok(loss)
+    Ok(total)
 }
 
-/// Accuracy and mean negative log-likelihood on a split.
+/// The student's metrics on a split (its identity views), against the teacher's stored logits.
 fn evaluate(
     net: &Net,
-    inputs: &[f32],
-    labels: &[i64],
+    split: &data::SplitData,
     spec: &ArchSpec,
+    classes: usize,
     device: Device,
-) -> Result<(f64, f64), TrainError> {
-    if labels.is_empty() {
-        return Ok((f64::NAN, f64::NAN));
-    }
+) -> Result<SplitMetrics, TrainError> {
     let per_sample: usize = spec.input_shape.iter().product::<i64>() as usize;
-    let (mut correct, mut nll) = (0i64, 0.0f64);
+    let mut logits = Vec::with_capacity(split.labels.len() * classes);
     tch::no_grad(|| -> Result<(), TrainError> {
-        for (x, y) in inputs.chunks(512 * per_sample).zip(labels.chunks(512)) {
-            let logits = net.forward(&Tensor::from_slice(x).to_device(device), false)?;
-            let y = Tensor::from_slice(y).to_device(device);
-            correct += logits.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Int64).sum(Kind::Int64).int64_value(&[]);
-            nll += logits.f_cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)?.double_value(&[]);
+        for x in split.inputs.chunks(512 * per_sample) {
+            let out = net.forward(&Tensor::from_slice(x).to_device(device), false)?;
+            logits.extend(Vec::<f32>::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?);
         }
         Ok(())
     })?;
-    Ok((correct as f64 / labels.len() as f64, nll / labels.len() as f64))
+    Ok(split_metrics(&logits, &split.labels, split.teacher_logits.as_deref(), classes))
 }
 
-fn write_outputs(out: &Path, results: &Results, vs: &nn::VarStore, spec: &ArchSpec) -> Result<(), TrainError> {
+fn write_outputs(out: &Path, results: &Results, spec: &ArchSpec) -> Result<(), TrainError> {
     let write_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TrainError::Write { path, source }
     };
-    std::fs::create_dir_all(out).map_err(write_error(out))?;
     let results_path = out.join("results.json");
     std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("results serialise"))
         .map_err(write_error(&results_path))?;
     let spec_path = out.join("student.json");
     std::fs::write(&spec_path, serde_json::to_string_pretty(spec).expect("spec serialises"))
         .map_err(write_error(&spec_path))?;
-    vs.save(out.join("student.safetensors"))?;
+    let metrics_path = out.join("metrics.parquet");
+    let mut file = std::fs::File::create(&metrics_path).map_err(write_error(&metrics_path))?;
+    let mut frame = epochs_frame(&results.epochs).map_err(|e| TrainError::Config(format!("metrics: {e}")))?;
+    query::write(&mut frame, query::Format::Parquet, &mut file)
+        .map_err(|e| TrainError::Write { path: metrics_path.clone(), source: std::io::Error::other(e.to_string()) })?;
     Ok(())
+}
+
+/// One row per epoch: the learning rate, the training loss and the validation metrics.
+fn epochs_frame(epochs: &[EpochMetrics]) -> PolarsResult<DataFrame> {
+    let val = |f: fn(&SplitMetrics) -> Option<f64>| -> Vec<Option<f64>> {
+        epochs.iter().map(|e| e.val.as_ref().and_then(f)).collect()
+    };
+    DataFrame::new(
+        epochs.len(),
+        vec![
+            Column::new("epoch".into(), epochs.iter().map(|e| e.epoch as i64).collect::<Vec<_>>()),
+            Column::new("learning_rate".into(), epochs.iter().map(|e| e.learning_rate).collect::<Vec<_>>()),
+            Column::new("train_loss".into(), epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>()),
+            Column::new("val_accuracy".into(), val(|m| Some(m.accuracy))),
+            Column::new("val_nll".into(), val(|m| Some(m.nll))),
+            Column::new("val_ece".into(), val(|m| Some(m.ece))),
+            Column::new("val_teacher_agreement".into(), val(|m| m.teacher_agreement)),
+            Column::new("val_kl_to_teacher".into(), val(|m| m.kl_to_teacher)),
+            Column::new("seconds".into(), epochs.iter().map(|e| e.seconds).collect::<Vec<_>>()),
+        ],
+    )
 }
 
 #[cfg(test)]

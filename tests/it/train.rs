@@ -1,5 +1,7 @@
 //! `kdstore train`: students from the store, with and without distillation, and view selection.
 
+use polars::prelude::SerReader;
+
 use crate::common::*;
 
 fn results(dir: &std::path::Path) -> serde_json::Value {
@@ -26,17 +28,54 @@ fn students_train_from_the_store_and_report_their_results() {
     ]);
     let r = results(&kd);
     assert_eq!(r["epochs"].as_array().unwrap().len(), 15);
-    assert_eq!(r["config"]["kd_weight"], 0.9);
+    assert_eq!(
+        r["config"]["losses"],
+        serde_json::json!([{"weight": 1.0, "loss": "kd", "temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}])
+    );
     assert_eq!(r["replayed_and_verified"], r["train_views"], "--verify-replay checks every view");
     let accuracy = r["test_accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.5, "a KD student should beat chance (0.25) clearly on BasicMotions: {accuracy}");
-    assert!(kd.join("student.safetensors").is_file() && kd.join("student.json").is_file());
+    for file in ["student.safetensors", "last.safetensors", "student.json", "metrics.parquet"] {
+        assert!(kd.join(file).is_file(), "{file}");
+    }
+    // Test metrics of the best-on-validation weights, against the teacher's identity-view logits.
+    let best = r["best_epoch"].as_u64().unwrap() as usize;
+    let best_val = r["epochs"][best - 1]["val"]["accuracy"].as_f64().unwrap();
+    assert!(r["epochs"].as_array().unwrap().iter().all(|e| e["val"]["accuracy"].as_f64().unwrap() <= best_val));
+    let test = &r["test"];
+    assert_eq!(test["accuracy"], r["test_accuracy"]);
+    for key in ["ece", "teacher_agreement"] {
+        assert!((0.0..=1.0).contains(&test[key].as_f64().unwrap()), "{key}: {test}");
+    }
+    assert!(test["kl_to_teacher"].as_f64().unwrap() >= 0.0 && test["nll"].as_f64().unwrap() > 0.0);
+    let metrics =
+        polars::prelude::ParquetReader::new(std::fs::File::open(kd.join("metrics.parquet")).unwrap()).finish().unwrap();
+    assert_eq!(metrics.height(), 15);
+    assert_eq!(metrics.column("val_accuracy").unwrap().f64().unwrap().get(best - 1), Some(best_val));
 
     let ce = dir.path().join("ce");
     run_ok(&["train", path_str(store), "--loss", "ce", "--epochs", "2", "--out", path_str(&ce)]);
     let r = results(&ce);
-    assert_eq!(r["config"]["kd_weight"], 0.0);
-    assert_eq!(r["config"]["ce_weight"], 1.0);
+    assert_eq!(r["config"]["losses"], serde_json::json!([{"weight": 1.0, "loss": "ce"}]));
+}
+
+#[test]
+fn losses_combine_by_weight_and_feature_losses_need_embeddings() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let out = dir.path().join("dist");
+    let args = ["--loss", "ce", "--loss", "dist=2", "--loss", "dkd=0.5", "--set", "tau=4", "--set", "dkd.warmup=2"];
+    let output = run_ok(&[&["train", path_str(store), "--epochs", "3", "--out", path_str(&out)], &args[..]].concat());
+    assert!(stderr(&output).contains("with ce+dist=2+dkd=0.5"), "{}", stderr(&output));
+    let losses = &results(&out)["config"]["losses"];
+    assert_eq!(losses[1], serde_json::json!({"weight": 2.0, "loss": "dist", "beta": 1.0, "gamma": 1.0, "tau": 4.0}));
+    assert_eq!(losses[2]["warmup"], 2.0);
+    let output = run(&["train", path_str(store), "--loss", "sp", "--epochs", "1", "--out", path_str(&out)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("needs the teacher's penultimate features"), "{}", stderr(&output));
+    let output = run(&["train", path_str(store), "--loss", "kd", "--set", "tau=2", "--out", path_str(&out)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("no selected loss has the key tau"), "{}", stderr(&output));
 }
 
 #[test]

@@ -1,0 +1,109 @@
+//! Evaluation metrics as pure functions of a split's logits: accuracy, negative log-likelihood,
+//! expected calibration error (15 equal-width confidence bins, a sample in bin (lower, upper], as
+//! Guo et al. 2017's code bins), top-1 agreement with the teacher and KL(teacher ‖ student) at T = 1.
+
+use serde::Serialize;
+
+/// Metrics of one split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SplitMetrics {
+    pub accuracy: f64,
+    pub nll: f64,
+    pub ece: f64,
+    /// Fraction of samples where the student's top class is the teacher's (null without a teacher).
+    pub teacher_agreement: Option<f64>,
+    /// Mean KL(softmax(teacher) ‖ softmax(student)) in nats.
+    pub kl_to_teacher: Option<f64>,
+}
+
+pub const ECE_BINS: usize = 15;
+
+fn log_softmax(z: &[f32]) -> Vec<f64> {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max + z.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+    z.iter().map(|&v| v as f64 - lse).collect()
+}
+
+fn argmax(z: &[f32]) -> usize {
+    z.iter().enumerate().fold(0, |best, (i, &v)| if v > z[best] { i } else { best })
+}
+
+/// Metrics of `student` logits (row-major, `classes` per row) against `labels` and, when given,
+/// the teacher's logits for the same samples.
+pub fn split_metrics(student: &[f32], labels: &[i64], teacher: Option<&[f32]>, classes: usize) -> SplitMetrics {
+    let n = labels.len();
+    let (mut correct, mut nll, mut agree, mut kl) = (0usize, 0.0, 0usize, 0.0);
+    let mut confidences = Vec::with_capacity(n);
+    let mut hits = Vec::with_capacity(n);
+    for (row, &label) in student.chunks(classes).zip(labels) {
+        let log_p = log_softmax(row);
+        let top = argmax(row);
+        correct += usize::from(top as i64 == label);
+        nll -= log_p[label as usize];
+        confidences.push(log_p[top].exp());
+        hits.push(top as i64 == label);
+    }
+    if let Some(teacher) = teacher {
+        for (s, t) in student.chunks(classes).zip(teacher.chunks(classes)) {
+            agree += usize::from(argmax(s) == argmax(t));
+            let (log_s, log_t) = (log_softmax(s), log_softmax(t));
+            kl += log_t.iter().zip(&log_s).map(|(lt, ls)| lt.exp() * (lt - ls)).sum::<f64>();
+        }
+    }
+    let count = n.max(1) as f64;
+    SplitMetrics {
+        accuracy: correct as f64 / count,
+        nll: nll / count,
+        ece: expected_calibration_error(&confidences, &hits, ECE_BINS),
+        teacher_agreement: teacher.map(|_| agree as f64 / count),
+        kl_to_teacher: teacher.map(|_| kl / count),
+    }
+}
+
+/// Σ over bins of |accuracy − mean confidence| weighted by the bin's share of the samples.
+pub fn expected_calibration_error(confidences: &[f64], hits: &[bool], bins: usize) -> f64 {
+    let n = confidences.len().max(1) as f64;
+    (0..bins)
+        .map(|bin| {
+            let (lower, upper) = (bin as f64 / bins as f64, (bin + 1) as f64 / bins as f64);
+            let members: Vec<usize> =
+                (0..confidences.len()).filter(|&i| confidences[i] > lower && confidences[i] <= upper).collect();
+            if members.is_empty() {
+                return 0.0;
+            }
+            let size = members.len() as f64;
+            let accuracy = members.iter().filter(|&&i| hits[i]).count() as f64 / size;
+            let confidence = members.iter().map(|&i| confidences[i]).sum::<f64>() / size;
+            (accuracy - confidence).abs() * size / n
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ece_of_a_worked_example() {
+        // Bin (0.6, 0.667]: 0.65, 0.62 with one hit → |0.5 − 0.635| · 2/4; bin (0.933, 1]: 0.95, 0.99
+        // both hits → |1 − 0.97| · 2/4.
+        let ece = expected_calibration_error(&[0.65, 0.62, 0.95, 0.99], &[true, false, true, true], 15);
+        assert!((ece - (0.135 * 0.5 + 0.03 * 0.5)).abs() < 1e-12, "{ece}");
+        assert_eq!(expected_calibration_error(&[1.0, 1.0], &[true, true], 15), 0.0);
+    }
+
+    #[test]
+    fn split_metrics_count_hits_agreement_and_kl() {
+        let student = [2.0f32, 0.0, 0.0, 3.0, 1.0, 0.0];
+        let teacher = [2.0f32, 0.0, 0.0, 0.0, 3.0, 1.0];
+        // Student tops: 0, 1, 0; teacher tops ([2,0], [0,0] (a tie goes to the first), [3,1]): 0, 0, 0.
+        let m = split_metrics(&student, &[0, 1, 1], Some(&teacher), 2);
+        assert_eq!(m.teacher_agreement, Some(2.0 / 3.0));
+        assert!(m.kl_to_teacher.unwrap() > 0.0);
+        let nll = -(log_softmax(&[2.0, 0.0])[0] + log_softmax(&[0.0, 3.0])[1] + log_softmax(&[1.0, 0.0])[1]) / 3.0;
+        let m = split_metrics(&student, &[0, 1, 1], None, 2);
+        assert!((m.nll - nll).abs() < 1e-12);
+        assert!((m.accuracy - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.teacher_agreement, None);
+    }
+}
