@@ -70,6 +70,12 @@ pub struct Args {
     /// Replay every training view and check it against its stored input hash (default: 256 of them).
     #[arg(long)]
     verify_replay: bool,
+    /// Render every selected view once before training and batch from memory instead of replaying.
+    #[arg(long)]
+    preload: bool,
+    /// Run the frozen teacher on every batch instead of reading its stored logits (the baseline).
+    #[arg(long)]
+    online: bool,
     /// Output folder (default: <store>-train-<loss>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -111,6 +117,8 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         seed: args.seed,
         device: args.device.clone(),
         verify_replay: if args.verify_replay { usize::MAX } else { 256 },
+        preload: args.preload,
+        online: args.online,
         threads: args.threads,
     };
     let out = args.out.clone().unwrap_or_else(|| {

@@ -61,6 +61,12 @@ impl TrainData {
         Ok(inputs)
     }
 
+    /// Every selected view replayed and normalised once, in `views` order (`--preload`).
+    pub fn render_all(&self, replayer: &Replayer) -> Result<Vec<f32>, TrainError> {
+        let views: Vec<&SelectedView> = self.views.iter().collect();
+        self.render(replayer, &views)
+    }
+
     /// Replays `count` views chosen at random (all when `count` ≥ the number of views) and fails on
     /// the first whose input differs from what the teacher saw.
     pub fn verify_replay(&self, replayer: &Replayer, count: usize, seed: u64) -> Result<usize, TrainError> {

@@ -19,6 +19,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::augment::seed::purpose_seed;
 use crate::losses::{LossInputs, LossTerm, Targets};
+use crate::pipeline::build::load_classifier;
 use crate::progress::Progress;
 use crate::query;
 use crate::select::{ReplayError, Replayer, SelectedView};
@@ -74,6 +75,11 @@ pub struct TrainConfig {
     pub seed: u64,
     pub device: String,
     pub verify_replay: usize,
+    /// Render every selected view once before training and batch from memory (no replay per batch).
+    pub preload: bool,
+    /// Run the frozen teacher on each batch instead of reading its stored logits (the baseline that
+    /// the store replaces).
+    pub online: bool,
     /// libtorch intra-op threads (default: libtorch's choice, all cores).
     pub threads: Option<usize>,
 }
@@ -97,6 +103,10 @@ pub struct Results {
     pub train_samples: usize,
     pub replayed_and_verified: usize,
     pub epochs: Vec<EpochMetrics>,
+    /// Time spent in training steps (batch preparation, forward, loss, backward, update), all
+    /// epochs, without evaluation; and the training views processed per second of it.
+    pub train_seconds: f64,
+    pub train_views_per_second: f64,
     /// The epoch whose weights were kept (best validation accuracy; the last without validation).
     pub best_epoch: usize,
     /// Test metrics of the kept weights.
@@ -152,6 +162,14 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let mut optimizer = nn::AdamW { wd: config.weight_decay, ..Default::default() }.build(&vs, config.learning_rate)?;
 
     let by_sample = group_by_sample(&data.views);
+    let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
+    let online_teacher = if config.online {
+        let info = store.manifest.teacher(&config.teacher).expect("checked above");
+        Some(load_classifier(&store.root, info).map_err(|e| TrainError::Config(format!("--online: {e}")))?)
+    } else {
+        None
+    };
+    let sample_len = data.samples.sample_len;
     let val = data.split(&replayer, Split::Val);
     let test = data.split(&replayer, Split::Test);
     std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
@@ -159,26 +177,45 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let mut best: Option<(usize, f64)> = None;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(config.seed, "batches"));
     let mut epochs = Vec::with_capacity(config.epochs);
+    let (mut train_seconds, mut trained_views) = (0.0, 0usize);
     let task = progress.task("train student", config.epochs as u64);
     for epoch in 0..config.epochs {
         let started = std::time::Instant::now();
         let learning_rate = cosine(config.learning_rate, epoch, config.epochs);
         optimizer.set_lr(learning_rate);
-        let mut chosen: Vec<&SelectedView> = match config.views {
-            ViewsPerEpoch::All => data.views.iter().collect(),
+        let mut chosen: Vec<usize> = match config.views {
+            ViewsPerEpoch::All => (0..data.views.len()).collect(),
             ViewsPerEpoch::OnePerSample => {
                 by_sample.iter().map(|views| *views.choose(&mut rng).expect("groups are non-empty")).collect()
             }
         };
         chosen.shuffle(&mut rng);
         let mut loss_sum = 0.0;
+        let steps_started = std::time::Instant::now();
         for batch in chosen.chunks(config.batch_size) {
-            let inputs = Tensor::from_slice(&data.render(&replayer, batch)?).to_device(device);
+            let views: Vec<&SelectedView> = batch.iter().map(|&i| &data.views[i]).collect();
+            let flat = match &preloaded {
+                Some(all) => batch.iter().flat_map(|&i| &all[i * sample_len..(i + 1) * sample_len]).copied().collect(),
+                None => data.render(&replayer, &views)?,
+            };
+            let teacher: Vec<f32> = match &online_teacher {
+                Some(model) => {
+                    tch::no_grad(|| model.logits(&flat, &data.samples.sample_shape, Device::Cpu))
+                        .map_err(|e| TrainError::Config(format!("--online: {e}")))?
+                        .0
+                }
+                None => views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect(),
+            };
+            let teacher =
+                Tensor::from_slice(&teacher).view([batch.len() as i64, data.classes as i64]).to_device(device);
+            let inputs = Tensor::from_slice(&flat).to_device(device);
             let student = net.forward(&inputs, true)?;
-            let loss = batch_loss(config, &student, batch, data.classes, epoch + 1, device)?;
+            let loss = batch_loss(config, &student, &teacher, &views, epoch + 1, device)?;
             optimizer.backward_step(&loss);
             loss_sum += loss.double_value(&[]) * batch.len() as f64;
         }
+        train_seconds += steps_started.elapsed().as_secs_f64();
+        trained_views += chosen.len();
         let val_metrics =
             (!val.labels.is_empty()).then(|| evaluate(&net, &val, &spec, data.classes, device)).transpose()?;
         // Keep the weights of the best validation accuracy (the first of equals); without a
@@ -224,6 +261,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         train_samples: by_sample.len(),
         replayed_and_verified: verified,
         epochs,
+        train_seconds,
+        train_views_per_second: trained_views as f64 / train_seconds.max(f64::MIN_POSITIVE),
         best_epoch,
         test: test_metrics,
         test_accuracy: test_metrics.accuracy,
@@ -234,10 +273,11 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     Ok(results)
 }
 
-fn group_by_sample(views: &[SelectedView]) -> Vec<Vec<&SelectedView>> {
-    let mut groups: std::collections::BTreeMap<i64, Vec<&SelectedView>> = Default::default();
-    for view in views {
-        groups.entry(view.sample_id).or_default().push(view);
+/// Indices of the views of each sample, samples in id order.
+fn group_by_sample(views: &[SelectedView]) -> Vec<Vec<usize>> {
+    let mut groups: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+    for (index, view) in views.iter().enumerate() {
+        groups.entry(view.sample_id).or_default().push(index);
     }
     groups.into_values().collect()
 }
@@ -250,8 +290,8 @@ fn cosine(base: f64, epoch: usize, epochs: usize) -> f64 {
 fn batch_loss(
     config: &TrainConfig,
     student: &Tensor,
+    teacher: &Tensor,
     batch: &[&SelectedView],
-    classes: usize,
     epoch: usize,
     device: Device,
 ) -> Result<Tensor, TrainError> {
@@ -261,11 +301,9 @@ fn batch_loss(
             .to_device(device),
         lam: Tensor::from_slice(&batch.iter().map(|v| v.lam).collect::<Vec<_>>()).to_device(device),
     };
-    let teacher: Vec<f32> = batch.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect();
-    let teacher = Tensor::from_slice(&teacher).view([batch.len() as i64, classes as i64]).to_device(device);
     let inputs = LossInputs {
         student,
-        teacher: Some(&teacher),
+        teacher: Some(teacher),
         targets: &targets,
         student_features: None,
         teacher_features: None,

@@ -171,3 +171,28 @@ fn images_from_npy_go_through_a_cnn2d_teacher_and_student() {
     assert_eq!(r["replayed_and_verified"], r["train_views"]);
     assert!(r["test_accuracy"].as_f64().unwrap() > 0.5, "an easy image task beats chance (1/3): {r}");
 }
+
+#[test]
+fn online_teacher_and_preloaded_views_give_the_same_training() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let train = |mode: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let common = ["train", path_str(store), "--loss", "kd", "--epochs", "4", "--batch-size", "16", "--seed", "3"];
+        run_ok(&[&common[..], mode, &["--out", path_str(&out)]].concat());
+        results(&out)
+    };
+    let losses = |r: &serde_json::Value| -> Vec<f64> {
+        r["epochs"].as_array().unwrap().iter().map(|e| e["train_loss"].as_f64().unwrap()).collect()
+    };
+    let stored = train(&[], "stored");
+    let online = train(&["--online"], "online");
+    let preloaded = train(&["--preload"], "preloaded");
+    // The online teacher sees the same inputs in other batch shapes: equal up to float rounding.
+    for (a, b) in losses(&stored).iter().zip(losses(&online)) {
+        assert!((a - b).abs() <= 1e-6 * a.abs(), "{a} vs {b}");
+    }
+    assert_eq!(stored["test_accuracy"], online["test_accuracy"]);
+    assert_eq!(losses(&stored), losses(&preloaded), "preloading changes where inputs come from, not what they are");
+    assert_eq!(stored["test"], preloaded["test"]);
+}
