@@ -15,6 +15,8 @@ enum Student {
     Cnn1d,
     Cnn2d,
     Mlp,
+    /// CIFAR-style ResNet; --depth 8, 14 or 20 (6n + 2), --width the first stage's channels.
+    Resnet,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -45,10 +47,10 @@ pub struct Args {
     views: Views,
     #[arg(long, value_enum, default_value = "cnn1d")]
     student: Student,
-    /// Channels of the first layer (cnn) or units per layer (mlp).
+    /// Channels of the first layer (cnn, resnet) or units per layer (mlp).
     #[arg(long, default_value_t = 16)]
     width: i64,
-    /// Convolution blocks (cnn) or hidden layers (mlp).
+    /// Convolution blocks (cnn), hidden layers (mlp) or layers (resnet: 8, 14, 20, …).
     #[arg(long, default_value_t = 2)]
     depth: i64,
     #[arg(long, default_value_t = 20)]
@@ -102,6 +104,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
             Student::Cnn1d => ArchKind::Cnn1d,
             Student::Cnn2d => ArchKind::Cnn2d,
             Student::Mlp => ArchKind::Mlp,
+            Student::Resnet => ArchKind::Resnet,
         },
         width: args.width,
         depth: args.depth,

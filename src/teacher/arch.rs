@@ -1,5 +1,6 @@
 //! Built-in network architectures shared by teachers and students: `cnn1d` for series
-//! (channels × time), `cnn2d` for images (channels × height × width) and `mlp` for either. Each
+//! (channels × time), `cnn2d` for images (channels × height × width), `mlp` for either and the
+//! CIFAR-style `resnet` (depth 8, 14, 20, …) for either. Each
 //! exposes its penultimate features and its logits. An architecture is fully described by an
 //! [`ArchSpec`], which is saved as JSON beside the weights (safetensors) so a model can be rebuilt.
 
@@ -15,6 +16,7 @@ pub enum ArchKind {
     Cnn1d,
     Cnn2d,
     Mlp,
+    Resnet,
 }
 
 impl ArchKind {
@@ -23,6 +25,7 @@ impl ArchKind {
             ArchKind::Cnn1d => "cnn1d",
             ArchKind::Cnn2d => "cnn2d",
             ArchKind::Mlp => "mlp",
+            ArchKind::Resnet => "resnet",
         }
     }
 }
@@ -50,6 +53,10 @@ impl ArchSpec {
             ArchKind::Cnn2d if self.input_shape.len() != 3 => {
                 Err(format!("cnn2d needs inputs of channels × height × width, got shape {:?}", self.input_shape))
             }
+            ArchKind::Resnet if !matches!(self.input_shape.len(), 2 | 3) => {
+                Err(format!("resnet needs series or images, got shape {:?}", self.input_shape))
+            }
+            ArchKind::Resnet => super::resnet::blocks_per_stage(self.depth).map(|_| ()),
             _ if self.width < 1 || self.depth < 1 => {
                 Err(format!("width and depth must be >= 1, got {} and {}", self.width, self.depth))
             }
@@ -65,7 +72,7 @@ impl ArchSpec {
 /// A built-in network: a feature extractor and a linear head.
 #[derive(Debug)]
 pub struct Net {
-    body: nn::SequentialT,
+    body: Box<dyn ModuleT>,
     head: nn::Linear,
     input_shape: Vec<i64>,
 }
@@ -89,10 +96,17 @@ impl Net {
     }
 
     fn build(path: &nn::Path, spec: &ArchSpec) -> Net {
+        let boxed = |(body, features): (nn::SequentialT, i64)| (Box::new(body) as Box<dyn ModuleT>, features);
         let (body, features) = match spec.kind {
-            ArchKind::Cnn1d => conv_body(path, spec, false),
-            ArchKind::Cnn2d => conv_body(path, spec, true),
-            ArchKind::Mlp => mlp_body(path, spec),
+            ArchKind::Cnn1d => boxed(conv_body(path, spec, false)),
+            ArchKind::Cnn2d => boxed(conv_body(path, spec, true)),
+            ArchKind::Mlp => boxed(mlp_body(path, spec)),
+            ArchKind::Resnet => {
+                let two_d = spec.input_shape.len() == 3;
+                let (body, features) =
+                    super::resnet::ResnetBody::new(path, spec.input_shape[0], spec.width, spec.depth, two_d);
+                (Box::new(body) as Box<dyn ModuleT>, features)
+            }
         };
         let head = nn::linear(path / "head", features, spec.classes, Default::default());
         Net { body, head, input_shape: spec.input_shape.clone() }
@@ -172,6 +186,8 @@ mod tests {
             ArchSpec { kind: ArchKind::Cnn1d, width: 4, depth: 3, input_shape: vec![6, 32], classes: 5 },
             ArchSpec { kind: ArchKind::Cnn2d, width: 4, depth: 2, input_shape: vec![1, 8, 8], classes: 3 },
             ArchSpec { kind: ArchKind::Mlp, width: 8, depth: 2, input_shape: vec![2, 5], classes: 4 },
+            ArchSpec { kind: ArchKind::Resnet, width: 4, depth: 8, input_shape: vec![1, 8, 8], classes: 3 },
+            ArchSpec { kind: ArchKind::Resnet, width: 4, depth: 14, input_shape: vec![6, 32], classes: 5 },
         ];
         for spec in cases {
             spec.check().unwrap();

@@ -9,6 +9,7 @@
 
 pub mod arch;
 pub mod builtin;
+pub mod resnet;
 pub mod stats;
 
 use std::path::Path;

@@ -196,3 +196,19 @@ fn online_teacher_and_preloaded_views_give_the_same_training() {
     assert_eq!(losses(&stored), losses(&preloaded), "preloading changes where inputs come from, not what they are");
     assert_eq!(stored["test"], preloaded["test"]);
 }
+
+#[test]
+fn a_resnet_student_trains_on_series_and_bad_depths_are_refused() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let out = dir.path().join("resnet");
+    let args = ["--student", "resnet", "--depth", "8", "--width", "8", "--epochs", "2", "--batch-size", "16"];
+    run_ok(&[&["train", path_str(store), "--out", path_str(&out)], &args[..]].concat());
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("student.json")).unwrap()).unwrap();
+    assert_eq!((spec["kind"].as_str(), spec["depth"].as_i64()), (Some("resnet"), Some(8)));
+    assert!(results(&out)["student_parameters"].as_i64().unwrap() > 5_000);
+    let output = run(&["train", path_str(store), "--student", "resnet", "--depth", "10", "--out", path_str(&out)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("resnet depth must be 6n + 2"), "{}", stderr(&output));
+}
