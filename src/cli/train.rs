@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use kdstore::losses::parse_terms;
 use kdstore::store::Store;
 use kdstore::teacher::arch::ArchKind;
-use kdstore::train::{self, TrainConfig, TrainError, ViewsPerEpoch};
+use kdstore::train::schedule::Schedule;
+use kdstore::train::{self, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
 
 use super::progress::Bars;
 use super::{classify_store, print_stdout, teacher_or_first, UserError};
@@ -17,6 +18,19 @@ enum Student {
     Mlp,
     /// CIFAR-style ResNet; --depth 8, 14 or 20 (6n + 2), --width the first stage's channels.
     Resnet,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OptimizerChoice {
+    Adamw,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ScheduleChoice {
+    Cosine,
+    Step,
+    Constant,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -61,6 +75,29 @@ pub struct Args {
     learning_rate: f64,
     #[arg(long, default_value_t = 1e-4)]
     weight_decay: f64,
+    #[arg(long, value_enum, default_value = "adamw")]
+    optimizer: OptimizerChoice,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Nesterov momentum (SGD).
+    #[arg(long)]
+    nesterov: bool,
+    /// Learning-rate schedule after the warm-up.
+    #[arg(long, value_enum, default_value = "cosine")]
+    schedule: ScheduleChoice,
+    /// Step schedule: epochs between decays.
+    #[arg(long, default_value_t = 30)]
+    step_size: usize,
+    /// Step schedule: the factor of each decay.
+    #[arg(long, default_value_t = 0.1)]
+    step_gamma: f64,
+    /// Epochs of linear learning-rate warm-up.
+    #[arg(long, default_value_t = 0)]
+    warmup_epochs: usize,
+    /// Clip the gradients' global L2 norm to this value.
+    #[arg(long)]
+    clip_grad_norm: Option<f64>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// cpu or cuda.
@@ -90,6 +127,15 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = Store::open(&args.store).map_err(classify_store)?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let losses = parse_terms(&args.losses, &args.settings).map_err(UserError::msg)?;
+    if !(0.0..1.0).contains(&args.momentum) {
+        return Err(UserError::msg(format!("--momentum must be in [0, 1), got {}", args.momentum)));
+    }
+    if args.clip_grad_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) || args.step_size == 0 {
+        return Err(UserError::msg("--clip-grad-norm must be > 0 and --step-size >= 1".into()));
+    }
+    if !(args.learning_rate.is_finite() && args.learning_rate > 0.0) {
+        return Err(UserError::msg(format!("--lr must be > 0, got {}", args.learning_rate)));
+    }
     let loss_name = losses
         .iter()
         .map(
@@ -113,6 +159,17 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         batch_size: args.batch_size.max(1),
         learning_rate: args.learning_rate,
         weight_decay: args.weight_decay,
+        optimizer: match args.optimizer {
+            OptimizerChoice::Adamw => Optimizer::Adamw,
+            OptimizerChoice::Sgd => Optimizer::Sgd { momentum: args.momentum, nesterov: args.nesterov },
+        },
+        schedule: match args.schedule {
+            ScheduleChoice::Cosine => Schedule::Cosine,
+            ScheduleChoice::Constant => Schedule::Constant,
+            ScheduleChoice::Step => Schedule::Step { step: args.step_size, gamma: args.step_gamma },
+        },
+        warmup_epochs: args.warmup_epochs,
+        clip_grad_norm: args.clip_grad_norm,
         views: match args.views {
             Views::OnePerSample => ViewsPerEpoch::OnePerSample,
             Views::All => ViewsPerEpoch::All,

@@ -7,6 +7,7 @@
 
 pub mod data;
 pub mod metrics;
+pub mod schedule;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,7 @@ use crate::select::{ReplayError, Replayer, SelectedView};
 use crate::store::{Split, Store, StoreError};
 use crate::teacher::arch::{ArchKind, ArchSpec, Net};
 use metrics::{split_metrics, SplitMetrics};
+use schedule::{learning_rate, Schedule};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -57,6 +59,16 @@ pub enum ViewsPerEpoch {
     All,
 }
 
+/// The optimiser and its settings (weight decay and learning rate live in [`TrainConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Optimizer {
+    /// AdamW (decoupled weight decay), β = (0.9, 0.999), ε = 1e-8.
+    Adamw,
+    /// SGD with momentum, optionally Nesterov; weight decay added to the gradient (L2).
+    Sgd { momentum: f64, nesterov: bool },
+}
+
 /// A resolved training configuration (recorded in `results.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainConfig {
@@ -71,6 +83,12 @@ pub struct TrainConfig {
     pub batch_size: usize,
     pub learning_rate: f64,
     pub weight_decay: f64,
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    /// Epochs of linear learning-rate warm-up.
+    pub warmup_epochs: usize,
+    /// Clip the gradients' global L2 norm to this value.
+    pub clip_grad_norm: Option<f64>,
     pub views: ViewsPerEpoch,
     pub seed: u64,
     pub device: String,
@@ -159,7 +177,14 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let mut vs = nn::VarStore::new(device);
     let net = Net::seeded(&vs.root(), &spec, purpose_seed(config.seed, "student"));
     let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-    let mut optimizer = nn::AdamW { wd: config.weight_decay, ..Default::default() }.build(&vs, config.learning_rate)?;
+    let mut optimizer = match config.optimizer {
+        Optimizer::Adamw => {
+            nn::AdamW { wd: config.weight_decay, ..Default::default() }.build(&vs, config.learning_rate)?
+        }
+        Optimizer::Sgd { momentum, nesterov } => {
+            nn::Sgd { momentum, dampening: 0.0, wd: config.weight_decay, nesterov }.build(&vs, config.learning_rate)?
+        }
+    };
 
     let by_sample = group_by_sample(&data.views);
     let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
@@ -181,7 +206,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let task = progress.task("train student", config.epochs as u64);
     for epoch in 0..config.epochs {
         let started = std::time::Instant::now();
-        let learning_rate = cosine(config.learning_rate, epoch, config.epochs);
+        let learning_rate =
+            learning_rate(config.schedule, config.learning_rate, config.warmup_epochs, epoch, config.epochs);
         optimizer.set_lr(learning_rate);
         let mut chosen: Vec<usize> = match config.views {
             ViewsPerEpoch::All => (0..data.views.len()).collect(),
@@ -211,7 +237,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             let inputs = Tensor::from_slice(&flat).to_device(device);
             let student = net.forward(&inputs, true)?;
             let loss = batch_loss(config, &student, &teacher, &views, epoch + 1, device)?;
-            optimizer.backward_step(&loss);
+            match config.clip_grad_norm {
+                Some(max) => optimizer.backward_step_clip_norm(&loss, max),
+                None => optimizer.backward_step(&loss),
+            }
             loss_sum += loss.double_value(&[]) * batch.len() as f64;
         }
         train_seconds += steps_started.elapsed().as_secs_f64();
@@ -280,11 +309,6 @@ fn group_by_sample(views: &[SelectedView]) -> Vec<Vec<usize>> {
         groups.entry(view.sample_id).or_default().push(index);
     }
     groups.into_values().collect()
-}
-
-/// Cosine decay from `base` to 0 over the epochs (evaluated at the start of each epoch).
-fn cosine(base: f64, epoch: usize, epochs: usize) -> f64 {
-    base * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos())
 }
 
 fn batch_loss(
@@ -374,16 +398,4 @@ fn epochs_frame(epochs: &[EpochMetrics]) -> PolarsResult<DataFrame> {
             Column::new("seconds".into(), epochs.iter().map(|e| e.seconds).collect::<Vec<_>>()),
         ],
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cosine_starts_at_base_and_decays() {
-        assert_eq!(cosine(0.1, 0, 10), 0.1);
-        assert!((cosine(0.1, 5, 10) - 0.05).abs() < 1e-12);
-        assert!(cosine(0.1, 9, 10) < 0.01);
-    }
 }

@@ -212,3 +212,41 @@ fn a_resnet_student_trains_on_series_and_bad_depths_are_refused() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("resnet depth must be 6n + 2"), "{}", stderr(&output));
 }
+
+#[test]
+fn sgd_with_warm_up_step_decay_and_clipping() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let out = dir.path().join("sgd");
+    let args = [
+        "--optimizer",
+        "sgd",
+        "--momentum",
+        "0.9",
+        "--nesterov",
+        "--lr",
+        "0.05",
+        "--schedule",
+        "step",
+        "--step-size",
+        "2",
+        "--step-gamma",
+        "0.5",
+        "--warmup-epochs",
+        "2",
+        "--clip-grad-norm",
+        "1.0",
+        "--epochs",
+        "6",
+    ];
+    run_ok(&[&["train", path_str(store), "--out", path_str(&out)], &args[..]].concat());
+    let r = results(&out);
+    assert_eq!(r["config"]["optimizer"], serde_json::json!({"kind": "sgd", "momentum": 0.9, "nesterov": true}));
+    assert_eq!(r["config"]["clip_grad_norm"], 1.0);
+    let rates: Vec<f64> =
+        r["epochs"].as_array().unwrap().iter().map(|e| e["learning_rate"].as_f64().unwrap()).collect();
+    assert_eq!(rates, vec![0.025, 0.05, 0.05, 0.05, 0.025, 0.025]);
+    assert!(r["epochs"].as_array().unwrap().iter().all(|e| e["train_loss"].as_f64().unwrap().is_finite()));
+    let output = run(&["train", path_str(store), "--momentum", "1.5", "--out", path_str(&out)]);
+    assert_eq!(output.status.code(), Some(1));
+}
