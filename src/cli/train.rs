@@ -61,6 +61,10 @@ pub struct Args {
     views: Views,
     #[arg(long, value_enum, default_value = "cnn1d")]
     student: Student,
+    /// Train this TorchScript module (exported from PyTorch: [batch, *sample_shape] -> logits)
+    /// instead of a built-in student; saved back as student.pt.
+    #[arg(long, conflicts_with = "student")]
+    student_torchscript: Option<PathBuf>,
     /// Channels of the first layer (cnn, resnet) or units per layer (mlp).
     #[arg(long, default_value_t = 16)]
     width: i64,
@@ -152,6 +156,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
             Student::Mlp => ArchKind::Mlp,
             Student::Resnet => ArchKind::Resnet,
         },
+        torchscript_student: args.student_torchscript.clone(),
         width: args.width,
         depth: args.depth,
         losses,
@@ -195,7 +200,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     }
     eprintln!(
         "trained {} ({} parameters) with {} on {} views of {} samples: test accuracy {:.2}% (teacher {}), results in {}",
-        config.student.as_str(),
+        if config.torchscript_student.is_some() { "the torchscript student" } else { config.student.as_str() },
         results.student_parameters,
         loss_name,
         results.train_views,

@@ -8,6 +8,7 @@
 pub mod data;
 pub mod metrics;
 pub mod schedule;
+pub mod student;
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,7 @@ use crate::store::{Split, Store, StoreError};
 use crate::teacher::arch::{ArchKind, ArchSpec, Net};
 use metrics::{split_metrics, SplitMetrics};
 use schedule::{learning_rate, Schedule};
+use student::Student;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -75,6 +77,9 @@ pub struct TrainConfig {
     pub teacher: String,
     pub filter: Option<String>,
     pub student: ArchKind,
+    /// A TorchScript student to train instead of the built-in one (`student`, `width` and `depth`
+    /// are then unused).
+    pub torchscript_student: Option<PathBuf>,
     pub width: i64,
     pub depth: i64,
     /// The objective: Σ weight · loss.
@@ -173,9 +178,16 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         input_shape: data.samples.sample_shape.iter().map(|&d| d as i64).collect(),
         classes: data.classes as i64,
     };
-    spec.check().map_err(|e| TrainError::Config(format!("--student: {e}")))?;
     let mut vs = nn::VarStore::new(device);
-    let net = Net::seeded(&vs.root(), &spec, purpose_seed(config.seed, "student"));
+    let mut net = match &config.torchscript_student {
+        Some(path) => Student::scripted(path, &vs, spec.input_shape.clone())
+            .map_err(|e| TrainError::Config(format!("--student-torchscript {}: {e}", path.display())))?,
+        None => {
+            spec.check().map_err(|e| TrainError::Config(format!("--student: {e}")))?;
+            let net = Net::seeded(&vs.root(), &spec, purpose_seed(config.seed, "student"));
+            Student::Builtin { net, spec: spec.clone() }
+        }
+    };
     let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     let mut optimizer = match config.optimizer {
         Optimizer::Adamw => {
@@ -243,10 +255,11 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             }
             loss_sum += loss.double_value(&[]) * batch.len() as f64;
         }
-        train_seconds += steps_started.elapsed().as_secs_f64();
+        let epoch_seconds = steps_started.elapsed().as_secs_f64();
+        train_seconds += epoch_seconds;
         trained_views += chosen.len();
         let val_metrics =
-            (!val.labels.is_empty()).then(|| evaluate(&net, &val, &spec, data.classes, device)).transpose()?;
+            (!val.labels.is_empty()).then(|| evaluate(&mut net, &val, &spec, data.classes, device)).transpose()?;
         // Keep the weights of the best validation accuracy (the first of equals); without a
         // validation split, the last.
         let score = val_metrics.map_or(f64::INFINITY, |m| m.accuracy);
@@ -262,9 +275,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             seconds: started.elapsed().as_secs_f64(),
         };
         task.set_message(&format!(
-            "loss {:.4} val acc {}",
+            "loss {:.4} val acc {} {:.0} views/s",
             metrics.train_loss,
-            metrics.val.map_or("-".into(), |m| format!("{:.3}", m.accuracy))
+            metrics.val.map_or("-".into(), |m| format!("{:.3}", m.accuracy)),
+            chosen.len() as f64 / epoch_seconds.max(f64::MIN_POSITIVE)
         ));
         task.advance(1);
         epochs.push(metrics);
@@ -281,7 +295,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             0
         }
     };
-    let test_metrics = evaluate(&net, &test, &spec, data.classes, device)?;
+    let test_metrics = evaluate(&mut net, &test, &spec, data.classes, device)?;
     let results = Results {
         config: config.clone(),
         store: store.root.display().to_string(),
@@ -298,7 +312,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         teacher_test_accuracy: store.manifest.teacher(&config.teacher).and_then(|t| t.accuracy.get("test").copied()),
         student_parameters: parameters,
     };
-    write_outputs(out, &results, &spec)?;
+    write_outputs(out, &results)?;
+    net.save(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
     Ok(results)
 }
 
@@ -342,7 +357,7 @@ fn batch_loss(
 
 /// The student's metrics on a split (its identity views), against the teacher's stored logits.
 fn evaluate(
-    net: &Net,
+    net: &mut Student,
     split: &data::SplitData,
     spec: &ArchSpec,
     classes: usize,
@@ -360,7 +375,7 @@ fn evaluate(
     Ok(split_metrics(&logits, &split.labels, split.teacher_logits.as_deref(), classes))
 }
 
-fn write_outputs(out: &Path, results: &Results, spec: &ArchSpec) -> Result<(), TrainError> {
+fn write_outputs(out: &Path, results: &Results) -> Result<(), TrainError> {
     let write_error = |path: &Path| {
         let path = path.to_path_buf();
         move |source| TrainError::Write { path, source }
@@ -368,9 +383,9 @@ fn write_outputs(out: &Path, results: &Results, spec: &ArchSpec) -> Result<(), T
     let results_path = out.join("results.json");
     std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("results serialise"))
         .map_err(write_error(&results_path))?;
-    let spec_path = out.join("student.json");
-    std::fs::write(&spec_path, serde_json::to_string_pretty(spec).expect("spec serialises"))
-        .map_err(write_error(&spec_path))?;
+    let config_path = out.join("config.json");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&results.config).expect("config serialises"))
+        .map_err(write_error(&config_path))?;
     let metrics_path = out.join("metrics.parquet");
     let mut file = std::fs::File::create(&metrics_path).map_err(write_error(&metrics_path))?;
     let mut frame = epochs_frame(&results.epochs).map_err(|e| TrainError::Config(format!("metrics: {e}")))?;

@@ -29,3 +29,42 @@ fn torchscript_teacher_and_other_engines_agree_with_kdstore() {
     assert!(output.status.success(), "check_store.py:\n{report}");
     assert_eq!(report.lines().filter(|l| l.starts_with("ok: ")).count(), 6, "{report}");
 }
+
+#[test]
+fn a_torchscript_student_trains_here_and_loads_in_pytorch() {
+    let dir = tempdir();
+    let module = dir.path().join("student.pt");
+    let status = Command::new(python()).arg(repo().join("tests/python/make_teacher.py")).arg(&module).status().unwrap();
+    assert!(status.success());
+    let out = dir.path().join("trained");
+    let store = basicmotions_store();
+    let output = run_ok(&[
+        "train",
+        path_str(store),
+        "--student-torchscript",
+        path_str(&module),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "16",
+        "--out",
+        path_str(&out),
+    ]);
+    assert!(stderr(&output).contains("trained the torchscript student (564 parameters)"), "{}", stderr(&output));
+    // PyTorch loads the trained module, and its weights moved away from the exported ones.
+    let check = Command::new(python())
+        .args([
+            "-c",
+            "import sys, torch; a = torch.jit.load(sys.argv[1]); b = torch.jit.load(sys.argv[2]); \
+             print(a(torch.zeros(2, 6, 100)).shape == (2, 4), not torch.equal(a.head.weight, b.head.weight))",
+        ])
+        .args([out.join("student.pt"), module])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout).trim(),
+        "True True",
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

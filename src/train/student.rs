@@ -1,0 +1,58 @@
+//! The network being trained: a built-in architecture (`ArchSpec`, saved as safetensors with the
+//! spec in `student.json`) or a TorchScript module exported from PyTorch (its parameters trained
+//! here and the module saved back as TorchScript, `student.pt`, which PyTorch loads with
+//! `torch.jit.load`). A TorchScript student takes `[batch, *sample_shape]` float32 and returns
+//! `[batch, classes]` logits from `forward`.
+
+use std::path::Path;
+
+use tch::{nn, Tensor};
+
+use crate::teacher::arch::{ArchSpec, Net};
+
+pub enum Student {
+    Builtin { net: Net, spec: ArchSpec },
+    Scripted { module: tch::TrainableCModule, input_shape: Vec<i64>, training: bool },
+}
+
+impl Student {
+    /// Logits for a flat batch of inputs; `train` switches batch norm and dropout.
+    pub fn forward(&mut self, inputs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
+        match self {
+            Student::Builtin { net, .. } => net.forward(inputs, train),
+            Student::Scripted { module, input_shape, training } => {
+                if *training != train {
+                    if train {
+                        module.f_set_train()?;
+                    } else {
+                        module.f_set_eval()?;
+                    }
+                    *training = train;
+                }
+                let mut shape = vec![-1];
+                shape.extend_from_slice(input_shape);
+                module.forward_ts(&[inputs.f_view(shape.as_slice())?])
+            }
+        }
+    }
+
+    /// Loads a TorchScript module, registering its parameters in `vs` for the optimiser.
+    pub fn scripted(path: &Path, vs: &nn::VarStore, input_shape: Vec<i64>) -> Result<Student, tch::TchError> {
+        let mut module = tch::TrainableCModule::load(path, vs.root())?;
+        module.f_set_train()?;
+        Ok(Student::Scripted { module, input_shape, training: true })
+    }
+
+    /// Writes the student beside the weights: `student.json` (built-in) or `student.pt`.
+    pub fn save(&self, out: &Path) -> Result<(), String> {
+        match self {
+            Student::Builtin { spec, .. } => {
+                std::fs::write(out.join("student.json"), serde_json::to_string_pretty(spec).expect("spec serialises"))
+                    .map_err(|e| format!("{}: {e}", out.join("student.json").display()))
+            }
+            Student::Scripted { module, .. } => {
+                module.save(out.join("student.pt")).map_err(|e| format!("{}: {e}", out.join("student.pt").display()))
+            }
+        }
+    }
+}
