@@ -183,3 +183,33 @@ pub fn select_some(
     }
     Ok((samples, selection))
 }
+
+/// Every view's stored penultimate features for `teacher` (the `embeddings` table), by view id.
+pub fn teacher_features(store: &Store, teacher: &str) -> Result<std::collections::HashMap<i64, Vec<f32>>, SelectError> {
+    let sql = format!(
+        "SELECT {}, {} FROM {} WHERE {} = {}",
+        c::VIEW_ID,
+        c::FEATURES,
+        c::EMBEDDINGS,
+        c::TEACHER,
+        sql_quote(teacher)
+    );
+    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(e.to_string()))?;
+    let ids = i64_column(&frame, c::VIEW_ID)
+        .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
+    let column = frame
+        .column(c::FEATURES)
+        .and_then(|c| c.cast(&DataType::List(Box::new(DataType::Float32))))
+        .map_err(|e| SelectError::Column { column: c::FEATURES.into(), detail: e.to_string() })?;
+    let lists = column.list().map_err(|e| SelectError::Column { column: c::FEATURES.into(), detail: e.to_string() })?;
+    let mut features = std::collections::HashMap::with_capacity(ids.len());
+    for (id, list) in ids.into_iter().zip(lists.amortized_iter()) {
+        let values: Vec<f32> = list
+            .map(|l| l.as_ref().f32().map(|v| v.into_no_null_iter().collect()))
+            .transpose()
+            .map_err(|e| SelectError::Column { column: c::FEATURES.into(), detail: e.to_string() })?
+            .unwrap_or_default();
+        features.insert(id, values);
+    }
+    Ok(features)
+}

@@ -85,7 +85,8 @@ pub fn labelling(
     for (recipe, ops) in &recipes {
         let part: Vec<_> = views.iter().filter(|v| &v.recipe == recipe).cloned().collect();
         if !part.is_empty() {
-            label_views(&store.root, &info, ops, &format!("labelling {recipe}"), &part, &context, threads, progress)?;
+            let label = format!("labelling {recipe}");
+            label_views(&store.root, &info, ops, &label, &part, &context, threads, false, progress)?;
         }
     }
     let labelling_seconds = started.elapsed().as_secs_f64();

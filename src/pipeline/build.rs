@@ -67,6 +67,8 @@ struct LogitsPart {
     view: usize,
     key: String,
     path: String,
+    /// Key and path of the matching `embeddings` part, when the teacher stores features.
+    embeddings: Option<(String, String)>,
 }
 
 fn key_of(parts: &[&str]) -> String {
@@ -126,7 +128,12 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         |m: &Manifest, part: &LogitsPart| !m.files.iter().any(|f| f.table == c::LOGITS && f.key == part.key);
     let anything_missing = view_parts.iter().any(|p| view_missing(&manifest, p))
         || teachers.iter().any(|t| teacher_missing(&manifest, t))
-        || logits_parts.iter().any(|p| logits_missing(&manifest, p));
+        || logits_parts.iter().any(|p| {
+            logits_missing(&manifest, p)
+                || p.embeddings
+                    .as_ref()
+                    .is_some_and(|(key, _)| !manifest.files.iter().any(|f| f.table == c::EMBEDDINGS && &f.key == key))
+        });
     if !anything_missing {
         report.version = Some(manifest.version);
         return Ok(report);
@@ -159,8 +166,15 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         commit(root, &mut manifest, progress, &mut report)?;
     }
 
-    let missing_logits: Vec<&LogitsPart> = logits_parts.iter().filter(|p| logits_missing(&manifest, p)).collect();
+    let embeddings_missing = |m: &Manifest, part: &LogitsPart| {
+        part.embeddings
+            .as_ref()
+            .is_some_and(|(key, _)| !m.files.iter().any(|f| f.table == c::EMBEDDINGS && &f.key == key))
+    };
+    let missing_logits: Vec<&LogitsPart> =
+        logits_parts.iter().filter(|p| logits_missing(&manifest, p) || embeddings_missing(&manifest, p)).collect();
     for part in missing_logits {
+        let (need_logits, need_embeddings) = (logits_missing(&manifest, part), embeddings_missing(&manifest, part));
         let teacher = &teachers[part.teacher];
         let view_part = &view_parts[part.view];
         let info = manifest.teacher(teacher.config.name()).expect("teacher committed above").clone();
@@ -173,8 +187,40 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         let store = Store { root: root.to_path_buf(), manifest: manifest.clone() };
         let views = store.load_views(store.scan_files(c::VIEWS, &[&views_file])?)?;
         let label = format!("logits {} {} r{}", info.name, view_part.recipe.name, view_part.replica);
-        let rows =
-            label_views(root, &info, &view_part.recipe.ops, &label, &views, &context, options.threads, progress)?;
+        let labelled = label_views(
+            root,
+            &info,
+            &view_part.recipe.ops,
+            &label,
+            &views,
+            &context,
+            options.threads,
+            need_embeddings,
+            progress,
+        )?;
+        let (rows, features): (Vec<LogitsRow>, Vec<Vec<f32>>) = labelled.into_iter().unzip();
+        if let (true, Some((key, path))) = (need_embeddings, &part.embeddings) {
+            let dtype = teacher.config.embeddings().expect("a part with embeddings has a dtype");
+            let ids: Vec<i64> = rows.iter().map(|r| r.view_id).collect();
+            let mut frame = writer::embeddings_frame(&info.name, &ids, &features, dtype)
+                .map_err(|e| parquet_error(root, c::EMBEDDINGS, e))?;
+            let mut file = writer::write_parquet(root, path, c::EMBEDDINGS, key, &mut frame)?;
+            file.teacher = Some(info.name.clone());
+            file.views_key = Some(view_part.key.clone());
+            manifest.files.push(file);
+            report.steps.push(format!(
+                "embeddings {} on {} replica {}: {} rows of {}",
+                info.name,
+                view_part.recipe.name,
+                view_part.replica,
+                rows.len(),
+                features.first().map_or(0, Vec::len)
+            ));
+        }
+        if !need_logits {
+            commit(root, &mut manifest, progress, &mut report)?;
+            continue;
+        }
         let dtype = teacher.config.logits_dtype();
         let mut frame =
             writer::logits_frame(&info.name, &rows, dtype).map_err(|e| parquet_error(root, c::LOGITS, e))?;
@@ -272,8 +318,12 @@ fn teacher_targets(plan: &Plan, samples_key: &str) -> Result<Vec<TeacherTarget>,
         .teachers
         .iter()
         .map(|config| {
-            let config_json =
-                serde_json::to_string(&serde_json::to_value(config).expect("teacher serialises")).expect("json");
+            // Storing features or not does not change the teacher: its key leaves them out.
+            let mut value = serde_json::to_value(config).expect("teacher serialises");
+            if let Some(object) = value.as_object_mut() {
+                object.remove("embeddings");
+            }
+            let config_json = serde_json::to_string(&value).expect("json");
             let key = match config {
                 TeacherConfig::Builtin { .. } => {
                     key_of(&["teacher", samples_key, &config_json, &plan.file.seed.to_string()])
@@ -300,7 +350,18 @@ fn logits_parts(teachers: &[TeacherTarget], views: &[ViewPart]) -> Vec<LogitsPar
                 view.replica,
                 short(&key)
             );
-            parts.push(LogitsPart { teacher: t, view: v, key, path });
+            let embeddings = teacher.config.embeddings().map(|dtype| {
+                let embeddings_key = key_of(&["embeddings", &key, dtype.as_str()]);
+                let path = format!(
+                    "embeddings/teacher={}/part-{}-r{}-{}.parquet",
+                    teacher.config.name(),
+                    view.recipe.name,
+                    view.replica,
+                    short(&embeddings_key)
+                );
+                (embeddings_key, path)
+            });
+            parts.push(LogitsPart { teacher: t, view: v, key, path, embeddings });
         }
     }
     parts
@@ -325,6 +386,7 @@ fn next_manifest(
         .iter()
         .map(|p| p.key.as_str())
         .chain(logits.iter().map(|p| p.key.as_str()))
+        .chain(logits.iter().filter_map(|p| p.embeddings.as_ref().map(|(key, _)| key.as_str())))
         .chain([samples_key])
         .collect();
     manifest.files.retain(|f| keys.contains(f.key.as_str()));
@@ -626,7 +688,8 @@ pub fn load_classifier(root: &Path, info: &TeacherInfo) -> Result<Classifier, Bu
 }
 
 /// The labelling stage for one views part: replay each view from its seed, check it against its
-/// stored hash, run the teacher on fixed chunks and compute the per-row statistics.
+/// stored hash, run the teacher on fixed chunks and compute the per-row statistics; with
+/// `with_features`, also each view's penultimate features (otherwise the feature lists are empty).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn label_views(
     root: &Path,
@@ -636,8 +699,9 @@ pub(crate) fn label_views(
     views: &[ViewRow],
     context: &Context,
     threads: usize,
+    with_features: bool,
     progress: &dyn Progress,
-) -> Result<Vec<LogitsRow>, BuildError> {
+) -> Result<Vec<(LogitsRow, Vec<f32>)>, BuildError> {
     let samples = context.samples;
     let task = progress.task(label, views.len() as u64);
     let rows =
@@ -658,9 +722,12 @@ pub(crate) fn label_views(
                 context.normalizer.apply(&mut rendered.input);
                 inputs.extend_from_slice(&rendered.input);
             }
-            let (flat, classes) = classifier
-                .logits(&inputs, &samples.sample_shape, tch::Device::Cpu)
+            let inference = classifier
+                .infer(&inputs, &samples.sample_shape, tch::Device::Cpu, with_features)
                 .map_err(|source| BuildError::Teacher { teacher: info.name.clone(), source: Box::new(source) })?;
+            let (flat, classes) = (inference.logits, inference.classes);
+            let dim = inference.feature_dim.max(1);
+            let mut features = inference.features.chunks(dim).map(<[f32]>::to_vec);
             if classes != context.class_count {
                 return Err(BuildError::LabelSpace {
                     teacher: info.name.clone(),
@@ -675,7 +742,8 @@ pub(crate) fn label_views(
                     let label = samples.labels[view.sample_id as usize];
                     let mix =
                         view.partner_id.zip(view.lam).map(|(partner, lam)| (samples.labels[partner as usize], lam));
-                    logits_row(view.view_id, logits.to_vec(), ViewTarget { label, mix })
+                    let row = logits_row(view.view_id, logits.to_vec(), ViewTarget { label, mix });
+                    (row, features.next().unwrap_or_default())
                 })
                 .collect())
         })?;

@@ -197,6 +197,10 @@ pub enum TeacherConfig {
         weight_decay: f64,
         #[serde(default)]
         logits_dtype: LogitsDtype,
+        /// Also store the teacher's penultimate features (the `embeddings` table), as f16 or f32,
+        /// for feature losses (sp, sk).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        embeddings: Option<LogitsDtype>,
     },
     Torchscript {
         name: String,
@@ -204,6 +208,9 @@ pub enum TeacherConfig {
         path: PathBuf,
         #[serde(default)]
         logits_dtype: LogitsDtype,
+        /// Also store the teacher's penultimate features (the module returns `(logits, features)`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        embeddings: Option<LogitsDtype>,
     },
 }
 
@@ -227,6 +234,12 @@ impl TeacherConfig {
     pub fn name(&self) -> &str {
         match self {
             TeacherConfig::Builtin { name, .. } | TeacherConfig::Torchscript { name, .. } => name,
+        }
+    }
+
+    pub fn embeddings(&self) -> Option<LogitsDtype> {
+        match self {
+            TeacherConfig::Builtin { embeddings, .. } | TeacherConfig::Torchscript { embeddings, .. } => *embeddings,
         }
     }
 

@@ -27,6 +27,7 @@ pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
     context.register(c::SAMPLES, store.scan(c::SAMPLES)?);
     context.register(c::VIEWS, store.scan(c::VIEWS)?);
     context.register(c::LOGITS, store.scan(c::LOGITS)?);
+    context.register(c::EMBEDDINGS, store.scan(c::EMBEDDINGS)?);
     context.register(c::LABELS, store.labels()?);
     let frame = context.execute(sql).map_err(one_line)?;
     frame.collect().map_err(one_line)

@@ -5,6 +5,8 @@
 pub const SAMPLES: &str = "samples";
 pub const VIEWS: &str = "views";
 pub const LOGITS: &str = "logits";
+/// Optional: teachers' penultimate features, for feature losses.
+pub const EMBEDDINGS: &str = "embeddings";
 /// The joined view `views ⋈ samples ⋈ logits` that `kdstore query` registers.
 pub const LABELS: &str = "labels";
 
@@ -32,6 +34,7 @@ pub const P_LABEL: &str = "p_label";
 pub const ENTROPY: &str = "entropy";
 pub const MARGIN: &str = "margin";
 pub const TEACHER_CORRECT: &str = "teacher_correct";
+pub const FEATURES: &str = "features";
 
 /// One column of a table, as documented in `schemas/store.json` and the README.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -85,4 +88,10 @@ pub const LOGITS_COLUMNS: &[ColumnDoc] = &[
     col(ENTROPY, "float32", false, "entropy of the softmax in nats"),
     col(MARGIN, "float32", false, "p(target) minus the largest other probability, target = the label, or for a mixed view the label of the sample with the larger weight; negative when wrong"),
     col(TEACHER_CORRECT, "bool", false, "argmax equals the target used by `margin`"),
+];
+
+pub const EMBEDDINGS_COLUMNS: &[ColumnDoc] = &[
+    col(VIEW_ID, "int64", false, "the view the teacher saw"),
+    col(TEACHER, "string", false, "teacher name (also the partition directory teacher=<name>)"),
+    col(FEATURES, "list<float32|float16>", false, "the teacher's penultimate features for the view (built-in teachers: the pooled features before the linear head)"),
 ];

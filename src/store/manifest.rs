@@ -107,6 +107,16 @@ pub struct TeacherInfo {
 }
 
 impl Manifest {
+    /// The dtype a teacher's `embeddings` are stored in, from the resolved pipeline (the embeddings
+    /// files' keys include it, so the files always match the current pipeline).
+    pub fn embeddings_dtype(&self, teacher: &str) -> Option<&str> {
+        self.pipeline["teacher"]
+            .as_array()?
+            .iter()
+            .find(|t| t["name"].as_str() == Some(teacher))
+            .and_then(|t| t["embeddings"].as_str())
+    }
+
     pub fn file_path(&self, store: &Path, file: &DataFile) -> PathBuf {
         store.join(&file.path)
     }

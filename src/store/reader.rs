@@ -23,19 +23,26 @@ impl Store {
                 .map_err(|source| self.parquet_error(table, source))?
                 .lazy());
         }
-        if table != c::LOGITS {
-            return self.scan_files(table, &files);
-        }
-        // Files of one logits dtype share a schema and go into one scan.
-        let dtype_of = |file: &&DataFile| {
-            file.teacher.as_deref().and_then(|t| self.manifest.teacher(t)).map_or("f32", |t| t.logits_dtype.as_str())
+        let list_column = match table {
+            c::LOGITS => c::LOGITS_COLUMN,
+            c::EMBEDDINGS => c::FEATURES,
+            _ => return self.scan_files(table, &files),
+        };
+        // Files of one float dtype share a schema and go into one scan, read as float32.
+        let dtype_of = |file: &&DataFile| -> &str {
+            let teacher = file.teacher.as_deref().and_then(|t| self.manifest.teacher(t));
+            if table == c::EMBEDDINGS {
+                file.teacher.as_deref().and_then(|t| self.manifest.embeddings_dtype(t)).unwrap_or("f32")
+            } else {
+                teacher.map_or("f32", |t| t.logits_dtype.as_str())
+            }
         };
         let mut scans = Vec::new();
         for dtype in ["f32", "f16"] {
             let group: Vec<&DataFile> = files.iter().filter(|f| dtype_of(f) == dtype).copied().collect();
             if !group.is_empty() {
                 let scan = self.scan_files(table, &group)?;
-                scans.push(scan.with_column(col(c::LOGITS_COLUMN).cast(DataType::List(Box::new(DataType::Float32)))));
+                scans.push(scan.with_column(col(list_column).cast(DataType::List(Box::new(DataType::Float32)))));
             }
         }
         if scans.len() == 1 {
@@ -133,6 +140,7 @@ fn empty_table(table: &str, sample_shape: &[usize]) -> PolarsResult<DataFrame> {
             writer::samples_frame(&SampleRows { splits: &[], labels: &[], groups: None, inputs: &[], sample_shape })
         }
         c::VIEWS => writer::views_frame(&[]),
+        c::EMBEDDINGS => writer::embeddings_frame("", &[], &[], LogitsDtype::F32),
         _ => writer::logits_frame("", &[], LogitsDtype::F32),
     }
 }

@@ -180,6 +180,30 @@ pub fn logits_frame(teacher: &str, rows: &[LogitsRow], dtype: LogitsDtype) -> Po
     )
 }
 
+/// The `embeddings` rows of one part: each view's features, stored as `dtype`.
+pub fn embeddings_frame(
+    teacher: &str,
+    view_ids: &[i64],
+    features: &[Vec<f32>],
+    dtype: LogitsDtype,
+) -> PolarsResult<DataFrame> {
+    let n = view_ids.len();
+    let width = features.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = features.concat();
+    let mut column = list_f32(c::FEATURES, n, &flat, width);
+    if dtype == LogitsDtype::F16 {
+        column = column.cast(&DataType::List(Box::new(DataType::Float16)))?;
+    }
+    DataFrame::new(
+        n,
+        vec![
+            Column::new(c::VIEW_ID.into(), view_ids.to_vec()),
+            Column::new(c::TEACHER.into(), vec![teacher; n]),
+            column.into_column(),
+        ],
+    )
+}
+
 /// Writes `frame` to `store/relative` atomically and describes the file for the manifest.
 pub fn write_parquet(
     store: &Path,

@@ -124,6 +124,13 @@ impl Net {
     pub fn forward(&self, inputs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
         Ok(self.features(inputs, train)?.apply(&self.head))
     }
+
+    /// Penultimate features and logits from one pass.
+    pub fn forward_with_features(&self, inputs: &Tensor, train: bool) -> Result<(Tensor, Tensor), tch::TchError> {
+        let features = self.features(inputs, train)?;
+        let logits = features.apply(&self.head);
+        Ok((features, logits))
+    }
 }
 
 fn conv_body(path: &nn::Path, spec: &ArchSpec, two_d: bool) -> (nn::SequentialT, i64) {

@@ -161,12 +161,6 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     if config.losses.is_empty() {
         return Err(TrainError::Config("--loss: name at least one loss".into()));
     }
-    if let Some(term) = config.losses.iter().find(|t| t.config.needs_features()) {
-        return Err(TrainError::Config(format!(
-            "--loss {}: needs the teacher's penultimate features, which this store does not hold (the embeddings table is not built yet)",
-            term.config.name()
-        )));
-    }
     let data = data::load(store, &config.teacher, config.filter.as_deref())?;
     let replayer = Replayer::new(store, &data.samples)?;
     let verified = data.verify_replay(&replayer, config.verify_replay, config.seed)?;
@@ -207,6 +201,12 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         None
     };
     let sample_len = data.samples.sample_len;
+    let needs_features = config.losses.iter().any(|t| t.config.needs_features());
+    let stored_features = if needs_features && !config.online {
+        Some(stored_teacher_features(store, &config.teacher, &data.views)?)
+    } else {
+        None
+    };
     let val = data.split(&replayer, Split::Val);
     let test = data.split(&replayer, Split::Test);
     std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
@@ -236,19 +236,27 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
                 Some(all) => batch.iter().flat_map(|&i| &all[i * sample_len..(i + 1) * sample_len]).copied().collect(),
                 None => data.render(&replayer, &views)?,
             };
-            let teacher: Vec<f32> = match &online_teacher {
+            let (teacher, teacher_features): (Vec<f32>, Option<Vec<f32>>) = match &online_teacher {
                 Some(model) => {
-                    tch::no_grad(|| model.logits(&flat, &data.samples.sample_shape, Device::Cpu))
-                        .map_err(|e| TrainError::Config(format!("--online: {e}")))?
-                        .0
+                    let inference =
+                        tch::no_grad(|| model.infer(&flat, &data.samples.sample_shape, Device::Cpu, needs_features))
+                            .map_err(|e| TrainError::Config(format!("--online: {e}")))?;
+                    (inference.logits, needs_features.then_some(inference.features))
                 }
-                None => views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect(),
+                None => (
+                    views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect(),
+                    stored_features
+                        .as_ref()
+                        .map(|stored| views.iter().flat_map(|v| stored[&v.view_id].iter().copied()).collect()),
+                ),
             };
-            let teacher =
-                Tensor::from_slice(&teacher).view([batch.len() as i64, data.classes as i64]).to_device(device);
+            let rows = batch.len() as i64;
+            let teacher = Tensor::from_slice(&teacher).view([rows, data.classes as i64]).to_device(device);
+            let teacher_features = teacher_features.map(|f| Tensor::from_slice(&f).view([rows, -1]).to_device(device));
             let inputs = Tensor::from_slice(&flat).to_device(device);
-            let student = net.forward(&inputs, true)?;
-            let loss = batch_loss(config, &student, &teacher, &views, epoch + 1, device)?;
+            let (student_features, student) = net.forward_with_features(&inputs, true, needs_features)?;
+            let features = student_features.as_ref().zip(teacher_features.as_ref());
+            let loss = batch_loss(config, &student, &teacher, features, &views, epoch + 1, device)?;
             match config.clip_grad_norm {
                 Some(max) => optimizer.backward_step_clip_norm(&loss, max),
                 None => optimizer.backward_step(&loss),
@@ -326,10 +334,27 @@ fn group_by_sample(views: &[SelectedView]) -> Vec<Vec<usize>> {
     groups.into_values().collect()
 }
 
+/// The teacher's stored features of every selected view, or why the store cannot give them.
+fn stored_teacher_features(
+    store: &Store,
+    teacher: &str,
+    views: &[SelectedView],
+) -> Result<std::collections::HashMap<i64, Vec<f32>>, TrainError> {
+    let stored = crate::select::teacher_features(store, teacher).map_err(|e| TrainError::Selection(e.to_string()))?;
+    if let Some(view) = views.iter().find(|v| !stored.contains_key(&v.view_id)) {
+        return Err(TrainError::Config(format!(
+            "the feature losses need the teacher's penultimate features, and the store holds none for teacher {teacher} (view {}): add `embeddings = \"f16\"` to its [[teacher]] and run kdstore build again",
+            view.view_id
+        )));
+    }
+    Ok(stored)
+}
+
 fn batch_loss(
     config: &TrainConfig,
     student: &Tensor,
     teacher: &Tensor,
+    features: Option<(&Tensor, &Tensor)>,
     batch: &[&SelectedView],
     epoch: usize,
     device: Device,
@@ -344,8 +369,8 @@ fn batch_loss(
         student,
         teacher: Some(teacher),
         targets: &targets,
-        student_features: None,
-        teacher_features: None,
+        student_features: features.map(|f| f.0),
+        teacher_features: features.map(|f| f.1),
         epoch: Some(epoch),
     };
     let mut total = Tensor::zeros([], (student.kind(), device));

@@ -36,6 +36,47 @@ impl Student {
         }
     }
 
+    /// Penultimate features (when `with_features`) and logits. A TorchScript student gives features
+    /// by returning `(logits, features)`.
+    pub fn forward_with_features(
+        &mut self,
+        inputs: &Tensor,
+        train: bool,
+        with_features: bool,
+    ) -> Result<(Option<Tensor>, Tensor), tch::TchError> {
+        if !with_features {
+            return Ok((None, self.forward(inputs, train)?));
+        }
+        match self {
+            Student::Builtin { net, .. } => {
+                let (features, logits) = net.forward_with_features(inputs, train)?;
+                Ok((Some(features), logits))
+            }
+            Student::Scripted { module, input_shape, training } => {
+                if *training != train {
+                    if train {
+                        module.f_set_train()?;
+                    } else {
+                        module.f_set_eval()?;
+                    }
+                    *training = train;
+                }
+                let mut shape = vec![-1];
+                shape.extend_from_slice(input_shape);
+                let output = module.forward_is(&[tch::IValue::Tensor(inputs.f_view(shape.as_slice())?)])?;
+                match output {
+                    tch::IValue::Tuple(mut items) if items.len() >= 2 => match (items.remove(0), items.remove(0)) {
+                        (tch::IValue::Tensor(logits), tch::IValue::Tensor(features)) => Ok((Some(features), logits)),
+                        _ => Err(tch::TchError::Convert("the student must return (logits, features) tensors".into())),
+                    },
+                    _ => Err(tch::TchError::Convert(
+                        "feature losses need the TorchScript student to return (logits, features)".into(),
+                    )),
+                }
+            }
+        }
+    }
+
     /// Loads a TorchScript module, registering its parameters in `vs` for the optimiser.
     pub fn scripted(path: &Path, vs: &nn::VarStore, input_shape: Vec<i64>) -> Result<Student, tch::TchError> {
         let mut module = tch::TrainableCModule::load(path, vs.root())?;

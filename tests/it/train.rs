@@ -72,7 +72,11 @@ fn losses_combine_by_weight_and_feature_losses_need_embeddings() {
     assert_eq!(losses[2]["warmup"], 2.0);
     let output = run(&["train", path_str(store), "--loss", "sp", "--epochs", "1", "--out", path_str(&out)]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("needs the teacher's penultimate features"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("need the teacher's penultimate features, and the store holds none"),
+        "{}",
+        stderr(&output)
+    );
     let output = run(&["train", path_str(store), "--loss", "kd", "--set", "tau=2", "--out", path_str(&out)]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("no selected loss has the key tau"), "{}", stderr(&output));
@@ -249,4 +253,39 @@ fn sgd_with_warm_up_step_decay_and_clipping() {
     assert!(r["epochs"].as_array().unwrap().iter().all(|e| e["train_loss"].as_f64().unwrap().is_finite()));
     let output = run(&["train", path_str(store), "--momentum", "1.5", "--out", path_str(&out)]);
     assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn stored_teacher_features_train_feature_losses_like_the_online_teacher() {
+    let dir = tempdir();
+    let pipeline = pipeline_copy("basicmotions.toml", dir.path(), |text| text);
+    let store = dir.path().join("store");
+    run_ok(&["build", path_str(&pipeline), "--store", path_str(&store)]);
+    let models = snapshot(&store.join("models"));
+    // Asking for embeddings later computes only them: the teacher is not trained again.
+    std::fs::write(&pipeline, std::fs::read_to_string(&pipeline).unwrap() + "embeddings = \"f32\"\n").unwrap();
+    let output = run_ok(&["build", path_str(&pipeline), "--store", path_str(&store)]);
+    assert!(stderr(&output).contains("embeddings cnn1d on identity replica 0: 80 rows of 128"), "{}", stderr(&output));
+    assert_eq!(snapshot(&store.join("models")), models);
+    let counts = stdout(&run_ok(&[
+        "query",
+        path_str(&store),
+        "SELECT COUNT(*) AS n, MIN(ARRAY_LENGTH(features)) AS dim FROM embeddings",
+        "--format",
+        "csv",
+    ]));
+    assert_eq!(counts.lines().nth(1), Some("828,128"));
+    let train = |mode: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let common =
+            ["train", path_str(&store), "--loss", "kd", "--loss", "sp=100", "--loss", "sk=10", "--epochs", "2"];
+        run_ok(&[&common[..], mode, &["--batch-size", "16", "--out", path_str(&out)]].concat());
+        let r = results(&out);
+        r["epochs"].as_array().unwrap().iter().map(|e| e["train_loss"].as_f64().unwrap()).collect::<Vec<_>>()
+    };
+    let stored = train(&[], "stored");
+    let online = train(&["--online"], "online");
+    for (a, b) in stored.iter().zip(&online) {
+        assert!((a - b).abs() <= 1e-5 * a.abs(), "{a} vs {b}");
+    }
 }
