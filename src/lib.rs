@@ -1,9 +1,11 @@
 //! kdstore: run a teacher once under many augmentations, keep raw logits, replayable views and
 //! difficulty scores in a versioned Parquet store, query it with SQL, and train students from it.
 //!
-//! Dependencies point one way: `cli` (in the binary) → `pipeline`, `query`, `train` → `store`,
-//! `teacher`, `augment`, `source`. Only `store` and `query` touch Parquet; only `teacher`, `losses`
-//! and `train` touch tch; nothing here prints — progress goes through [`progress::Progress`].
+//! Dependencies point one way: `cli` (in the binary) → `pipeline`, `train`, `export`, `show`,
+//! `query` → `select` → `store`, `teacher`, `augment`, `losses`, `source`. Only `store` and `query`
+//! touch Parquet (the others write theirs through `query::write`); only `teacher`, `losses`, `train`
+//! and the build's labelling stage touch tch; nothing here prints — progress goes through
+//! [`progress::Progress`].
 
 pub mod augment;
 pub mod export;

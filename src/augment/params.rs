@@ -53,16 +53,6 @@ pub enum ParamValue {
 }
 
 impl ParamValue {
-    pub fn kind(&self) -> ParamKind {
-        match self {
-            ParamValue::Bool(_) => ParamKind::Bool,
-            ParamValue::Int(_) => ParamKind::Int,
-            ParamValue::Float(_) => ParamKind::Float,
-            ParamValue::IntList(_) => ParamKind::IntList,
-            ParamValue::FloatList(_) => ParamKind::FloatList,
-        }
-    }
-
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             ParamValue::Bool(v) => Some(*v),
@@ -119,21 +109,6 @@ impl DrawnParams {
 
     pub(crate) fn insert(&mut self, column: &'static str, value: ParamValue) {
         self.0.insert(column, value);
-    }
-
-    /// The parameters as a JSON object, for logs and `kdstore show` captions.
-    pub fn to_json(&self) -> serde_json::Value {
-        let entries = self.0.iter().map(|(name, value)| {
-            let value = match value {
-                ParamValue::Bool(v) => serde_json::json!(v),
-                ParamValue::Int(v) => serde_json::json!(v),
-                ParamValue::Float(v) => serde_json::json!(v),
-                ParamValue::IntList(v) => serde_json::json!(v),
-                ParamValue::FloatList(v) => serde_json::json!(v),
-            };
-            (name.to_string(), value)
-        });
-        serde_json::Value::Object(entries.collect())
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod ce;
 pub mod dist;
 pub mod dkd;
+pub mod from_files;
 pub mod jsd;
 pub mod kd;
 pub mod mixkd;
@@ -125,6 +126,11 @@ impl LossConfig {
 
     pub fn needs_teacher(&self) -> bool {
         !matches!(self, LossConfig::Ce(_))
+    }
+
+    /// Whether the loss reads the hard labels.
+    pub fn needs_labels(&self) -> bool {
+        matches!(self, LossConfig::Ce(_) | LossConfig::Kd(_) | LossConfig::Dkd(_) | LossConfig::Mixkd(_))
     }
 
     pub fn needs_features(&self) -> bool {
