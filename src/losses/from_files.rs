@@ -51,7 +51,7 @@ pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, St
     let [batch, classes] = size[..] else {
         return Err(format!("{}: expected [batch, classes], got {size:?}", student_path.display()));
     };
-    let teacher = if config.needs_teacher() && !config.needs_features() {
+    let teacher = if config.needs_teacher_logits() {
         Some(tensor(&needed("--teacher", &files.teacher)?, false)?)
     } else {
         optional(&files.teacher, false)?

@@ -124,8 +124,9 @@ impl LossConfig {
         }
     }
 
-    pub fn needs_teacher(&self) -> bool {
-        !matches!(self, LossConfig::Ce(_))
+    /// Whether the loss reads teacher logits (feature losses read teacher features instead).
+    pub fn needs_teacher_logits(&self) -> bool {
+        !matches!(self, LossConfig::Ce(_) | LossConfig::Sp(_) | LossConfig::Sk(_))
     }
 
     /// Whether the loss reads the hard labels.

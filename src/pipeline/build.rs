@@ -126,14 +126,14 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         |m: &Manifest, t: &TeacherTarget| !m.teachers.iter().any(|i| i.name == t.config.name() && i.key == t.key);
     let logits_missing =
         |m: &Manifest, part: &LogitsPart| !m.files.iter().any(|f| f.table == c::LOGITS && f.key == part.key);
+    let embeddings_missing = |m: &Manifest, part: &LogitsPart| {
+        part.embeddings
+            .as_ref()
+            .is_some_and(|(key, _)| !m.files.iter().any(|f| f.table == c::EMBEDDINGS && &f.key == key))
+    };
     let anything_missing = view_parts.iter().any(|p| view_missing(&manifest, p))
         || teachers.iter().any(|t| teacher_missing(&manifest, t))
-        || logits_parts.iter().any(|p| {
-            logits_missing(&manifest, p)
-                || p.embeddings
-                    .as_ref()
-                    .is_some_and(|(key, _)| !manifest.files.iter().any(|f| f.table == c::EMBEDDINGS && &f.key == key))
-        });
+        || logits_parts.iter().any(|p| logits_missing(&manifest, p) || embeddings_missing(&manifest, p));
     if !anything_missing {
         report.version = Some(manifest.version);
         return Ok(report);
@@ -166,11 +166,6 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         commit(root, &mut manifest, progress, &mut report)?;
     }
 
-    let embeddings_missing = |m: &Manifest, part: &LogitsPart| {
-        part.embeddings
-            .as_ref()
-            .is_some_and(|(key, _)| !m.files.iter().any(|f| f.table == c::EMBEDDINGS && &f.key == key))
-    };
     let missing_logits: Vec<&LogitsPart> =
         logits_parts.iter().filter(|p| logits_missing(&manifest, p) || embeddings_missing(&manifest, p)).collect();
     for part in missing_logits {
@@ -342,25 +337,17 @@ fn logits_parts(teachers: &[TeacherTarget], views: &[ViewPart]) -> Vec<LogitsPar
     let mut parts = Vec::new();
     for (t, teacher) in teachers.iter().enumerate() {
         for (v, view) in views.iter().enumerate() {
+            // A teacher's partitioned tables: <table>/teacher=<name>/part-<recipe>-r<replica>-<key>.parquet
+            let path = |table: &str, key: &str| {
+                let (name, recipe, replica) = (teacher.config.name(), &view.recipe.name, view.replica);
+                format!("{table}/teacher={name}/part-{recipe}-r{replica}-{}.parquet", short(key))
+            };
             let key = key_of(&["logits", &teacher.key, &view.key]);
-            let path = format!(
-                "logits/teacher={}/part-{}-r{}-{}.parquet",
-                teacher.config.name(),
-                view.recipe.name,
-                view.replica,
-                short(&key)
-            );
             let embeddings = teacher.config.embeddings().map(|dtype| {
                 let embeddings_key = key_of(&["embeddings", &key, dtype.as_str()]);
-                let path = format!(
-                    "embeddings/teacher={}/part-{}-r{}-{}.parquet",
-                    teacher.config.name(),
-                    view.recipe.name,
-                    view.replica,
-                    short(&embeddings_key)
-                );
-                (embeddings_key, path)
+                (embeddings_key.clone(), path(c::EMBEDDINGS, &embeddings_key))
             });
+            let path = path(c::LOGITS, &key);
             parts.push(LogitsPart { teacher: t, view: v, key, path, embeddings });
         }
     }

@@ -132,8 +132,7 @@ fn series_figure(shown: &[Shown], channels: usize, length: usize) -> Canvas {
             );
             let range = channel * length..(channel + 1) * length;
             let (sample, view) = (&item.sample[range.clone()], &item.view[range]);
-            let low = sample.iter().chain(view).copied().fold(f32::INFINITY, f32::min);
-            let high = sample.iter().chain(view).copied().fold(f32::NEG_INFINITY, f32::max);
+            let (low, high) = value_range(sample, view);
             let span = if high > low { high - low } else { 1.0 };
             let to_point = |t: usize, v: f32| {
                 let x = left as f32 + 1.0 + t as f32 * (plot_width - 3) as f32 / (length.max(2) - 1) as f32;
@@ -188,10 +187,15 @@ fn image_figure(shown: &[Shown], shape: &[usize]) -> Canvas {
     canvas
 }
 
+/// The smallest and largest value of a sample and its view together.
+fn value_range(sample: &[f32], view: &[f32]) -> (f32, f32) {
+    let values = || sample.iter().chain(view).copied();
+    (values().fold(f32::INFINITY, f32::min), values().fold(f32::NEG_INFINITY, f32::max))
+}
+
 /// Pixel values shown black and white: [0, 1] for images already in it, else the pair's range.
 fn display_range(sample: &[f32], view: &[f32]) -> (f32, f32) {
-    let low = sample.iter().chain(view).copied().fold(f32::INFINITY, f32::min);
-    let high = sample.iter().chain(view).copied().fold(f32::NEG_INFINITY, f32::max);
+    let (low, high) = value_range(sample, view);
     if low >= 0.0 && high <= 1.0 {
         (0.0, 1.0)
     } else if high > low {

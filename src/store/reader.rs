@@ -30,12 +30,13 @@ impl Store {
         };
         // Files of one float dtype share a schema and go into one scan, read as float32.
         let dtype_of = |file: &&DataFile| -> &str {
-            let teacher = file.teacher.as_deref().and_then(|t| self.manifest.teacher(t));
-            if table == c::EMBEDDINGS {
-                file.teacher.as_deref().and_then(|t| self.manifest.embeddings_dtype(t)).unwrap_or("f32")
+            let teacher = file.teacher.as_deref().unwrap_or_default();
+            let dtype = if table == c::EMBEDDINGS {
+                self.manifest.embeddings_dtype(teacher)
             } else {
-                teacher.map_or("f32", |t| t.logits_dtype.as_str())
-            }
+                self.manifest.teacher(teacher).map(|t| t.logits_dtype.as_str())
+            };
+            dtype.unwrap_or("f32")
         };
         let mut scans = Vec::new();
         for dtype in ["f32", "f16"] {

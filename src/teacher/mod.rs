@@ -159,7 +159,7 @@ pub struct Inference {
 }
 
 /// The tensors of a module's output: the tensor itself, or a tuple's or list's tensors in order.
-fn tensors_of(value: tch::IValue) -> Vec<Tensor> {
+pub(crate) fn tensors_of(value: tch::IValue) -> Vec<Tensor> {
     match value {
         tch::IValue::Tensor(t) => vec![t],
         tch::IValue::Tuple(items) | tch::IValue::GenericList(items) => items

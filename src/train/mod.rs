@@ -211,7 +211,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let test = data.split(&replayer, Split::Test);
     std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
     let best_path = out.join("student.safetensors");
-    let mut best: Option<(usize, f64)> = None;
+    let mut best: Option<(usize, Option<f64>)> = None;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(config.seed, "batches"));
     let mut epochs = Vec::with_capacity(config.epochs);
     let (mut train_seconds, mut trained_views) = (0.0, 0usize);
@@ -268,10 +268,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         trained_views += chosen.len();
         let val_metrics =
             (!val.labels.is_empty()).then(|| evaluate(&mut net, &val, &spec, data.classes, device)).transpose()?;
-        // Keep the weights of the best validation accuracy (the first of equals); without a
-        // validation split, the last.
-        let score = val_metrics.map_or(f64::INFINITY, |m| m.accuracy);
-        if best.is_none_or(|(_, best_score)| score > best_score || score == f64::INFINITY) {
+        let score = val_metrics.map(|m| m.accuracy);
+        if keeps(best.and_then(|(_, kept)| kept), score) {
             vs.save(&best_path)?;
             best = Some((epoch + 1, score));
         }
@@ -323,6 +321,15 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     write_outputs(out, &results)?;
     net.save(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
     Ok(results)
+}
+
+/// Whether an epoch's weights replace the kept ones: a higher validation accuracy than the kept
+/// weights' (the first of equals stays), or, without validation scores, always (the last is kept).
+fn keeps(kept: Option<f64>, validation: Option<f64>) -> bool {
+    match (kept, validation) {
+        (Some(kept), Some(score)) => score > kept,
+        _ => true,
+    }
 }
 
 /// Indices of the views of each sample, samples in id order.
@@ -438,4 +445,18 @@ fn epochs_frame(epochs: &[EpochMetrics]) -> PolarsResult<DataFrame> {
             Column::new("seconds".into(), epochs.iter().map(|e| e.seconds).collect::<Vec<_>>()),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keeps;
+
+    #[test]
+    fn the_best_validation_accuracy_is_kept_and_ties_keep_the_first() {
+        assert!(keeps(None, Some(0.5)));
+        assert!(keeps(Some(0.5), Some(0.6)));
+        assert!(!keeps(Some(0.6), Some(0.6)));
+        assert!(!keeps(Some(0.6), Some(0.4)));
+        assert!(keeps(None, None) && keeps(Some(0.9), None), "without validation the last is kept");
+    }
 }

@@ -2,13 +2,14 @@
 //! spec in `student.json`) or a TorchScript module exported from PyTorch (its parameters trained
 //! here and the module saved back as TorchScript, `student.pt`, which PyTorch loads with
 //! `torch.jit.load`). A TorchScript student takes `[batch, *sample_shape]` float32 and returns
-//! `[batch, classes]` logits from `forward`.
+//! `[batch, classes]` logits from `forward`, or `(logits, features)` as a TorchScript teacher does.
 
 use std::path::Path;
 
 use tch::{nn, Tensor};
 
 use crate::teacher::arch::{ArchSpec, Net};
+use crate::teacher::tensors_of;
 
 pub enum Student {
     Builtin { net: Net, spec: ArchSpec },
@@ -20,19 +21,10 @@ impl Student {
     pub fn forward(&mut self, inputs: &Tensor, train: bool) -> Result<Tensor, tch::TchError> {
         match self {
             Student::Builtin { net, .. } => net.forward(inputs, train),
-            Student::Scripted { module, input_shape, training } => {
-                if *training != train {
-                    if train {
-                        module.f_set_train()?;
-                    } else {
-                        module.f_set_eval()?;
-                    }
-                    *training = train;
-                }
-                let mut shape = vec![-1];
-                shape.extend_from_slice(input_shape);
-                module.forward_ts(&[inputs.f_view(shape.as_slice())?])
-            }
+            Student::Scripted { .. } => tensors_of(self.scripted_forward(inputs, train)?)
+                .into_iter()
+                .next()
+                .ok_or_else(|| tch::TchError::Convert("the TorchScript student returned no tensor".into())),
         }
     }
 
@@ -52,29 +44,34 @@ impl Student {
                 let (features, logits) = net.forward_with_features(inputs, train)?;
                 Ok((Some(features), logits))
             }
-            Student::Scripted { module, input_shape, training } => {
-                if *training != train {
-                    if train {
-                        module.f_set_train()?;
-                    } else {
-                        module.f_set_eval()?;
-                    }
-                    *training = train;
-                }
-                let mut shape = vec![-1];
-                shape.extend_from_slice(input_shape);
-                let output = module.forward_is(&[tch::IValue::Tensor(inputs.f_view(shape.as_slice())?)])?;
-                match output {
-                    tch::IValue::Tuple(mut items) if items.len() >= 2 => match (items.remove(0), items.remove(0)) {
-                        (tch::IValue::Tensor(logits), tch::IValue::Tensor(features)) => Ok((Some(features), logits)),
-                        _ => Err(tch::TchError::Convert("the student must return (logits, features) tensors".into())),
-                    },
+            Student::Scripted { .. } => {
+                let mut tensors = tensors_of(self.scripted_forward(inputs, train)?).into_iter();
+                match (tensors.next(), tensors.next()) {
+                    (Some(logits), Some(features)) => Ok((Some(features), logits)),
                     _ => Err(tch::TchError::Convert(
                         "feature losses need the TorchScript student to return (logits, features)".into(),
                     )),
                 }
             }
         }
+    }
+
+    /// A TorchScript student's raw output, with the module switched to training or eval mode.
+    fn scripted_forward(&mut self, inputs: &Tensor, train: bool) -> Result<tch::IValue, tch::TchError> {
+        let Student::Scripted { module, input_shape, training } = self else {
+            unreachable!("only called for TorchScript students")
+        };
+        if *training != train {
+            if train {
+                module.f_set_train()?;
+            } else {
+                module.f_set_eval()?;
+            }
+            *training = train;
+        }
+        let mut shape = vec![-1];
+        shape.extend_from_slice(input_shape);
+        module.forward_is(&[tch::IValue::Tensor(inputs.f_view(shape.as_slice())?)])
     }
 
     /// Loads a TorchScript module, registering its parameters in `vs` for the optimiser.
