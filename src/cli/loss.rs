@@ -11,7 +11,7 @@ use super::{print_stdout, UserError};
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = keys_help())]
 pub struct Args {
-    /// The loss: ce, kd, reverse-kl, jsd, dist, dkd, mixkd, sp or sk (keys: --help).
+    /// The loss: ce, kd, reverse-kl, jsd, dist, dkd, mixkd, sp, sk or dlkd (keys: --help).
     name: String,
     /// Student logits, [batch, classes] float32 or float64.
     #[arg(long)]
@@ -31,12 +31,16 @@ pub struct Args {
     /// A setting of the loss, as the papers name it (repeatable): --set temperature=4.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     settings: Vec<String>,
-    /// Student features, [batch, ...] (sp, sk).
+    /// Student features, [batch, ...] (sp, sk, dlkd).
     #[arg(long)]
     student_features: Option<PathBuf>,
-    /// Teacher features, [batch, ...] (sp, sk).
+    /// Teacher features, [batch, ...] (sp, sk, dlkd).
     #[arg(long)]
     teacher_features: Option<PathBuf>,
+    /// dlkd's heads: an .npz of the PyTorch state-dict entries align.*, corr.*, embed_s.*, embed_t.*
+    /// (rows in groups of `views`, each sample's identity view first).
+    #[arg(long)]
+    heads: Option<PathBuf>,
     /// The 1-based epoch, for losses with a warm-up (default: after the warm-up).
     #[arg(long)]
     epoch: Option<usize>,
@@ -56,6 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         student_features: args.student_features,
         teacher_features: args.teacher_features,
         epoch: args.epoch,
+        heads: args.heads,
     };
     let value = loss_from_files(&config, &files).map_err(UserError::msg)?;
     if args.json {

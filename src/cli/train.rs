@@ -73,6 +73,7 @@ pub struct Args {
     depth: i64,
     #[arg(long, default_value_t = 20)]
     epochs: usize,
+    /// Views per batch (with dlkd: samples per batch, each bringing its `views` views).
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
     #[arg(long = "lr", default_value_t = 3e-3)]
@@ -122,6 +123,11 @@ pub struct Args {
     /// Output folder (default: <store>-train-<loss>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Continue the interrupted training in the output folder from its last finished epoch (same
+    /// settings; --threads and --device may change). It ends with the weights an uninterrupted run
+    /// would have.
+    #[arg(long)]
+    resume: bool,
     /// Print the results as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -185,6 +191,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         preload: args.preload,
         online: args.online,
         threads: args.threads,
+        resume: args.resume,
     };
     let out = args.out.clone().unwrap_or_else(|| {
         let name = args.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tch::{Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
+use super::dlkd::{load_heads, Heads};
 use super::{LossConfig, LossInputs, Targets};
 use crate::source::npy::{read_array, NpyData};
 
@@ -21,6 +22,8 @@ pub struct LossFiles {
     pub teacher_features: Option<PathBuf>,
     /// The 1-based epoch, for warm-ups; `None` means after the warm-up.
     pub epoch: Option<usize>,
+    /// The trainable heads of `dlkd`, as an `.npz` of PyTorch state-dict entries.
+    pub heads: Option<PathBuf>,
 }
 
 fn tensor(path: &Path, integers: bool) -> Result<Tensor, String> {
@@ -84,6 +87,20 @@ pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, St
     };
     let student_features = optional(&files.student_features, false)?;
     let teacher_features = optional(&files.teacher_features, false)?;
+    let heads_store = nn::VarStore::new(tch::Device::Cpu);
+    let heads = match (config, &student_features, &teacher_features) {
+        (LossConfig::Dlkd(dlkd), Some(s), Some(t)) => {
+            let path = needed("--heads", &files.heads)?;
+            let width = |f: &Tensor| f.size()[1..].iter().product::<i64>();
+            let heads = Heads::new(&heads_store.root(), dlkd, width(s), width(t));
+            let mut heads_store = heads_store;
+            heads_store.double();
+            let named = Tensor::read_npz(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            load_heads(&heads_store, &named, &path.display().to_string())?;
+            Some(heads)
+        }
+        _ => None,
+    };
     let inputs = LossInputs {
         student: &student,
         teacher: teacher.as_ref(),
@@ -91,6 +108,7 @@ pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, St
         student_features: student_features.as_ref(),
         teacher_features: teacher_features.as_ref(),
         epoch: files.epoch,
+        heads: heads.as_ref(),
     };
     Ok(config.compute(&inputs).map_err(|e| e.to_string())?.double_value(&[]))
 }

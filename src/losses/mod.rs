@@ -7,6 +7,7 @@
 pub mod ce;
 pub mod dist;
 pub mod dkd;
+pub mod dlkd;
 pub mod from_files;
 pub mod jsd;
 pub mod kd;
@@ -41,6 +42,8 @@ pub struct LossInputs<'a> {
     pub teacher_features: Option<&'a Tensor>,
     /// The 1-based training epoch, for warm-ups; `None` means after any warm-up.
     pub epoch: Option<usize>,
+    /// The trainable heads of `dlkd`.
+    pub heads: Option<&'a dlkd::Heads>,
 }
 
 impl LossInputs<'_> {
@@ -69,10 +72,11 @@ pub enum LossConfig {
     Mixkd(mixkd::MixkdConfig),
     Sp(sp::SpConfig),
     Sk(sk::SkConfig),
+    Dlkd(dlkd::DlkdConfig),
 }
 
 /// Every loss's name, in the order `kdstore loss --help` lists them.
-pub const NAMES: &[&str] = &["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk"];
+pub const NAMES: &[&str] = &["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk", "dlkd"];
 
 impl LossConfig {
     pub fn name(&self) -> &'static str {
@@ -86,6 +90,7 @@ impl LossConfig {
             LossConfig::Mixkd(_) => "mixkd",
             LossConfig::Sp(_) => "sp",
             LossConfig::Sk(_) => "sk",
+            LossConfig::Dlkd(_) => "dlkd",
         }
     }
 
@@ -121,21 +126,33 @@ impl LossConfig {
             LossConfig::Dist(c) => c.validate(),
             LossConfig::Dkd(c) => c.validate(),
             LossConfig::Mixkd(c) => c.validate(),
+            LossConfig::Dlkd(c) => c.validate(),
         }
     }
 
     /// Whether the loss reads teacher logits (feature losses read teacher features instead).
     pub fn needs_teacher_logits(&self) -> bool {
-        !matches!(self, LossConfig::Ce(_) | LossConfig::Sp(_) | LossConfig::Sk(_))
+        !matches!(self, LossConfig::Ce(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_))
     }
 
     /// Whether the loss reads the hard labels.
     pub fn needs_labels(&self) -> bool {
-        matches!(self, LossConfig::Ce(_) | LossConfig::Kd(_) | LossConfig::Dkd(_) | LossConfig::Mixkd(_))
+        matches!(
+            self,
+            LossConfig::Ce(_) | LossConfig::Kd(_) | LossConfig::Dkd(_) | LossConfig::Mixkd(_) | LossConfig::Dlkd(_)
+        )
     }
 
     pub fn needs_features(&self) -> bool {
-        matches!(self, LossConfig::Sp(_) | LossConfig::Sk(_))
+        matches!(self, LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_))
+    }
+
+    /// Views per sample when the loss needs each sample's views side by side in a batch (`dlkd`).
+    pub fn views_per_sample(&self) -> Option<usize> {
+        match self {
+            LossConfig::Dlkd(c) => Some(c.views()),
+            _ => None,
+        }
     }
 
     pub fn compute(&self, inputs: &LossInputs) -> Result<Tensor, LossError> {
@@ -155,6 +172,11 @@ impl LossConfig {
             LossConfig::Sk(_) => {
                 let (s, t) = inputs.features(name)?;
                 sk::sk_loss(s, t)
+            }
+            LossConfig::Dlkd(c) => {
+                let (s, t) = inputs.features(name)?;
+                let heads = inputs.heads.ok_or(LossError::Input { loss: name, detail: "needs its heads".into() })?;
+                c.compute(heads, inputs.student, inputs.targets, s, t)
             }
         }
     }

@@ -81,12 +81,17 @@ pub struct Net {
 /// weights happen under this lock, so that concurrent inits (tests, threads) cannot interleave.
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Runs `init` (which draws initial weights) with libtorch's generator seeded with `seed`.
+pub fn seeded_init<T>(seed: u64, init: impl FnOnce() -> T) -> T {
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(seed as i64);
+    init()
+}
+
 impl Net {
     /// A network whose initial weights are drawn from libtorch's generator seeded with `seed`.
     pub fn seeded(path: &nn::Path, spec: &ArchSpec, seed: u64) -> Net {
-        let _guard = INIT_LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        tch::manual_seed(seed as i64);
-        Net::build(path, spec)
+        seeded_init(seed, || Net::build(path, spec))
     }
 
     /// A network with unseeded initial weights (about to be overwritten by loaded ones).

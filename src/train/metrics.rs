@@ -2,10 +2,10 @@
 //! expected calibration error (15 equal-width confidence bins, a sample in bin (lower, upper], as
 //! Guo et al. 2017's code bins), top-1 agreement with the teacher and KL(teacher ‖ student) at T = 1.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Metrics of one split.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SplitMetrics {
     pub accuracy: f64,
     pub nll: f64,

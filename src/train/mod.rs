@@ -3,33 +3,38 @@
 //! split (accuracy, NLL, ECE, agreement with and KL to the teacher) and at the end on the test split
 //! with the best-on-validation weights. The output folder holds `results.json` (config, per-epoch
 //! and final metrics), `metrics.parquet` (one row per epoch), the best and last weights and the
-//! architecture.
+//! architecture. While it runs, a checkpoint after every epoch lets an interrupted run resume
+//! (`--resume`) to the same end, bit for bit; the checkpoints are removed when the run completes.
 
+pub mod batches;
+pub mod checkpoint;
 pub mod data;
 pub mod metrics;
+pub mod optimizer;
 pub mod schedule;
 pub mod student;
 
 use std::path::{Path, PathBuf};
 
 use polars::prelude::{Column, DataFrame, PolarsResult};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use serde::Serialize;
-use tch::nn::OptimizerConfig;
+use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::augment::seed::purpose_seed;
-use crate::losses::{LossInputs, LossTerm, Targets};
+use crate::losses::{dlkd, LossConfig, LossInputs, LossTerm, Targets};
 use crate::pipeline::build::load_classifier;
 use crate::progress::Progress;
 use crate::query;
 use crate::select::{ReplayError, Replayer, SelectedView};
 use crate::store::{Split, Store, StoreError};
-use crate::teacher::arch::{ArchKind, ArchSpec, Net};
+use crate::teacher::arch::{seeded_init, ArchKind, ArchSpec};
+use crate::teacher::Classifier;
+use batches::{group_by_sample, Batch, BatchSource};
 use metrics::{split_metrics, SplitMetrics};
+pub use optimizer::Optimizer;
+use optimizer::Stepper;
 use schedule::{learning_rate, Schedule};
-use student::Student;
+use student::{Student, StudentSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -59,16 +64,6 @@ pub enum ViewsPerEpoch {
     OnePerSample,
     /// Every selected view, every epoch.
     All,
-}
-
-/// The optimiser and its settings (weight decay and learning rate live in [`TrainConfig`]).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Optimizer {
-    /// AdamW (decoupled weight decay), β = (0.9, 0.999), ε = 1e-8.
-    Adamw,
-    /// SGD with momentum, optionally Nesterov; weight decay added to the gradient (L2).
-    Sgd { momentum: f64, nesterov: bool },
 }
 
 /// A resolved training configuration (recorded in `results.json`).
@@ -105,9 +100,12 @@ pub struct TrainConfig {
     pub online: bool,
     /// libtorch intra-op threads (default: libtorch's choice, all cores).
     pub threads: Option<usize>,
+    /// Continue the interrupted run whose checkpoint is in the output folder.
+    #[serde(skip)]
+    pub resume: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: usize,
     pub learning_rate: f64,
@@ -139,7 +137,8 @@ pub struct Results {
     pub student_parameters: i64,
 }
 
-/// Trains a student and writes its outputs into `out` (see the module note).
+/// Trains a student and writes its outputs into `out` (see the module note). With
+/// `config.resume`, continues the interrupted run whose checkpoint is in `out`.
 pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Progress) -> Result<Results, TrainError> {
     let device = match config.device.as_str() {
         "cpu" => Device::Cpu,
@@ -161,6 +160,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     if config.losses.is_empty() {
         return Err(TrainError::Config("--loss: name at least one loss".into()));
     }
+    let config_json = serde_json::to_value(config).expect("config serialises");
+    let resumed = resumable(out, config, &config_json)?;
     let data = data::load(store, &config.teacher, config.filter.as_deref())?;
     let replayer = Replayer::new(store, &data.samples)?;
     let verified = data.verify_replay(&replayer, config.verify_replay, config.seed)?;
@@ -172,111 +173,135 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         input_shape: data.samples.sample_shape.iter().map(|&d| d as i64).collect(),
         classes: data.classes as i64,
     };
-    let mut vs = nn::VarStore::new(device);
-    let mut net = match &config.torchscript_student {
-        Some(path) => Student::scripted(path, &vs, spec.input_shape.clone())
-            .map_err(|e| TrainError::Config(format!("--student-torchscript {}: {e}", path.display())))?,
+    let source = match &config.torchscript_student {
+        Some(path) => StudentSource::Scripted { path: path.clone(), input_shape: spec.input_shape.clone() },
         None => {
             spec.check().map_err(|e| TrainError::Config(format!("--student: {e}")))?;
-            let net = Net::seeded(&vs.root(), &spec, purpose_seed(config.seed, "student"));
-            Student::Builtin { net, spec: spec.clone() }
+            StudentSource::Builtin { spec: spec.clone(), seed: purpose_seed(config.seed, "student") }
         }
     };
+    let extension = source.extension();
+    let open_student = |vs: &mut nn::VarStore, weights: Option<&Path>| {
+        Student::open(&source, vs, weights).map_err(|e| match &config.torchscript_student {
+            Some(path) => TrainError::Config(format!("--student-torchscript {}: {e}", path.display())),
+            None => TrainError::Torch(e),
+        })
+    };
+    let mut vs = nn::VarStore::new(device);
+    let mut net = open_student(&mut vs, resumed.as_ref().map(|c| c.last(extension)).as_deref())?;
     let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-    let mut optimizer = match config.optimizer {
-        Optimizer::Adamw => {
-            nn::AdamW { wd: config.weight_decay, ..Default::default() }.build(&vs, config.learning_rate)?
-        }
-        Optimizer::Sgd { momentum, nesterov } => {
-            nn::Sgd { momentum, dampening: 0.0, wd: config.weight_decay, nesterov }.build(&vs, config.learning_rate)?
-        }
-    };
 
     let by_sample = group_by_sample(&data.views);
+    let views_per_sample = config.losses.iter().find_map(|t| t.config.views_per_sample());
+    if let Some(views) = views_per_sample {
+        check_groups(&data, &by_sample, views)?;
+    }
     let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
+    let needs_features = config.losses.iter().any(|t| t.config.needs_features());
     let online_teacher = if config.online {
         let info = store.manifest.teacher(&config.teacher).expect("checked above");
         Some(load_classifier(&store.root, info).map_err(|e| TrainError::Config(format!("--online: {e}")))?)
     } else {
         None
     };
-    let sample_len = data.samples.sample_len;
-    let needs_features = config.losses.iter().any(|t| t.config.needs_features());
     let stored_features = if needs_features && !config.online {
         Some(stored_teacher_features(store, &config.teacher, &data.views)?)
     } else {
         None
     };
+    let mut heads_vs = nn::VarStore::new(device);
+    let heads = match config.losses.iter().find_map(|t| match &t.config {
+        LossConfig::Dlkd(dlkd) => Some(dlkd),
+        _ => None,
+    }) {
+        Some(dlkd) => {
+            let first = data.render(&replayer, &[&data.views[0]])?;
+            let student_width =
+                tch::no_grad(|| net.forward_with_features(&Tensor::from_slice(&first).to_device(device), false, true))?
+                    .0
+                    .map_or(0, |f| f.size()[1..].iter().product::<i64>());
+            let teacher_width = match (&stored_features, &online_teacher) {
+                (Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
+                (None, Some(model)) => {
+                    tch::no_grad(|| model.infer(&first, &data.samples.sample_shape, Device::Cpu, true))
+                        .map_err(|e| TrainError::Config(format!("--online: {e}")))?
+                        .features
+                        .len() as i64
+                }
+                (None, None) => unreachable!("feature losses read stored or online teacher features"),
+            };
+            let heads = seeded_init(purpose_seed(config.seed, "dlkd-heads"), || {
+                dlkd::Heads::new(&(heads_vs.root() / "dlkd"), dlkd, student_width, teacher_width)
+            });
+            if let Some(checkpoint) = &resumed {
+                heads_vs.load(checkpoint.heads())?;
+            }
+            Some(heads)
+        }
+        None => None,
+    };
+    let mut stepper = Stepper::new(&[&vs, &heads_vs], config.optimizer, config.weight_decay);
+    if let Some(checkpoint) = &resumed {
+        stepper.load(&checkpoint.optimizer())?;
+    }
+    let mut state = resumed.map(|c| c.state).unwrap_or_default();
+    let batches = BatchSource {
+        data: &data,
+        replayer: &replayer,
+        preloaded: preloaded.as_deref(),
+        stored_logits: online_teacher.is_none(),
+        stored_features: stored_features.as_ref(),
+    };
     let val = data.split(&replayer, Split::Val);
     let test = data.split(&replayer, Split::Test);
     std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
-    let best_path = out.join("student.safetensors");
-    let mut best: Option<(usize, Option<f64>)> = None;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(config.seed, "batches"));
-    let mut epochs = Vec::with_capacity(config.epochs);
-    let (mut train_seconds, mut trained_views) = (0.0, 0usize);
     let task = progress.task("train student", config.epochs as u64);
-    for epoch in 0..config.epochs {
+    task.advance(state.epochs_done as u64);
+    for epoch in state.epochs_done..config.epochs {
         let started = std::time::Instant::now();
+        // A TorchScript student may draw (dropout): each epoch seeds libtorch from its own seed.
+        tch::manual_seed(purpose_seed(config.seed, &format!("torch/epoch-{epoch}")) as i64);
         let learning_rate =
             learning_rate(config.schedule, config.learning_rate, config.warmup_epochs, epoch, config.epochs);
-        optimizer.set_lr(learning_rate);
-        let mut chosen: Vec<usize> = match config.views {
-            ViewsPerEpoch::All => (0..data.views.len()).collect(),
-            ViewsPerEpoch::OnePerSample => {
-                by_sample.iter().map(|views| *views.choose(&mut rng).expect("groups are non-empty")).collect()
-            }
-        };
-        chosen.shuffle(&mut rng);
+        let plans =
+            batches::epoch_plan(&by_sample, config.views, views_per_sample, config.batch_size, config.seed, epoch + 1);
+        let epoch_views: usize = plans.iter().map(Vec::len).sum();
         let mut loss_sum = 0.0;
         let steps_started = std::time::Instant::now();
-        for batch in chosen.chunks(config.batch_size) {
-            let views: Vec<&SelectedView> = batch.iter().map(|&i| &data.views[i]).collect();
-            let flat = match &preloaded {
-                Some(all) => batch.iter().flat_map(|&i| &all[i * sample_len..(i + 1) * sample_len]).copied().collect(),
-                None => data.render(&replayer, &views)?,
-            };
-            let (teacher, teacher_features): (Vec<f32>, Option<Vec<f32>>) = match &online_teacher {
-                Some(model) => {
-                    let inference =
-                        tch::no_grad(|| model.infer(&flat, &data.samples.sample_shape, Device::Cpu, needs_features))
-                            .map_err(|e| TrainError::Config(format!("--online: {e}")))?;
-                    (inference.logits, needs_features.then_some(inference.features))
-                }
-                None => (
-                    views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect(),
-                    stored_features
-                        .as_ref()
-                        .map(|stored| views.iter().flat_map(|v| stored[&v.view_id].iter().copied()).collect()),
-                ),
-            };
-            let rows = batch.len() as i64;
-            let teacher = Tensor::from_slice(&teacher).view([rows, data.classes as i64]).to_device(device);
-            let teacher_features = teacher_features.map(|f| Tensor::from_slice(&f).view([rows, -1]).to_device(device));
-            let inputs = Tensor::from_slice(&flat).to_device(device);
-            let (student_features, student) = net.forward_with_features(&inputs, true, needs_features)?;
-            let features = student_features.as_ref().zip(teacher_features.as_ref());
-            let loss = batch_loss(config, &student, &teacher, features, &views, epoch + 1, device)?;
-            match config.clip_grad_norm {
-                Some(max) => optimizer.backward_step_clip_norm(&loss, max),
-                None => optimizer.backward_step(&loss),
+        let step = Step {
+            config,
+            data: &data,
+            online_teacher: online_teacher.as_ref(),
+            needs_features,
+            heads: heads.as_ref(),
+            device,
+        };
+        batches.run(plans, |batch| {
+            let rows = batch.views.len() as f64;
+            stepper.zero_grad();
+            let loss = step.loss(&mut net, &batch, epoch + 1)?;
+            loss.backward();
+            if let Some(max) = config.clip_grad_norm {
+                stepper.clip_grad_norm(max);
             }
-            loss_sum += loss.double_value(&[]) * batch.len() as f64;
-        }
+            stepper.step(learning_rate)?;
+            loss_sum += loss.double_value(&[]) * rows;
+            Ok(())
+        })?;
         let epoch_seconds = steps_started.elapsed().as_secs_f64();
-        train_seconds += epoch_seconds;
-        trained_views += chosen.len();
+        state.train_seconds += epoch_seconds;
+        state.trained_views += epoch_views;
         let val_metrics =
             (!val.labels.is_empty()).then(|| evaluate(&mut net, &val, &spec, data.classes, device)).transpose()?;
         let score = val_metrics.map(|m| m.accuracy);
-        if keeps(best.and_then(|(_, kept)| kept), score) {
-            vs.save(&best_path)?;
-            best = Some((epoch + 1, score));
+        let improved = keeps(state.best.and_then(|(_, kept)| kept), score);
+        if improved {
+            state.best = Some((epoch + 1, score));
         }
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             learning_rate,
-            train_loss: loss_sum / chosen.len().max(1) as f64,
+            train_loss: loss_sum / epoch_views.max(1) as f64,
             val: val_metrics,
             seconds: started.elapsed().as_secs_f64(),
         };
@@ -284,24 +309,45 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             "loss {:.4} val acc {} {:.0} views/s",
             metrics.train_loss,
             metrics.val.map_or("-".into(), |m| format!("{:.3}", m.accuracy)),
-            chosen.len() as f64 / epoch_seconds.max(f64::MIN_POSITIVE)
+            epoch_views as f64 / epoch_seconds.max(f64::MIN_POSITIVE)
         ));
+        state.epochs.push(metrics);
+        state.epochs_done = epoch + 1;
+        let previous_best = checkpoint::latest(out).map_err(TrainError::Config)?.map(|c| c.best(extension));
+        checkpoint::write(out, &config_json, &state, |dir| {
+            let last = dir.join(format!("last.{extension}"));
+            let best = dir.join(format!("best.{extension}"));
+            net.save_weights(&vs, &last).map_err(|e| format!("{}: {e}", last.display()))?;
+            let kept = if improved { last.clone() } else { previous_best.clone().expect("a kept epoch exists") };
+            std::fs::copy(&kept, &best).map(drop).map_err(|e| format!("{}: {e}", best.display()))?;
+            if heads.is_some() {
+                heads_vs.save(dir.join("heads.safetensors")).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            stepper.save(&dir.join("optimizer.safetensors")).map_err(|e| format!("{}: {e}", dir.display()))
+        })
+        .map_err(|e| TrainError::Write { path: checkpoint::folder(out), source: std::io::Error::other(e) })?;
         task.advance(1);
-        epochs.push(metrics);
     }
     task.finish();
-    vs.save(out.join("last.safetensors"))?;
-    let best_epoch = match best {
-        Some((epoch, _)) => {
-            vs.load(&best_path)?;
-            epoch
+
+    let (best_path, last_path) = (out.join(format!("student.{extension}")), out.join(format!("last.{extension}")));
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to).map(drop).map_err(|source| TrainError::Write { path: to.to_path_buf(), source })
+    };
+    match checkpoint::latest(out).map_err(TrainError::Config)? {
+        Some(checkpoint) => {
+            copy(&checkpoint.best(extension), &best_path)?;
+            copy(&checkpoint.last(extension), &last_path)?;
         }
         None => {
-            vs.save(&best_path)?;
-            0
+            net.save_weights(&vs, &best_path)?;
+            net.save_weights(&vs, &last_path)?;
         }
-    };
-    let test_metrics = evaluate(&mut net, &test, &spec, data.classes, device)?;
+    }
+    net.save_architecture(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
+    let mut best_vs = nn::VarStore::new(device);
+    let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
+    let test_metrics = evaluate(&mut best_net, &test, &spec, data.classes, device)?;
     let results = Results {
         config: config.clone(),
         store: store.root.display().to_string(),
@@ -309,18 +355,81 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         train_views: data.views.len(),
         train_samples: by_sample.len(),
         replayed_and_verified: verified,
-        epochs,
-        train_seconds,
-        train_views_per_second: trained_views as f64 / train_seconds.max(f64::MIN_POSITIVE),
-        best_epoch,
+        train_seconds: state.train_seconds,
+        train_views_per_second: state.trained_views as f64 / state.train_seconds.max(f64::MIN_POSITIVE),
+        best_epoch: state.best.map_or(0, |(epoch, _)| epoch),
+        epochs: state.epochs,
         test: test_metrics,
         test_accuracy: test_metrics.accuracy,
         teacher_test_accuracy: store.manifest.teacher(&config.teacher).and_then(|t| t.accuracy.get("test").copied()),
         student_parameters: parameters,
     };
     write_outputs(out, &results)?;
-    net.save(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
+    let checkpoints = checkpoint::folder(out);
+    std::fs::remove_dir_all(&checkpoints).map_err(|source| TrainError::Write { path: checkpoints, source })?;
     Ok(results)
+}
+
+/// The checkpoint to continue from: `--resume` needs one written with the same settings, and a
+/// new run refuses to start over an interrupted one.
+fn resumable(
+    out: &Path,
+    config: &TrainConfig,
+    config_json: &serde_json::Value,
+) -> Result<Option<checkpoint::Checkpoint>, TrainError> {
+    let found = checkpoint::latest(out).map_err(TrainError::Config)?;
+    match (found, config.resume) {
+        (Some(checkpoint), true) => {
+            checkpoint.check_config(config_json).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
+            Ok(Some(checkpoint))
+        }
+        (None, true) => Err(TrainError::Config(format!(
+            "--resume: {} holds no checkpoint of an interrupted training",
+            out.display()
+        ))),
+        (Some(checkpoint), false) => Err(TrainError::Config(format!(
+            "{} holds an interrupted training ({} of {} epochs done): add --resume to continue it, or choose another --out",
+            out.display(),
+            checkpoint.state.epochs_done,
+            config.epochs
+        ))),
+        (None, false) => Ok(None),
+    }
+}
+
+/// What a training step needs besides the student and its batch.
+struct Step<'a> {
+    config: &'a TrainConfig,
+    data: &'a data::TrainData,
+    online_teacher: Option<&'a Classifier>,
+    needs_features: bool,
+    heads: Option<&'a dlkd::Heads>,
+    device: Device,
+}
+
+impl Step<'_> {
+    /// The objective on one batch, with the student in training mode.
+    fn loss(&self, net: &mut Student, batch: &Batch, epoch: usize) -> Result<Tensor, TrainError> {
+        let rows = batch.views.len() as i64;
+        let (teacher, teacher_features) = match (self.online_teacher, &batch.teacher_logits) {
+            (Some(model), _) => {
+                let inference = tch::no_grad(|| {
+                    model.infer(&batch.inputs, &self.data.samples.sample_shape, Device::Cpu, self.needs_features)
+                })
+                .map_err(|e| TrainError::Config(format!("--online: {e}")))?;
+                (inference.logits, self.needs_features.then_some(inference.features))
+            }
+            (None, Some(stored)) => (stored.clone(), batch.teacher_features.clone()),
+            (None, None) => unreachable!("batches carry stored logits when the teacher is not online"),
+        };
+        let teacher = Tensor::from_slice(&teacher).view([rows, self.data.classes as i64]).to_device(self.device);
+        let teacher_features = teacher_features.map(|f| Tensor::from_slice(&f).view([rows, -1]).to_device(self.device));
+        let inputs = Tensor::from_slice(&batch.inputs).to_device(self.device);
+        let (student_features, student) = net.forward_with_features(&inputs, true, self.needs_features)?;
+        let features = student_features.as_ref().zip(teacher_features.as_ref());
+        let views: Vec<&SelectedView> = batch.views.iter().map(|&i| &self.data.views[i]).collect();
+        batch_loss(self.config, &student, &teacher, features, self.heads, &views, epoch, self.device)
+    }
 }
 
 /// Whether an epoch's weights replace the kept ones: a higher validation accuracy than the kept
@@ -332,13 +441,21 @@ fn keeps(kept: Option<f64>, validation: Option<f64>) -> bool {
     }
 }
 
-/// Indices of the views of each sample, samples in id order.
-fn group_by_sample(views: &[SelectedView]) -> Vec<Vec<usize>> {
-    let mut groups: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
-    for (index, view) in views.iter().enumerate() {
-        groups.entry(view.sample_id).or_default().push(index);
-    }
-    groups.into_values().collect()
+/// Fails unless every training sample has its identity view and `views − 1` others selected, as
+/// a loss that batches each sample's views together (`dlkd`) needs.
+fn check_groups(data: &data::TrainData, by_sample: &[batches::SampleViews], views: usize) -> Result<(), TrainError> {
+    let short: Vec<&batches::SampleViews> =
+        by_sample.iter().filter(|s| s.identity.is_none() || s.others.len() + 1 < views).collect();
+    let Some(first) = short.first() else { return Ok(()) };
+    let example = first.identity.or(first.others.first().copied()).map(|i| data.views[i].sample_id).unwrap_or(-1);
+    Err(TrainError::Config(format!(
+        "dlkd batches each training sample's identity view with {} other views of it, and {} of {} samples have fewer (sample {example}: {} identity view, {} others selected); select more views with --where, add recipes or replicas to the pipeline, or lower --set views",
+        views - 1,
+        short.len(),
+        by_sample.len(),
+        if first.identity.is_some() { "an" } else { "no" },
+        first.others.len()
+    )))
 }
 
 /// The teacher's stored features of every selected view, or why the store cannot give them.
@@ -357,11 +474,13 @@ fn stored_teacher_features(
     Ok(stored)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn batch_loss(
     config: &TrainConfig,
     student: &Tensor,
     teacher: &Tensor,
     features: Option<(&Tensor, &Tensor)>,
+    heads: Option<&dlkd::Heads>,
     batch: &[&SelectedView],
     epoch: usize,
     device: Device,
@@ -379,6 +498,7 @@ fn batch_loss(
         student_features: features.map(|f| f.0),
         teacher_features: features.map(|f| f.1),
         epoch: Some(epoch),
+        heads,
     };
     let mut total = Tensor::zeros([], (student.kind(), device));
     for term in &config.losses {

@@ -1,6 +1,6 @@
 //! The network being trained: a built-in architecture (`ArchSpec`, saved as safetensors with the
 //! spec in `student.json`) or a TorchScript module exported from PyTorch (its parameters trained
-//! here and the module saved back as TorchScript, `student.pt`, which PyTorch loads with
+//! here and the whole module saved back as TorchScript, `student.pt`, which PyTorch loads with
 //! `torch.jit.load`). A TorchScript student takes `[batch, *sample_shape]` float32 and returns
 //! `[batch, classes]` logits from `forward`, or `(logits, features)` as a TorchScript teacher does.
 
@@ -74,23 +74,65 @@ impl Student {
         module.forward_is(&[tch::IValue::Tensor(inputs.f_view(shape.as_slice())?)])
     }
 
-    /// Loads a TorchScript module, registering its parameters in `vs` for the optimiser.
-    pub fn scripted(path: &Path, vs: &nn::VarStore, input_shape: Vec<i64>) -> Result<Student, tch::TchError> {
-        let mut module = tch::TrainableCModule::load(path, vs.root())?;
-        module.f_set_train()?;
-        Ok(Student::Scripted { module, input_shape, training: true })
+    /// A student in `vs`: newly initialised from its source, or with the weights saved by
+    /// [`Student::save_weights`] at `weights` (a TorchScript student is then that saved module).
+    pub fn open(
+        source: &StudentSource,
+        vs: &mut nn::VarStore,
+        weights: Option<&Path>,
+    ) -> Result<Student, tch::TchError> {
+        match source {
+            StudentSource::Builtin { spec, seed } => {
+                let net = Net::seeded(&vs.root(), spec, *seed);
+                if let Some(weights) = weights {
+                    vs.load(weights)?;
+                }
+                Ok(Student::Builtin { net, spec: spec.clone() })
+            }
+            StudentSource::Scripted { path, input_shape } => {
+                let mut module = tch::TrainableCModule::load(weights.unwrap_or(path), vs.root())?;
+                module.f_set_train()?;
+                Ok(Student::Scripted { module, input_shape: input_shape.clone(), training: true })
+            }
+        }
     }
 
-    /// Writes the student beside the weights: `student.json` (built-in) or `student.pt`.
-    pub fn save(&self, out: &Path) -> Result<(), String> {
+    /// Writes the student's current weights (see [`StudentSource::extension`]).
+    pub fn save_weights(&self, vs: &nn::VarStore, path: &Path) -> Result<(), tch::TchError> {
+        match self {
+            Student::Builtin { .. } => vs.save(path),
+            Student::Scripted { module, .. } => module.save(path),
+        }
+    }
+
+    /// Writes a built-in student's architecture as `student.json` (a TorchScript student carries
+    /// its own).
+    pub fn save_architecture(&self, out: &Path) -> Result<(), String> {
         match self {
             Student::Builtin { spec, .. } => {
                 std::fs::write(out.join("student.json"), serde_json::to_string_pretty(spec).expect("spec serialises"))
                     .map_err(|e| format!("{}: {e}", out.join("student.json").display()))
             }
-            Student::Scripted { module, .. } => {
-                module.save(out.join("student.pt")).map_err(|e| format!("{}: {e}", out.join("student.pt").display()))
-            }
+            Student::Scripted { .. } => Ok(()),
+        }
+    }
+}
+
+/// Where a student comes from: a built-in architecture with its initialisation seed, or a
+/// TorchScript module exported from PyTorch.
+#[derive(Debug, Clone)]
+pub enum StudentSource {
+    Builtin { spec: ArchSpec, seed: u64 },
+    Scripted { path: std::path::PathBuf, input_shape: Vec<i64> },
+}
+
+impl StudentSource {
+    /// The extension of the student's weights files: safetensors for a built-in student, `pt` for a
+    /// TorchScript one (the whole module, buffers such as batch-norm statistics included).
+    pub fn extension(&self) -> &'static str {
+        match self {
+            StudentSource::Builtin { .. } => "safetensors",
+            StudentSource::Scripted { .. } => "pt",
         }
     }
 }

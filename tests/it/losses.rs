@@ -15,8 +15,8 @@ fn every_loss_matches_its_official_formula() {
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "check_losses.py:\n{report}");
     let checked = report.lines().filter(|l| l.starts_with("ok: ")).count();
-    assert_eq!(checked, 3 * (16 + 3 + 1) + 3 + 2 + 4, "{report}");
-    for name in ["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk"] {
+    assert_eq!(checked, 3 * (16 + 3 + 1) + 3 + 2 + 2 + 4, "{report}");
+    for name in ["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk", "dlkd"] {
         assert!(report.contains(&format!("ok: {name} ")), "{name} unchecked:\n{report}");
     }
 }
@@ -42,4 +42,28 @@ fn unknown_losses_and_keys_are_user_errors_naming_the_choices() {
     assert!(stderr(&output).contains("temperature must be > 0, got 0"), "{}", stderr(&output));
     let help = stdout(&run_ok(&["loss", "--help"]));
     assert!(help.contains("dkd") && help.contains("warmup [20.0]"), "{help}");
+}
+
+#[test]
+fn dlkd_needs_its_heads_with_the_right_shapes() {
+    let dir = tempdir();
+    let save = |name: &str, shape: &[usize], values: Vec<f32>| {
+        let path = dir.path().join(name);
+        kdstore::source::npy::write_f32(&path, shape, &values).unwrap();
+        path
+    };
+    let student = save("s.npy", &[8, 3], (0..24).map(|v| v as f32 / 7.0).collect());
+    let features = save("f.npy", &[8, 2], (0..16).map(|v| (v as f32).sin()).collect());
+    let labels = dir.path().join("y.npy");
+    kdstore::source::npy::write_i64(&labels, &[8], &[0, 0, 0, 0, 1, 1, 1, 1]).unwrap();
+    let args = ["loss", "dlkd", "--student", path_str(&student), "--labels", path_str(&labels)];
+    let features = ["--student-features", path_str(&features), "--teacher-features", path_str(&features)];
+    let output = run(&[&args[..], &features[..]].concat());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("loss dlkd: needs --heads"), "{}", stderr(&output));
+    let heads = dir.path().join("heads.npz");
+    std::fs::write(&heads, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+    let output = run(&[&args[..], &features[..], &["--heads", path_str(&heads)]].concat());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("missing align.0.bias [32]"), "{}", stderr(&output));
 }

@@ -288,4 +288,92 @@ fn stored_teacher_features_train_feature_losses_like_the_online_teacher() {
     for (a, b) in stored.iter().zip(&online) {
         assert!((a - b).abs() <= 1e-5 * a.abs(), "{a} vs {b}");
     }
+
+    // DLKD: each sample's identity view and three of its jitter views in a batch, with heads.
+    let dlkd = |mode: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let common = ["train", path_str(&store), "--loss", "dlkd", "--where", "recipe IN ('identity', 'jitter')"];
+        run_ok(&[&common[..], mode, &["--epochs", "3", "--batch-size", "4", "--out", path_str(&out)]].concat());
+        results(&out)
+    };
+    let stored = dlkd(&[], "dlkd-stored");
+    let online = dlkd(&["--online"], "dlkd-online");
+    assert_eq!(stored["config"]["losses"][0]["views"], 4.0);
+    for (a, b) in stored["epochs"].as_array().unwrap().iter().zip(online["epochs"].as_array().unwrap()) {
+        let (a, b) = (a["train_loss"].as_f64().unwrap(), b["train_loss"].as_f64().unwrap());
+        assert!(a.is_finite() && (a - b).abs() <= 1e-5 * a.abs(), "{a} vs {b}");
+    }
+    // Rows per epoch: every training sample with four views.
+    let samples = stored["train_samples"].as_f64().unwrap();
+    let rows_per_epoch =
+        stored["train_views_per_second"].as_f64().unwrap() * stored["train_seconds"].as_f64().unwrap() / 3.0;
+    assert!(
+        (rows_per_epoch - samples * 4.0).abs() < 1e-6 * rows_per_epoch,
+        "{rows_per_epoch} rows for {samples} samples"
+    );
+    let out = dir.path().join("dlkd-short");
+    let short = run(&[
+        "train",
+        path_str(&store),
+        "--loss",
+        "dlkd",
+        "--where",
+        "recipe IN ('identity', 'rotation')",
+        "--out",
+        path_str(&out),
+    ]);
+    assert_eq!(short.status.code(), Some(1));
+    assert!(stderr(&short).contains("with 3 other views of it, and"), "{}", stderr(&short));
+}
+
+#[test]
+fn an_interrupted_training_resumes_to_the_same_weights() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let args = |out: &std::path::Path| -> Vec<String> {
+        let args = ["train", path_str(store), "--loss", "kd", "--epochs", "40", "--batch-size", "8", "--seed", "5"];
+        let more = ["--optimizer", "sgd", "--nesterov", "--lr", "0.02", "--out", path_str(out)];
+        args.iter().chain(&more).map(|s| s.to_string()).collect()
+    };
+    let straight = dir.path().join("straight");
+    run_ok(&args(&straight).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!straight.join("checkpoints").exists(), "a finished run leaves no checkpoints");
+
+    // Kill a run as soon as its first checkpoint is on disk.
+    let out = dir.path().join("interrupted");
+    let mut child = kdstore().args(args(&out)).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    let checkpointed = || {
+        std::fs::read_dir(out.join("checkpoints"))
+            .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("epoch-")))
+    };
+    while !checkpointed() {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.join("results.json").exists(), "the run was interrupted before its end");
+
+    let again = run(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("holds an interrupted training"), "{}", stderr(&again));
+    let changed: Vec<String> = args(&out).into_iter().map(|a| if a == "0.02" { "0.03".into() } else { a }).collect();
+    let changed = run(&[changed.iter().map(String::as_str).collect::<Vec<_>>(), vec!["--resume"]].concat());
+    assert_eq!(changed.status.code(), Some(1));
+    assert!(stderr(&changed).contains("learning_rate: 0.02 then, 0.03 now"), "{}", stderr(&changed));
+
+    run_ok(&[args(&out).iter().map(String::as_str).collect::<Vec<_>>(), vec!["--resume"]].concat());
+    for file in ["student.safetensors", "last.safetensors"] {
+        assert_eq!(std::fs::read(straight.join(file)).unwrap(), std::fs::read(out.join(file)).unwrap(), "{file}");
+    }
+    let (a, b) = (results(&straight), results(&out));
+    let losses = |r: &serde_json::Value| -> Vec<serde_json::Value> {
+        r["epochs"].as_array().unwrap().iter().map(|e| e["train_loss"].clone()).collect()
+    };
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!((&a["test"], &a["best_epoch"]), (&b["test"], &b["best_epoch"]));
+    let nothing = run(&[args(&out).iter().map(String::as_str).collect::<Vec<_>>(), vec!["--resume"]].concat());
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(stderr(&nothing).contains("holds no checkpoint"), "{}", stderr(&nothing));
 }

@@ -1,7 +1,8 @@
 """Checks `kdstore loss` against each loss computed the way its official implementation computes
 it, written here in PyTorch (float64) from the official code's formulas: mdistiller (KD, DKD),
 hunto/image_classification_sota (DIST), hchoi71/MIX-KD (MIXSTD), RepDistiller (SP), CECNL/EEG-KD
-(SK), TRL's generalised JSD and reverse KL (with kdstore's documented T² factor). Random inputs,
+(SK), TRL's generalised JSD and reverse KL (with kdstore's documented T² factor), ifding/DLKD
+(AlignLoss, CorrLoss, SupConLoss and their heads, as its `mlkd` mode combines them). Random inputs,
 several settings each; plus two values printed by the official SP and SK code on fixed inputs.
 
 usage: check_losses.py KDSTORE_BINARY
@@ -107,6 +108,45 @@ def sk(fs, ft):
     return F.mse_loss(gram(ft), gram(fs))
 
 
+class DlkdHeads(torch.nn.Module):
+    """The official heads: MLPHead(s, 16t, t) for alignment, MLPHead(s, s, s) for correlation and the
+    linear embeddings of SupConLoss, named as kdstore reads them."""
+
+    def __init__(self, s, t, feat_dim):
+        super().__init__()
+        mlp = lambda i, h, o: torch.nn.Sequential(torch.nn.Linear(i, h), torch.nn.BatchNorm1d(h), torch.nn.ReLU(), torch.nn.Linear(h, o))
+        self.align, self.corr = mlp(s, 16 * t, t), mlp(s, s, s)
+        self.embed_s, self.embed_t = torch.nn.Linear(s, feat_dim), torch.nn.Linear(t, feat_dim)
+
+
+def dlkd(zs, y, fs, ft, heads, views=4, gamma=1.0, alpha=50.0, beta=1.0, delta=20.0, corr_temperature=0.5,
+         supcon_temperature=0.07, base_temperature=0.07, feat_dim=128):
+    n = zs.shape[0]
+    nor = torch.arange(0, n, views)
+    aug = torch.tensor([r for r in range(n) if r % views != 0])
+    ce_loss = F.cross_entropy(zs[nor], y[nor])
+    # AlignLoss: 2 - 2 * mean cosine of the projected student and the raw teacher features.
+    s, t = F.normalize(heads.align(fs), dim=1), F.normalize(ft, dim=1)
+    align_loss = 2 - 2 * (s * t).sum(dim=-1).mean()
+    # CorrLoss: each rotated row against every unrotated row, KL of the softened similarities.
+    g = heads.corr(fs)
+    sim_s = F.cosine_similarity(g[aug].unsqueeze(1), g[nor].unsqueeze(0), dim=2)
+    sim_t = F.cosine_similarity(ft[aug].unsqueeze(1), ft[nor].unsqueeze(0), dim=2).detach()
+    T = corr_temperature
+    corr_loss = F.kl_div(F.log_softmax(sim_s / T, dim=1), F.softmax(sim_t / T, dim=1), reduction="batchmean")
+    # SupConLoss over [student; teacher] embeddings, eps inside the log.
+    unit = lambda x: x / x.pow(2).sum(1, keepdim=True).pow(0.5)
+    features = torch.cat([unit(heads.embed_s(fs)), unit(heads.embed_t(ft))], dim=0)
+    logits = features @ features.T / supcon_temperature
+    logits = logits - logits.max(dim=1, keepdim=True)[0].detach()
+    mask = torch.eq(y.view(-1, 1), y.view(1, -1)).double().repeat(2, 2)
+    logits_mask = torch.scatter(torch.ones_like(mask), 1, torch.arange(2 * n).view(-1, 1), 0)
+    mask = mask * logits_mask
+    log_prob = logits - torch.log((torch.exp(logits) * logits_mask).sum(1, keepdim=True) + 1e-7)
+    supcon = (-(supcon_temperature / base_temperature) * (mask * log_prob).sum(1) / mask.sum(1)).view(2, n).mean()
+    return gamma * ce_loss + alpha * corr_loss + beta * supcon + delta * align_loss
+
+
 LOGIT_CASES = [
     ("ce", ce, {}), ("kd", kd, {}), ("kd", kd, {"temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0}),
     ("kd", kd, {"temperature": 2.5, "ce_weight": 0.5, "kd_weight": 0.5}),
@@ -184,6 +224,28 @@ def main(binary):
             compare(f"sp {fs_shape} vs {ft_shape}", run(binary, ["sp", *feats]), sp(torch.tensor(fs), torch.tensor(ft)).item())
             if len(fs_shape) != 4 or fs_shape[3] == ft_shape[3]:
                 compare(f"sk {fs_shape} vs {ft_shape}", run(binary, ["sk", *feats]), sk(torch.tensor(fs), torch.tensor(ft)).item())
+
+        # DLKD on groups of views (identity view first), with heads initialised by PyTorch.
+        for views, samples, s_dim, t_dim, settings in [
+            (4, 8, 12, 10, {}),
+            (3, 6, 7, 9, {"alpha": 2.0, "beta": 0.5, "delta": 1.0, "gamma": 0.3, "corr_temperature": 0.2,
+                          "supcon_temperature": 0.1, "feat_dim": 16.0}),
+        ]:
+            n, classes = views * samples, 5
+            y = np.repeat(rng.integers(0, classes, samples), views)
+            zs, fs, ft = rng.normal(size=(n, classes)), rng.normal(size=(n, s_dim)), rng.normal(size=(n, t_dim))
+            torch.manual_seed(views)
+            heads = DlkdHeads(s_dim, t_dim, int(settings.get("feat_dim", 128)))
+            np.savez(path("heads.npz"), **{k: v.numpy() for k, v in heads.state_dict().items()})
+            for name, array in [("s.npy", zs), ("y.npy", y), ("fs.npy", fs), ("ft.npy", ft)]:
+                np.save(path(name), array)
+            settings = {"views": float(views), **settings}
+            sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+            got = run(binary, ["dlkd", "--student", path("s.npy"), "--labels", path("y.npy"), "--student-features",
+                               path("fs.npy"), "--teacher-features", path("ft.npy"), "--heads", path("heads.npz"), *sets])
+            want = dlkd(torch.tensor(zs), torch.tensor(y), torch.tensor(fs), torch.tensor(ft), heads,
+                        **{k: (int(v) if k == "views" else v) for k, v in settings.items()}).item()
+            compare(f"dlkd {settings} N={n}", got, want)
 
         # Values printed by the official RepDistiller SP and EEG-KD SK code (float64) on fixed inputs.
         for name, fs, ft, want in [
