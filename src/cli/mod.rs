@@ -53,7 +53,18 @@ enum Command {
 }
 
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // A usage error is the user's input being wrong (exit code 1); --help and --version succeed.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            e.print()?;
+            return Ok(());
+        }
+        Err(e) => {
+            let message = e.render().to_string();
+            return Err(UserError::msg(message.trim_start_matches("error: ").trim_end().to_string()));
+        }
+    };
     init_logging(cli.verbose);
     let bars = progress::Bars::new(cli.quiet);
     match cli.command {

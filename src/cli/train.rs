@@ -120,6 +120,11 @@ pub struct Args {
     /// Run the frozen teacher on every batch instead of reading its stored logits (the baseline).
     #[arg(long)]
     online: bool,
+    /// Online KD: train a fresh teacher of the store teacher's built-in architecture together with
+    /// the student (Deep Mutual Learning: the teacher minimises CE + KL(student ‖ teacher)); the
+    /// student's losses read its current logits. Stored logits are not used.
+    #[arg(long, conflicts_with = "online")]
+    co_train: bool,
     /// Output folder (default: <store>-train-<loss>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -190,6 +195,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         verify_replay: if args.verify_replay { usize::MAX } else { 256 },
         preload: args.preload,
         online: args.online,
+        co_train: args.co_train,
         threads: args.threads,
         resume: args.resume,
     };
@@ -213,7 +219,10 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         results.train_views,
         results.train_samples,
         results.test_accuracy * 100.0,
-        results.teacher_test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0)),
+        match results.co_trained_teacher {
+            Some(co) => format!("co-trained {:.2}%", co.accuracy * 100.0),
+            None => results.teacher_test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0)),
+        },
         out.join("results.json").display()
     );
     Ok(())

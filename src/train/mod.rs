@@ -8,10 +8,12 @@
 
 pub mod batches;
 pub mod checkpoint;
+pub mod co_train;
 pub mod data;
 pub mod metrics;
 pub mod optimizer;
 pub mod schedule;
+pub mod step;
 pub mod student;
 
 use std::path::{Path, PathBuf};
@@ -21,19 +23,20 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::augment::seed::purpose_seed;
-use crate::losses::{dlkd, LossConfig, LossInputs, LossTerm, Targets};
+use crate::losses::{dlkd, LossConfig, LossTerm};
 use crate::pipeline::build::load_classifier;
 use crate::progress::Progress;
 use crate::query;
 use crate::select::{ReplayError, Replayer, SelectedView};
 use crate::store::{Split, Store, StoreError};
 use crate::teacher::arch::{seeded_init, ArchKind, ArchSpec};
-use crate::teacher::Classifier;
-use batches::{group_by_sample, Batch, BatchSource};
+use batches::{group_by_sample, BatchSource};
+use co_train::CoTeacher;
 use metrics::{split_metrics, SplitMetrics};
 pub use optimizer::Optimizer;
 use optimizer::Stepper;
 use schedule::{learning_rate, Schedule};
+use step::Step;
 use student::{Student, StudentSource};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,8 @@ pub struct TrainConfig {
     /// Run the frozen teacher on each batch instead of reading its stored logits (the baseline that
     /// the store replaces).
     pub online: bool,
+    /// Train a fresh teacher of the store teacher's architecture together with the student (DML).
+    pub co_train: bool,
     /// libtorch intra-op threads (default: libtorch's choice, all cores).
     pub threads: Option<usize>,
     /// Continue the interrupted run whose checkpoint is in the output folder.
@@ -134,6 +139,8 @@ pub struct Results {
     pub test: SplitMetrics,
     pub test_accuracy: f64,
     pub teacher_test_accuracy: Option<f64>,
+    /// With `--co-train`: the co-trained teacher's test metrics (its last weights).
+    pub co_trained_teacher: Option<SplitMetrics>,
     pub student_parameters: i64,
 }
 
@@ -204,8 +211,14 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     } else {
         None
     };
-    let stored_features = if needs_features && !config.online {
+    let stored_features = if needs_features && !config.online && !config.co_train {
         Some(stored_teacher_features(store, &config.teacher, &data.views)?)
+    } else {
+        None
+    };
+    let mut co_teacher = if config.co_train {
+        let info = store.manifest.teacher(&config.teacher).expect("checked above");
+        Some(CoTeacher::new(info, config, device, resumed.as_ref().map(|c| c.dir.as_path()))?)
     } else {
         None
     };
@@ -221,6 +234,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
                     .0
                     .map_or(0, |f| f.size()[1..].iter().product::<i64>());
             let teacher_width = match (&stored_features, &online_teacher) {
+                _ if co_teacher.is_some() => {
+                    let co = co_teacher.as_ref().expect("matched");
+                    tch::no_grad(|| co.net.features(&Tensor::from_slice(&first).to_device(device), false))?.size()[1]
+                }
                 (Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
                 (None, Some(model)) => {
                     tch::no_grad(|| model.infer(&first, &data.samples.sample_shape, Device::Cpu, true))
@@ -249,7 +266,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         data: &data,
         replayer: &replayer,
         preloaded: preloaded.as_deref(),
-        stored_logits: online_teacher.is_none(),
+        stored_logits: online_teacher.is_none() && !config.co_train,
         stored_features: stored_features.as_ref(),
     };
     let val = data.split(&replayer, Split::Val);
@@ -278,21 +295,31 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         };
         batches.run(plans, |batch| {
             let rows = batch.views.len() as f64;
-            stepper.zero_grad();
-            let loss = step.loss(&mut net, &batch, epoch + 1)?;
-            loss.backward();
-            if let Some(max) = config.clip_grad_norm {
-                stepper.clip_grad_norm(max);
+            let mut steppers = vec![&mut stepper];
+            steppers.extend(co_teacher.as_mut().map(|co| &mut co.stepper));
+            steppers.iter_mut().for_each(|s| s.zero_grad());
+            let (loss, teacher_loss) = step.objectives(&mut net, co_teacher.as_ref(), &batch, epoch + 1)?;
+            match &teacher_loss {
+                Some(teacher_loss) => (&loss + teacher_loss).backward(),
+                None => loss.backward(),
             }
-            stepper.step(learning_rate)?;
+            let mut steppers = vec![&mut stepper];
+            steppers.extend(co_teacher.as_mut().map(|co| &mut co.stepper));
+            for stepper in steppers {
+                if let Some(max) = config.clip_grad_norm {
+                    stepper.clip_grad_norm(max);
+                }
+                stepper.step(learning_rate)?;
+            }
             loss_sum += loss.double_value(&[]) * rows;
             Ok(())
         })?;
         let epoch_seconds = steps_started.elapsed().as_secs_f64();
         state.train_seconds += epoch_seconds;
         state.trained_views += epoch_views;
-        let val_metrics =
-            (!val.labels.is_empty()).then(|| evaluate(&mut net, &val, &spec, data.classes, device)).transpose()?;
+        let val_metrics = (!val.labels.is_empty())
+            .then(|| evaluate(&mut |x| net.forward(x, false), &val, &spec, data.classes, device))
+            .transpose()?;
         let score = val_metrics.map(|m| m.accuracy);
         let improved = keeps(state.best.and_then(|(_, kept)| kept), score);
         if improved {
@@ -323,6 +350,9 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             if heads.is_some() {
                 heads_vs.save(dir.join("heads.safetensors")).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
+            if let Some(co) = &co_teacher {
+                co.save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
             stepper.save(&dir.join("optimizer.safetensors")).map_err(|e| format!("{}: {e}", dir.display()))
         })
         .map_err(|e| TrainError::Write { path: checkpoint::folder(out), source: std::io::Error::other(e) })?;
@@ -347,7 +377,19 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     net.save_architecture(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
     let mut best_vs = nn::VarStore::new(device);
     let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
-    let test_metrics = evaluate(&mut best_net, &test, &spec, data.classes, device)?;
+    let test_metrics = evaluate(&mut |x| best_net.forward(x, false), &test, &spec, data.classes, device)?;
+    let co_trained_teacher = match &co_teacher {
+        Some(co) => {
+            let path = out.join("teacher.safetensors");
+            co.vs.save(&path)?;
+            let spec_path = out.join("teacher.json");
+            std::fs::write(&spec_path, serde_json::to_string_pretty(&co.spec).expect("spec serialises"))
+                .map_err(|source| TrainError::Write { path: spec_path, source })?;
+            let metrics = evaluate(&mut |x| co.net.forward(x, false), &test, &co.spec, data.classes, device)?;
+            Some(SplitMetrics { teacher_agreement: None, kl_to_teacher: None, ..metrics })
+        }
+        None => None,
+    };
     let results = Results {
         config: config.clone(),
         store: store.root.display().to_string(),
@@ -362,6 +404,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         test: test_metrics,
         test_accuracy: test_metrics.accuracy,
         teacher_test_accuracy: store.manifest.teacher(&config.teacher).and_then(|t| t.accuracy.get("test").copied()),
+        co_trained_teacher,
         student_parameters: parameters,
     };
     write_outputs(out, &results)?;
@@ -394,41 +437,6 @@ fn resumable(
             config.epochs
         ))),
         (None, false) => Ok(None),
-    }
-}
-
-/// What a training step needs besides the student and its batch.
-struct Step<'a> {
-    config: &'a TrainConfig,
-    data: &'a data::TrainData,
-    online_teacher: Option<&'a Classifier>,
-    needs_features: bool,
-    heads: Option<&'a dlkd::Heads>,
-    device: Device,
-}
-
-impl Step<'_> {
-    /// The objective on one batch, with the student in training mode.
-    fn loss(&self, net: &mut Student, batch: &Batch, epoch: usize) -> Result<Tensor, TrainError> {
-        let rows = batch.views.len() as i64;
-        let (teacher, teacher_features) = match (self.online_teacher, &batch.teacher_logits) {
-            (Some(model), _) => {
-                let inference = tch::no_grad(|| {
-                    model.infer(&batch.inputs, &self.data.samples.sample_shape, Device::Cpu, self.needs_features)
-                })
-                .map_err(|e| TrainError::Config(format!("--online: {e}")))?;
-                (inference.logits, self.needs_features.then_some(inference.features))
-            }
-            (None, Some(stored)) => (stored.clone(), batch.teacher_features.clone()),
-            (None, None) => unreachable!("batches carry stored logits when the teacher is not online"),
-        };
-        let teacher = Tensor::from_slice(&teacher).view([rows, self.data.classes as i64]).to_device(self.device);
-        let teacher_features = teacher_features.map(|f| Tensor::from_slice(&f).view([rows, -1]).to_device(self.device));
-        let inputs = Tensor::from_slice(&batch.inputs).to_device(self.device);
-        let (student_features, student) = net.forward_with_features(&inputs, true, self.needs_features)?;
-        let features = student_features.as_ref().zip(teacher_features.as_ref());
-        let views: Vec<&SelectedView> = batch.views.iter().map(|&i| &self.data.views[i]).collect();
-        batch_loss(self.config, &student, &teacher, features, self.heads, &views, epoch, self.device)
     }
 }
 
@@ -474,42 +482,10 @@ fn stored_teacher_features(
     Ok(stored)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn batch_loss(
-    config: &TrainConfig,
-    student: &Tensor,
-    teacher: &Tensor,
-    features: Option<(&Tensor, &Tensor)>,
-    heads: Option<&dlkd::Heads>,
-    batch: &[&SelectedView],
-    epoch: usize,
-    device: Device,
-) -> Result<Tensor, TrainError> {
-    let targets = Targets {
-        labels: Tensor::from_slice(&batch.iter().map(|v| v.label).collect::<Vec<_>>()).to_device(device),
-        partner_labels: Tensor::from_slice(&batch.iter().map(|v| v.partner_label).collect::<Vec<_>>())
-            .to_device(device),
-        lam: Tensor::from_slice(&batch.iter().map(|v| v.lam).collect::<Vec<_>>()).to_device(device),
-    };
-    let inputs = LossInputs {
-        student,
-        teacher: Some(teacher),
-        targets: &targets,
-        student_features: features.map(|f| f.0),
-        teacher_features: features.map(|f| f.1),
-        epoch: Some(epoch),
-        heads,
-    };
-    let mut total = Tensor::zeros([], (student.kind(), device));
-    for term in &config.losses {
-        total += term.config.compute(&inputs).map_err(|e| TrainError::Config(e.to_string()))? * term.weight;
-    }
-    Ok(total)
-}
-
-/// The student's metrics on a split (its identity views), against the teacher's stored logits.
+/// A network's metrics on a split (its identity views), against the teacher's stored logits; the
+/// network runs in evaluation mode.
 fn evaluate(
-    net: &mut Student,
+    forward: &mut dyn FnMut(&Tensor) -> Result<Tensor, tch::TchError>,
     split: &data::SplitData,
     spec: &ArchSpec,
     classes: usize,
@@ -519,7 +495,7 @@ fn evaluate(
     let mut logits = Vec::with_capacity(split.labels.len() * classes);
     tch::no_grad(|| -> Result<(), TrainError> {
         for x in split.inputs.chunks(512 * per_sample) {
-            let out = net.forward(&Tensor::from_slice(x).to_device(device), false)?;
+            let out = forward(&Tensor::from_slice(x).to_device(device))?;
             logits.extend(Vec::<f32>::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?);
         }
         Ok(())

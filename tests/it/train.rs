@@ -377,3 +377,28 @@ fn an_interrupted_training_resumes_to_the_same_weights() {
     assert_eq!(nothing.status.code(), Some(1));
     assert!(stderr(&nothing).contains("holds no checkpoint"), "{}", stderr(&nothing));
 }
+
+#[test]
+fn a_co_trained_teacher_learns_with_the_student() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let out = dir.path().join("dml");
+    let args = ["train", path_str(store), "--co-train", "--loss", "ce", "--loss", "kd", "--set", "temperature=1"];
+    let output = run_ok(&[&args[..], &["--epochs", "12", "--batch-size", "8", "--out", path_str(&out)]].concat());
+    assert!(stderr(&output).contains("(teacher co-trained "), "{}", stderr(&output));
+    let r = results(&out);
+    let teacher = r["co_trained_teacher"]["accuracy"].as_f64().unwrap();
+    assert!(teacher > 0.5, "the co-trained teacher beats chance (0.25): {teacher}");
+    assert!(r["test_accuracy"].as_f64().unwrap() > 0.5, "{r}");
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("teacher.json")).unwrap()).unwrap();
+    assert_eq!(
+        (spec["kind"].as_str(), spec["width"].as_i64()),
+        (Some("cnn1d"), Some(32)),
+        "the store teacher's architecture"
+    );
+    assert!(out.join("teacher.safetensors").is_file());
+    let output = run(&[&args[..], &["--online", "--out", path_str(&dir.path().join("x"))]].concat());
+    assert_eq!(output.status.code(), Some(1), "--online and --co-train exclude each other: {}", stderr(&output));
+    assert!(stderr(&output).contains("cannot be used with"), "{}", stderr(&output));
+}
