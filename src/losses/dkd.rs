@@ -125,7 +125,7 @@ mod tests {
     fn warm_up_ramps_linearly() {
         let s = matrix(&[&[1.0, -0.5, 2.0]]);
         let t = matrix(&[&[3.0, 0.0, -1.0]]);
-        let targets = Targets::plain(Tensor::from_slice(&[2i64]));
+        let targets = Targets::plain(Tensor::from_slice(&[2i64]), 3);
         let config = DkdConfig { alpha: 1.0, beta: 8.0, temperature: 4.0, warmup: 20.0 };
         let full = value(&config.compute(&s, &t, &targets, None).unwrap());
         let early = value(&config.compute(&s, &t, &targets, Some(5)).unwrap());

@@ -143,7 +143,7 @@ impl DlkdConfig {
 
         let mut loss = cross_entropy(
             &student.f_index_select(0, &identity)?,
-            &Targets::plain(targets.labels.f_index_select(0, &identity)?),
+            &Targets::plain(targets.labels.f_index_select(0, &identity)?, student.size()[1]),
         )? * self.gamma;
         if self.delta != 0.0 {
             loss += align(&heads.align.forward_t(&fs, true), &ft)? * self.delta;
@@ -353,7 +353,7 @@ mod tests {
             .compute(
                 &heads,
                 &random(&[6, 2], 1),
-                &Targets::plain(Tensor::zeros([6], (Kind::Int64, tch::Device::Cpu))),
+                &Targets::plain(Tensor::zeros([6], (Kind::Int64, tch::Device::Cpu)), 2),
                 &random(&[6, 3], 2),
                 &random(&[6, 3], 3),
             )

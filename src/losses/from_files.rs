@@ -80,9 +80,9 @@ pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, St
     let targets = match (optional(&files.partner_labels, true)?, optional(&files.lam, false)?) {
         (Some(partner_labels), Some(lam)) => {
             check_labels(&partner_labels, "--partner-labels")?;
-            Targets { labels, partner_labels, lam }
+            Targets::new(labels, partner_labels, lam, classes)
         }
-        (None, None) => Targets::plain(labels),
+        (None, None) => Targets::plain(labels, classes),
         _ => return Err("--partner-labels and --lam go together".into()),
     };
     let student_features = optional(&files.student_features, false)?;

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::{batch_mean, cross_entropy, kl_rows, log_softmax_t, non_negative, positive, LossError, Targets};
+use super::{cross_entropy, kl_rows, log_softmax_t, non_negative, positive, LossError, Targets};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -61,10 +61,19 @@ impl KdConfig {
     }
 }
 
-/// `T² · (1/B) Σ_b KL(softmax(z_t/T) ‖ softmax(z_s/T))`.
+/// `T² · (1/B) Σ_b KL(softmax(z_t/T) ‖ softmax(z_s/T))`, the teacher's distribution a constant
+/// target. Written as `Σ p_t·log p_t − Σ p_t·log p_s` with the first sum computed outside autograd,
+/// which keeps the differentiated part to a few operations (training calls this every batch).
 pub fn kd_term(student: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor, tch::TchError> {
-    let rows = kl_rows(&log_softmax_t(teacher, temperature)?, &log_softmax_t(student, temperature)?)?;
-    Ok(batch_mean(&rows) * (temperature * temperature))
+    let rows = student.size()[0].max(1) as f64;
+    let (target, negative_entropy) = tch::no_grad(|| -> Result<(Tensor, Tensor), tch::TchError> {
+        let log_p = log_softmax_t(&teacher.detach(), temperature)?;
+        let p = log_p.exp();
+        let negative_entropy = kl_rows(&log_p, &log_p.zeros_like())?.f_sum(log_p.kind())?;
+        Ok((p, negative_entropy))
+    })?;
+    let cross = (target * log_softmax_t(student, temperature)?).f_sum(student.kind())?;
+    Ok((negative_entropy - cross) * (temperature * temperature / rows))
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ mod tests {
     fn scale_free_in_each_row() {
         let s = matrix(&[&[1.0, -0.5, 2.0], &[0.1, 0.2, 0.3]]);
         let t = matrix(&[&[3.0, 0.0, -1.0], &[-2.0, 1.0, 0.5]]);
-        let targets = Targets::plain(Tensor::from_slice(&[2i64, 0]));
+        let targets = Targets::plain(Tensor::from_slice(&[2i64, 0]), 3);
         let config = MixkdConfig { ce_weight: 0.1, kd_weight: 0.9, temperature: 1.0 };
         let base = value(&config.compute(&s, &t, &targets).unwrap());
         let scaled = value(&config.compute(&(&s * 7.0), &(&t * 0.25), &targets).unwrap());

@@ -75,7 +75,7 @@ mod tests {
     fn the_teacher_objective_is_ce_plus_kl_from_the_student() {
         let teacher = matrix(&[&[2.0, 0.0, -1.0], &[0.5, 0.5, 0.0]]);
         let student = matrix(&[&[1.0, 1.0, 0.0], &[0.0, 2.0, 0.0]]);
-        let targets = Targets::plain(Tensor::from_slice(&[0i64, 1]));
+        let targets = Targets::plain(Tensor::from_slice(&[0i64, 1]), 3);
         let log_softmax = |row: &[f64]| {
             let lse = row.iter().map(|v| v.exp()).sum::<f64>().ln();
             row.iter().map(|v| v - lse).collect::<Vec<_>>()

@@ -79,13 +79,9 @@ impl Step<'_> {
     }
 
     fn targets(&self, views: &[&SelectedView]) -> Targets {
-        let column = |f: &dyn Fn(&SelectedView) -> i64| {
-            Tensor::from_slice(&views.iter().map(|v| f(v)).collect::<Vec<_>>()).to_device(self.device)
-        };
-        Targets {
-            labels: column(&|v| v.label),
-            partner_labels: column(&|v| v.partner_label),
-            lam: Tensor::from_slice(&views.iter().map(|v| v.lam).collect::<Vec<_>>()).to_device(self.device),
-        }
+        let labels: Vec<i64> = views.iter().map(|v| v.label).collect();
+        let partners: Vec<i64> = views.iter().map(|v| v.partner_label).collect();
+        let lam: Vec<f32> = views.iter().map(|v| v.lam).collect();
+        Targets::of_rows(&labels, &partners, &lam, self.data.classes, self.device)
     }
 }
