@@ -201,6 +201,12 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let by_sample = group_by_sample(&data.views);
     let views_per_sample = config.losses.iter().find_map(|t| t.config.views_per_sample());
     if let Some(views) = views_per_sample {
+        if config.views == ViewsPerEpoch::All {
+            return Err(TrainError::Config(format!(
+                "--views all: dlkd draws each sample's identity view and {} others every epoch instead",
+                views - 1
+            )));
+        }
         check_groups(&data, &by_sample, views)?;
     }
     let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };

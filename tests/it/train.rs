@@ -324,6 +324,9 @@ fn stored_teacher_features_train_feature_losses_like_the_online_teacher() {
     ]);
     assert_eq!(short.status.code(), Some(1));
     assert!(stderr(&short).contains("with 3 other views of it, and"), "{}", stderr(&short));
+    let all = run(&["train", path_str(&store), "--loss", "dlkd", "--views", "all", "--out", path_str(&out)]);
+    assert_eq!(all.status.code(), Some(1));
+    assert!(stderr(&all).contains("--views all: dlkd draws"), "{}", stderr(&all));
 }
 
 #[test]
