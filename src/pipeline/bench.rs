@@ -66,7 +66,7 @@ pub fn labelling(
         views.len(),
         threads,
         task.as_ref(),
-        &|| load_classifier(&store.root, &info),
+        &|| load_classifier(&store.root, &info, tch::Device::Cpu),
         &|classifier, range| {
             let chunk = &inputs[range.start * samples.sample_len..range.end * samples.sample_len];
             let (flat, _) = classifier

@@ -659,18 +659,17 @@ fn input_layout(shape: &[usize]) -> String {
     format!("float32 [batch, {}] ({names}), normalised per channel with the manifest's mean and std", dims.join(", "))
 }
 
-/// Loads a teacher as a classifier for inference on the CPU.
-pub fn load_classifier(root: &Path, info: &TeacherInfo) -> Result<Classifier, BuildError> {
+/// Loads a teacher as a classifier for inference on `device`.
+pub fn load_classifier(root: &Path, info: &TeacherInfo, device: tch::Device) -> Result<Classifier, BuildError> {
     let teacher_error = |source| BuildError::Teacher { teacher: info.name.clone(), source: Box::new(source) };
     if info.kind == "builtin" {
         let spec: ArchSpec = serde_json::from_value(info.arch_spec.clone()).map_err(|e| BuildError::TeacherSetup {
             teacher: info.name.clone(),
             detail: format!("bad arch_spec in the manifest: {e}"),
         })?;
-        Classifier::load_builtin(&info.name, &spec, &root.join(&info.model_path), tch::Device::Cpu)
-            .map_err(teacher_error)
+        Classifier::load_builtin(&info.name, &spec, &root.join(&info.model_path), device).map_err(teacher_error)
     } else {
-        Classifier::load_torchscript(&info.name, Path::new(&info.model_path), tch::Device::Cpu).map_err(teacher_error)
+        Classifier::load_torchscript(&info.name, Path::new(&info.model_path), device).map_err(teacher_error)
     }
 }
 
@@ -691,8 +690,12 @@ pub(crate) fn label_views(
 ) -> Result<Vec<(LogitsRow, Vec<f32>)>, BuildError> {
     let samples = context.samples;
     let task = progress.task(label, views.len() as u64);
-    let rows =
-        parallel_chunks(views.len(), threads, task.as_ref(), &|| load_classifier(root, info), &|classifier, range| {
+    let rows = parallel_chunks(
+        views.len(),
+        threads,
+        task.as_ref(),
+        &|| load_classifier(root, info, tch::Device::Cpu),
+        &|classifier, range| {
             let chunk = &views[range];
             let mut inputs = Vec::with_capacity(chunk.len() * samples.sample_len);
             for view in chunk {
@@ -733,7 +736,8 @@ pub(crate) fn label_views(
                     (row, features.next().unwrap_or_default())
                 })
                 .collect())
-        })?;
+        },
+    )?;
     task.finish();
     Ok(rows)
 }

@@ -213,7 +213,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let needs_features = config.losses.iter().any(|t| t.config.needs_features());
     let online_teacher = if config.online {
         let info = store.manifest.teacher(&config.teacher).expect("checked above");
-        Some(load_classifier(&store.root, info).map_err(|e| TrainError::Config(format!("--online: {e}")))?)
+        Some(load_classifier(&store.root, info, device).map_err(|e| TrainError::Config(format!("--online: {e}")))?)
     } else {
         None
     };
@@ -245,12 +245,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
                     tch::no_grad(|| co.net.features(&Tensor::from_slice(&first).to_device(device), false))?.size()[1]
                 }
                 (Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
-                (None, Some(model)) => {
-                    tch::no_grad(|| model.infer(&first, &data.samples.sample_shape, Device::Cpu, true))
-                        .map_err(|e| TrainError::Config(format!("--online: {e}")))?
-                        .features
-                        .len() as i64
-                }
+                (None, Some(model)) => tch::no_grad(|| model.infer(&first, &data.samples.sample_shape, device, true))
+                    .map_err(|e| TrainError::Config(format!("--online: {e}")))?
+                    .features
+                    .len() as i64,
                 (None, None) => unreachable!("feature losses read stored or online teacher features"),
             };
             let heads = seeded_init(purpose_seed(config.seed, "dlkd-heads"), || {

@@ -46,7 +46,7 @@ impl Step<'_> {
             }
             (None, Some(model)) => {
                 let inference = tch::no_grad(|| {
-                    model.infer(&batch.inputs, &self.data.samples.sample_shape, Device::Cpu, self.needs_features)
+                    model.infer(&batch.inputs, &self.data.samples.sample_shape, self.device, self.needs_features)
                 })
                 .map_err(|e| TrainError::Config(format!("--online: {e}")))?;
                 let features = self.needs_features.then(|| self.tensor(&inference.features, rows));
