@@ -239,17 +239,18 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
                 tch::no_grad(|| net.forward_with_features(&Tensor::from_slice(&first).to_device(device), false, true))?
                     .0
                     .map_or(0, |f| f.size()[1..].iter().product::<i64>());
-            let teacher_width = match (&stored_features, &online_teacher) {
-                _ if co_teacher.is_some() => {
-                    let co = co_teacher.as_ref().expect("matched");
+            let teacher_width = match (&co_teacher, &stored_features, &online_teacher) {
+                (Some(co), _, _) => {
                     tch::no_grad(|| co.net.features(&Tensor::from_slice(&first).to_device(device), false))?.size()[1]
                 }
-                (Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
-                (None, Some(model)) => tch::no_grad(|| model.infer(&first, &data.samples.sample_shape, device, true))
-                    .map_err(|e| TrainError::Config(format!("--online: {e}")))?
-                    .features
-                    .len() as i64,
-                (None, None) => unreachable!("feature losses read stored or online teacher features"),
+                (None, Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
+                (None, None, Some(model)) => {
+                    tch::no_grad(|| model.infer(&first, &data.samples.sample_shape, device, true))
+                        .map_err(|e| TrainError::Config(format!("--online: {e}")))?
+                        .features
+                        .len() as i64
+                }
+                (None, None, None) => unreachable!("feature losses read stored, online or co-trained teacher features"),
             };
             let heads = seeded_init(purpose_seed(config.seed, "dlkd-heads"), || {
                 dlkd::Heads::new(&(heads_vs.root() / "dlkd"), dlkd, student_width, teacher_width)
@@ -299,17 +300,16 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         };
         batches.run(plans, |batch| {
             let rows = batch.views.len() as f64;
-            let mut steppers = vec![&mut stepper];
-            steppers.extend(co_teacher.as_mut().map(|co| &mut co.stepper));
-            steppers.iter_mut().for_each(|s| s.zero_grad());
+            stepper.zero_grad();
+            if let Some(co) = co_teacher.as_mut() {
+                co.stepper.zero_grad();
+            }
             let (loss, teacher_loss) = step.objectives(&mut net, co_teacher.as_ref(), &batch, epoch + 1)?;
             match &teacher_loss {
                 Some(teacher_loss) => (&loss + teacher_loss).backward(),
                 None => loss.backward(),
             }
-            let mut steppers = vec![&mut stepper];
-            steppers.extend(co_teacher.as_mut().map(|co| &mut co.stepper));
-            for stepper in steppers {
+            for stepper in std::iter::once(&mut stepper).chain(co_teacher.as_mut().map(|co| &mut co.stepper)) {
                 if let Some(max) = config.clip_grad_norm {
                     stepper.clip_grad_norm(max);
                 }
