@@ -57,21 +57,6 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The file of the current weights, with the student's extension (`safetensors` or `pt`).
-    pub fn last(&self, extension: &str) -> PathBuf {
-        self.dir.join(format!("last.{extension}"))
-    }
-    pub fn best(&self, extension: &str) -> PathBuf {
-        self.dir.join(format!("best.{extension}"))
-    }
-    pub fn optimizer(&self) -> PathBuf {
-        self.dir.join("optimizer.safetensors")
-    }
-    /// The weights of heads that losses train with the student (`dlkd`).
-    pub fn heads(&self) -> PathBuf {
-        self.dir.join("heads.safetensors")
-    }
-
     /// Fails, naming every setting that differs, unless `config` is the configuration this
     /// checkpoint was written with (up to the settings that do not change the result).
     pub fn check_config(&self, config: &serde_json::Value) -> Result<(), String> {
@@ -94,6 +79,27 @@ impl Checkpoint {
             .collect();
         Err(format!("the interrupted run was started with other settings ({})", differing.join("; ")))
     }
+}
+
+/// The file of a checkpoint folder's current weights, with the student's extension (`safetensors`
+/// or `pt`).
+pub fn last_weights(dir: &Path, extension: &str) -> PathBuf {
+    dir.join(format!("last.{extension}"))
+}
+
+/// The file of a checkpoint folder's best-on-validation weights.
+pub fn best_weights(dir: &Path, extension: &str) -> PathBuf {
+    dir.join(format!("best.{extension}"))
+}
+
+/// The file of a checkpoint folder's optimiser state.
+pub fn optimizer_state(dir: &Path) -> PathBuf {
+    dir.join("optimizer.safetensors")
+}
+
+/// The file of a checkpoint folder's weights of heads that losses train with the student (`dlkd`).
+pub fn heads_weights(dir: &Path) -> PathBuf {
+    dir.join("heads.safetensors")
 }
 
 /// The newest complete checkpoint under `out`, if any.
@@ -120,15 +126,16 @@ pub fn latest(out: &Path) -> Result<Option<Checkpoint>, String> {
     Ok(Some(Checkpoint { dir, state: file.state, config: file.config }))
 }
 
-/// Writes the checkpoint of `state.epochs_done`: `write_files` puts the weights and optimiser state
-/// into the folder it is given (named as [`Checkpoint`]'s accessors name them); then the folder is
+/// Writes the checkpoint of `state.epochs_done` and returns its folder: `write_files` puts the
+/// weights and optimiser state into the folder it is given (named as [`last_weights`],
+/// [`best_weights`], [`optimizer_state`] and [`heads_weights`] name them); then the folder is
 /// renamed into place and older checkpoints are removed.
 pub fn write(
     out: &Path,
     config: &serde_json::Value,
     state: &RunState,
     write_files: impl FnOnce(&Path) -> Result<(), String>,
-) -> Result<(), String> {
+) -> Result<PathBuf, String> {
     let folder = folder(out);
     let name = format!("epoch-{:04}", state.epochs_done);
     let temporary = folder.join(format!(".{name}.tmp"));
@@ -156,7 +163,7 @@ pub fn write(
             std::fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
         }
     }
-    Ok(())
+    Ok(target)
 }
 
 #[cfg(test)]
@@ -182,7 +189,7 @@ mod tests {
         std::fs::create_dir_all(folder(out.path()).join(".epoch-0004.tmp")).unwrap();
         let found = latest(out.path()).unwrap().unwrap();
         assert_eq!(found.state.epochs_done, 3);
-        assert_eq!(std::fs::read(found.last("safetensors")).unwrap(), [3]);
+        assert_eq!(std::fs::read(last_weights(&found.dir, "safetensors")).unwrap(), [3]);
         let kept: Vec<_> = std::fs::read_dir(folder(out.path())).unwrap().flatten().map(|e| e.file_name()).collect();
         assert_eq!(kept.iter().filter(|n| n.to_string_lossy().starts_with("epoch-")).count(), 1);
     }

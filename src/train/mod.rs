@@ -195,7 +195,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         })
     };
     let mut vs = nn::VarStore::new(device);
-    let mut net = open_student(&mut vs, resumed.as_ref().map(|c| c.last(extension)).as_deref())?;
+    let mut net =
+        open_student(&mut vs, resumed.as_ref().map(|c| checkpoint::last_weights(&c.dir, extension)).as_deref())?;
     let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
 
     let by_sample = group_by_sample(&data.views);
@@ -256,7 +257,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
                 dlkd::Heads::new(&(heads_vs.root() / "dlkd"), dlkd, student_width, teacher_width)
             });
             if let Some(checkpoint) = &resumed {
-                heads_vs.load(checkpoint.heads())?;
+                heads_vs.load(checkpoint::heads_weights(&checkpoint.dir))?;
             }
             Some(heads)
         }
@@ -264,8 +265,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     };
     let mut stepper = Stepper::new(&[&vs, &heads_vs], config.optimizer, config.weight_decay);
     if let Some(checkpoint) = &resumed {
-        stepper.load(&checkpoint.optimizer())?;
+        stepper.load(&checkpoint::optimizer_state(&checkpoint.dir))?;
     }
+    // The newest checkpoint's folder: its best weights are the kept ones until an epoch beats them.
+    let mut latest_checkpoint = resumed.as_ref().map(|c| c.dir.clone());
     let mut state = resumed.map(|c| c.state).unwrap_or_default();
     let batches = BatchSource {
         data: &data,
@@ -344,22 +347,25 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         ));
         state.epochs.push(metrics);
         state.epochs_done = epoch + 1;
-        let previous_best = checkpoint::latest(out).map_err(TrainError::Config)?.map(|c| c.best(extension));
-        checkpoint::write(out, &config_json, &state, |dir| {
-            let last = dir.join(format!("last.{extension}"));
-            let best = dir.join(format!("best.{extension}"));
+        let written = checkpoint::write(out, &config_json, &state, |dir| {
+            let last = checkpoint::last_weights(dir, extension);
+            let best = checkpoint::best_weights(dir, extension);
             net.save_weights(&vs, &last).map_err(|e| format!("{}: {e}", last.display()))?;
-            let kept = if improved { last.clone() } else { previous_best.clone().expect("a kept epoch exists") };
+            let kept = match &latest_checkpoint {
+                Some(previous) if !improved => checkpoint::best_weights(previous, extension),
+                _ => last.clone(),
+            };
             std::fs::copy(&kept, &best).map(drop).map_err(|e| format!("{}: {e}", best.display()))?;
             if heads.is_some() {
-                heads_vs.save(dir.join("heads.safetensors")).map_err(|e| format!("{}: {e}", dir.display()))?;
+                heads_vs.save(checkpoint::heads_weights(dir)).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             if let Some(co) = &co_teacher {
                 co.save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
-            stepper.save(&dir.join("optimizer.safetensors")).map_err(|e| format!("{}: {e}", dir.display()))
+            stepper.save(&checkpoint::optimizer_state(dir)).map_err(|e| format!("{}: {e}", dir.display()))
         })
         .map_err(|e| TrainError::Write { path: checkpoint::folder(out), source: std::io::Error::other(e) })?;
+        latest_checkpoint = Some(written);
         task.advance(1);
     }
     task.finish();
@@ -368,10 +374,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let copy = |from: &Path, to: &Path| {
         std::fs::copy(from, to).map(drop).map_err(|source| TrainError::Write { path: to.to_path_buf(), source })
     };
-    match checkpoint::latest(out).map_err(TrainError::Config)? {
-        Some(checkpoint) => {
-            copy(&checkpoint.best(extension), &best_path)?;
-            copy(&checkpoint.last(extension), &last_path)?;
+    match &latest_checkpoint {
+        Some(dir) => {
+            copy(&checkpoint::best_weights(dir, extension), &best_path)?;
+            copy(&checkpoint::last_weights(dir, extension), &last_path)?;
         }
         None => {
             net.save_weights(&vs, &best_path)?;
