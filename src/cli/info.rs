@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use kdstore::store::columns as c;
-use kdstore::store::{manifest, Store};
+use kdstore_core::store::columns as c;
+use kdstore_core::store::{manifest, Store};
 
 use std::fmt::Write as _;
 

@@ -1,16 +1,21 @@
-//! Command-line interface: argument definitions, settings resolution, printing and exit codes.
-//! Only this module prints; data (query results, `--json`) goes to stdout, everything else to stderr.
+//! The command line both binaries share: argument definitions, settings resolution, printing
+//! and exit codes. Only this module (and the `kdstore-torch` binary built on it) prints; data
+//! (query results, `--json`) goes to stdout, everything else to stderr.
+//!
+//! `kdstore` knows the store-side commands fully and runs them without libtorch. The commands that
+//! need tensors (`build`, `train`, `loss`, `bench`) are listed here for `--help` only: `kdstore`
+//! hands the whole command line to the `kdstore-torch` binary found beside it ([`torch`]), which
+//! parses and runs them. Exit codes: 0 success (or a closed output pipe), 1 the input was wrong,
+//! 2 an unexpected failure.
 
-mod bench;
-mod build;
 mod export;
 mod info;
-mod loss;
-mod progress;
+pub mod progress;
 mod query;
 mod show;
-mod train;
+pub mod torch;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -22,12 +27,27 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    globals: Globals,
+}
+
+/// The flags every command takes, before or after its name.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Globals {
     /// More log output (-v, -vv); RUST_LOG also works.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
+    pub verbose: u8,
     /// No progress output.
     #[arg(short, long, global = true)]
-    quiet: bool,
+    pub quiet: bool,
+}
+
+/// The arguments of a command that `kdstore-torch` parses (`kdstore COMMAND --help` shows them).
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+struct ForTorch {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<OsString>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,66 +55,116 @@ enum Command {
     /// Check a pipeline file and report every problem at once.
     Validate { pipeline: PathBuf },
     /// Run a pipeline's stages into its store, computing only what is missing.
-    Build(build::Args),
+    Build(ForTorch),
     /// Run SQL over a store's tables (samples, views, logits) and the joined `labels` view.
     Query(query::Args),
     /// Describe a store: versions, tables, teachers, size.
     Info(info::Args),
     /// Train a student from a store's views and teacher logits.
-    Train(train::Args),
+    Train(ForTorch),
     /// Replay the views a SQL condition selects into .npy and Parquet files for other tools.
     Export(export::Args),
     /// Draw views next to their samples as a PNG, with the teacher's top classes.
     Show(show::Args),
     /// Print a distillation loss for given logits (and features), to check parity with other code.
-    Loss(loss::Args),
+    Loss(ForTorch),
     /// Time the labelling stage against the teacher's bare forward passes (reads the store only).
-    Bench(bench::Args),
+    Bench(ForTorch),
 }
 
-pub fn run() -> anyhow::Result<()> {
-    // A usage error is the user's input being wrong (exit code 1); --help and --version succeed.
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            e.print()?;
-            return Ok(());
-        }
-        Err(e) => {
-            let message = e.render().to_string();
-            return Err(UserError::msg(message.trim_start_matches("error: ").trim_end().to_string()));
-        }
-    };
-    init_logging(cli.verbose);
-    let bars = progress::Bars::new(cli.quiet);
-    match cli.command {
-        Command::Validate { pipeline } => {
-            let plan = kdstore::pipeline::load(&pipeline).map_err(UserError::from_error)?;
-            let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
+/// Runs `kdstore` with the process's arguments and returns its exit code.
+pub fn main() -> i32 {
+    guarded(run)
+}
+
+/// Runs a command and gives its exit code (see [`exit_code_of`]); a panic anywhere in it is
+/// reported as an internal error with the command line (exit code 2), never as a backtrace.
+pub fn guarded(command: fn() -> anyhow::Result<()>) -> i32 {
+    static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        *PANIC.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{message}{place}"));
+    }));
+    match std::panic::catch_unwind(command) {
+        Ok(result) => exit_code_of(result),
+        Err(_) => {
+            let panic = PANIC.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+            let line: Vec<String> = std::env::args().collect();
             eprintln!(
-                "{}: ok ({} incl. identity, {}, store {})",
-                pipeline.display(),
-                count(plan.recipes.len(), "recipe"),
-                count(plan.file.teachers.len(), "teacher"),
-                plan.file.store.display()
+                "error: internal error in `{}`: {panic}\nThis is a bug in kdstore; please report it with the command above.",
+                line.join(" ")
             );
-            Ok(())
+            2
         }
-        Command::Build(args) => build::run(args, &bars),
-        Command::Query(args) => query::run(args),
-        Command::Info(args) => info::run(args),
-        Command::Train(args) => train::run(args, &bars),
-        Command::Bench(args) => bench::run(args, &bars),
-        Command::Export(args) => export::run(args),
-        Command::Show(args) => show::run(args),
-        Command::Loss(args) => loss::run(args),
     }
 }
 
-fn init_logging(verbose: u8) {
+fn run() -> anyhow::Result<()> {
+    let Some(cli) = parse::<Cli>()? else { return Ok(()) };
+    init_logging(cli.globals.verbose);
+    match cli.command {
+        Command::Validate { pipeline } => validate(&pipeline),
+        Command::Query(args) => query::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Show(args) => show::run(args),
+        Command::Build(_) | Command::Train(_) | Command::Loss(_) | Command::Bench(_) => torch::run_beside(),
+    }
+}
+
+fn validate(pipeline: &std::path::Path) -> anyhow::Result<()> {
+    let plan = kdstore_core::pipeline::load(pipeline).map_err(UserError::from_error)?;
+    let count = |n: usize, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
+    eprintln!(
+        "{}: ok ({} incl. identity, {}, store {})",
+        pipeline.display(),
+        count(plan.recipes.len(), "recipe"),
+        count(plan.file.teachers.len(), "teacher"),
+        plan.file.store.display()
+    );
+    Ok(())
+}
+
+/// Parses the process's arguments as `T`. `--help` and `--version` print and give `None`; a usage
+/// error is the user's input being wrong (exit code 1).
+pub fn parse<T: Parser>() -> anyhow::Result<Option<T>> {
+    match T::try_parse() {
+        Ok(parsed) => Ok(Some(parsed)),
+        Err(e) if !e.use_stderr() => {
+            e.print()?;
+            Ok(None)
+        }
+        Err(e) => {
+            let message = e.render().to_string();
+            Err(UserError::msg(message.trim_start_matches("error: ").trim_end().to_string()))
+        }
+    }
+}
+
+/// Prints a failed command's error with its causes and gives the exit code: 0 on success or a
+/// closed output pipe, 1 for the user's errors, 2 otherwise.
+pub fn exit_code_of(result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(error) if is_broken_pipe(&error) => 0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit_code(&error)
+        }
+    }
+}
+
+/// Logs to stderr at the level `-v`/`-vv` asks for, unless `RUST_LOG` says otherwise.
+pub fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
-        1 => "info,kdstore=debug",
+        1 => "info,kdstore=debug,kdstore_core=debug,kdstore_torch=debug",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -126,7 +196,7 @@ impl std::fmt::Display for UserError {
 impl std::error::Error for UserError {}
 
 /// 1 when the error is the user's, 2 otherwise.
-pub fn exit_code(error: &anyhow::Error) -> i32 {
+fn exit_code(error: &anyhow::Error) -> i32 {
     if error.chain().any(|cause| cause.is::<UserError>()) {
         1
     } else {
@@ -135,7 +205,7 @@ pub fn exit_code(error: &anyhow::Error) -> i32 {
 }
 
 /// The teacher a command works with: the one named, or else the store's first.
-pub fn teacher_or_first(store: &kdstore::store::Store, named: Option<&str>) -> anyhow::Result<String> {
+pub fn teacher_or_first(store: &kdstore_core::store::Store, named: Option<&str>) -> anyhow::Result<String> {
     match named.map(str::to_string).or_else(|| store.manifest.teachers.first().map(|t| t.name.clone())) {
         Some(teacher) => Ok(teacher),
         None => Err(UserError::msg(format!("{}: the store has no teacher", store.root.display()))),
@@ -157,15 +227,15 @@ pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
 /// Classifies library errors: problems with what the user gave us are user errors.
-pub fn classify_store(error: kdstore::store::StoreError) -> anyhow::Error {
-    use kdstore::store::StoreError as E;
+pub fn classify_store(error: kdstore_core::store::StoreError) -> anyhow::Error {
+    use kdstore_core::store::StoreError as E;
     match error {
         E::NotAStore { .. } | E::UnsupportedSchema { .. } | E::Locked { .. } => UserError::from_error(error),
         E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => UserError::from_error(error),
@@ -174,8 +244,8 @@ pub fn classify_store(error: kdstore::store::StoreError) -> anyhow::Error {
 }
 
 /// Classifies the errors of `export` and `show`: a bad selection or output path is the user's.
-pub fn classify_views(error: kdstore::select::ViewsError) -> anyhow::Error {
-    use kdstore::select::{SelectError, ViewsError as E};
+pub fn classify_views(error: kdstore_core::select::ViewsError) -> anyhow::Error {
+    use kdstore_core::select::{SelectError, ViewsError as E};
     match error {
         E::Store(s) | E::Select(SelectError::Store(s)) => classify_store(s),
         E::Select(_) | E::Empty { .. } | E::Write { .. } => UserError::from_error(error),

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use kdstore::progress::{Progress, Task};
+use kdstore_core::progress::{Progress, Task};
 
 pub struct Bars {
     terminal: bool,

@@ -3,8 +3,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use kdstore::query::{self, Format, QueryError};
-use kdstore::store::Store;
+use kdstore_core::query::{self, Format, QueryError};
+use kdstore_core::store::Store;
 
 use super::{classify_store, UserError};
 

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use kdstore::show::{self, ShowRequest};
-use kdstore::store::Store;
+use kdstore_core::show::{self, ShowRequest};
+use kdstore_core::store::Store;
 
 use super::{classify_store, classify_views, teacher_or_first, UserError};
 

@@ -110,9 +110,9 @@ pub fn synthetic_npy(dir: &Path, n: usize) -> (PathBuf, PathBuf, PathBuf) {
         groups.push((i % 10) as i64);
     }
     let paths = (dir.join("inputs.npy"), dir.join("labels.npy"), dir.join("groups.npy"));
-    kdstore::source::npy::write_f32(&paths.0, &[n, channels, length], &inputs).unwrap();
-    kdstore::source::npy::write_i64(&paths.1, &[n], &labels).unwrap();
-    kdstore::source::npy::write_i64(&paths.2, &[n], &groups).unwrap();
+    kdstore_core::source::npy::write_f32(&paths.0, &[n, channels, length], &inputs).unwrap();
+    kdstore_core::source::npy::write_i64(&paths.1, &[n], &labels).unwrap();
+    kdstore_core::source::npy::write_i64(&paths.2, &[n], &groups).unwrap();
     paths
 }
 

@@ -49,13 +49,13 @@ fn dlkd_needs_its_heads_with_the_right_shapes() {
     let dir = tempdir();
     let save = |name: &str, shape: &[usize], values: Vec<f32>| {
         let path = dir.path().join(name);
-        kdstore::source::npy::write_f32(&path, shape, &values).unwrap();
+        kdstore_core::source::npy::write_f32(&path, shape, &values).unwrap();
         path
     };
     let student = save("s.npy", &[8, 3], (0..24).map(|v| v as f32 / 7.0).collect());
     let features = save("f.npy", &[8, 2], (0..16).map(|v| (v as f32).sin()).collect());
     let labels = dir.path().join("y.npy");
-    kdstore::source::npy::write_i64(&labels, &[8], &[0, 0, 0, 0, 1, 1, 1, 1]).unwrap();
+    kdstore_core::source::npy::write_i64(&labels, &[8], &[0, 0, 0, 0, 1, 1, 1, 1]).unwrap();
     let args = ["loss", "dlkd", "--student", path_str(&student), "--labels", path_str(&labels)];
     let features = ["--student-features", path_str(&features), "--teacher-features", path_str(&features)];
     let output = run(&[&args[..], &features[..]].concat());

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod binaries;
 mod build;
 mod errors;
 mod export;

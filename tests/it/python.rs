@@ -68,3 +68,16 @@ fn a_torchscript_student_trains_here_and_loads_in_pytorch() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+#[test]
+fn alias_free_queries_answer_and_name_their_columns_as_duckdb_does() {
+    let store = basicmotions_store();
+    let output = Command::new(python())
+        .arg(repo().join("tests/python/check_sql_parity.py"))
+        .args([env!("CARGO_BIN_EXE_kdstore"), path_str(store), path_str(&repo())])
+        .output()
+        .unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "check_sql_parity.py:\n{report}");
+    assert!(report.lines().filter(|l| l.starts_with("ok: ")).count() >= 30, "{report}");
+}

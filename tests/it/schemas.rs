@@ -30,10 +30,10 @@ fn check(name: &str, generated: String) {
 
 #[test]
 fn pipeline_schema_is_up_to_date() {
-    check("pipeline.json", kdstore::schema::pipeline_schema());
+    check("pipeline.json", kdstore_core::schema::pipeline_schema());
 }
 
 #[test]
 fn store_schema_is_up_to_date() {
-    check("store.json", kdstore::schema::store_schema());
+    check("store.json", kdstore_core::schema::store_schema());
 }

@@ -1,6 +1,6 @@
 //! The real datasets read as documented (files fetched by `make test` into data/).
 
-use kdstore::source::{self, GivenSplit};
+use kdstore_core::source::{self, GivenSplit};
 
 use crate::common::repo;
 

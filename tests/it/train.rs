@@ -106,8 +106,8 @@ fn where_selects_the_training_views() {
 
 #[test]
 fn cuda_without_a_gpu_is_a_clear_error() {
-    if tch::Cuda::is_available() {
-        return;
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        return; // a machine with an NVIDIA driver may well have a CUDA device
     }
     let store = basicmotions_store();
     let dir = tempdir();
@@ -134,8 +134,8 @@ fn images_from_npy_go_through_a_cnn2d_teacher_and_student() {
         labels.push(class);
     }
     let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
-    kdstore::source::npy::write_f32(&x, &[n, 8, 8], &inputs).unwrap();
-    kdstore::source::npy::write_i64(&y, &[n], &labels).unwrap();
+    kdstore_core::source::npy::write_f32(&x, &[n, 8, 8], &inputs).unwrap();
+    kdstore_core::source::npy::write_i64(&y, &[n], &labels).unwrap();
     let pipeline = dir.path().join("images.toml");
     std::fs::write(
         &pipeline,

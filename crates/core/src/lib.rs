@@ -1,0 +1,32 @@
+//! kdstore-core: the soft-label store without libtorch. Everything a reader of a kdstore store
+//! needs — and everything the torch crate builds on — lives here:
+//!
+//! - [`store`]: the format (column names, the versioned manifest, Parquet writer and reader) and
+//!   [`store::Store`], an opened version of a store directory;
+//! - [`query`]: SQL over a store (`samples`, `views`, `logits`, `embeddings` and the joined
+//!   `labels` view) with DuckDB's names for unaliased columns;
+//! - [`augment`]: the ops, seed derivation and view rendering, so that any view can be replayed;
+//! - [`select`]: views chosen with SQL and replayed against their stored hash;
+//! - [`export`] and [`show`]: replayed views as `.npy`/Parquet files and as PNG figures;
+//! - [`pipeline`]: the pipeline file, its validation into a plan, the parts a plan names and the
+//!   stages that need no model (samples, views);
+//! - [`source`]: dataset readers (HAPT, IDX, UEA/UCR `.ts`, `.npy`);
+//! - [`arch`]: names and shapes of the built-in networks (the networks are in the torch crate).
+//!
+//! Typical use: `Store::open(path)?` then `query::run(&store, "SELECT …")?`.
+//!
+//! Dependencies point one way: `export`, `show` → `select` → `query`, `store`, `augment`;
+//! `pipeline` → `source`, `store`, `augment`. Only `store` and `query` touch Parquet; nothing here
+//! prints — progress goes through [`progress::Progress`] — and nothing here links libtorch.
+
+pub mod arch;
+pub mod augment;
+pub mod export;
+pub mod pipeline;
+pub mod progress;
+pub mod query;
+pub mod schema;
+pub mod select;
+pub mod show;
+pub mod source;
+pub mod store;

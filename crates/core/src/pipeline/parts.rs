@@ -1,0 +1,215 @@
+//! The parts a plan asks for and the keys that name them. Every part of a store — the samples, one
+//! views part per (recipe, replica), each teacher, one logits (and embeddings) part per (teacher,
+//! views part) — is keyed by a hash of everything its content depends on, and its file name carries
+//! the key. A build compares these keys with the current manifest to find what is missing, so a
+//! re-run skips finished parts and an interrupted part is simply computed again.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use xxhash_rust::xxh3::xxh3_128;
+
+use super::config::{RecipeConfig, TeacherConfig};
+use super::plan::Plan;
+use super::BuildError;
+use crate::store::columns as c;
+use crate::store::manifest::SCHEMA_VERSION;
+use crate::store::writer;
+use crate::store::{DatasetInfo, Manifest};
+
+/// One views part: the views of one replica of one recipe.
+#[derive(Debug, Clone)]
+pub struct ViewPart {
+    /// The recipe, with `replicas = 1`.
+    pub recipe: RecipeConfig,
+    pub replica: u32,
+    pub key: String,
+    pub path: String,
+}
+
+/// One teacher the plan names, with the key of its model.
+#[derive(Debug, Clone)]
+pub struct TeacherTarget {
+    pub config: TeacherConfig,
+    pub key: String,
+}
+
+/// One logits part: a teacher's logits on one views part.
+#[derive(Debug, Clone)]
+pub struct LogitsPart {
+    /// Index into the teacher targets.
+    pub teacher: usize,
+    /// Index into the view parts.
+    pub view: usize,
+    pub key: String,
+    pub path: String,
+    /// Key and path of the matching `embeddings` part, when the teacher stores features.
+    pub embeddings: Option<(String, String)>,
+}
+
+/// Every part a plan names.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    pub views: Vec<ViewPart>,
+    pub teachers: Vec<TeacherTarget>,
+    pub logits: Vec<LogitsPart>,
+}
+
+impl Parts {
+    /// The parts of `plan` over the samples keyed `samples_key`.
+    pub fn of(plan: &Plan, samples_key: &str) -> Result<Parts, BuildError> {
+        let views = view_parts(plan, samples_key);
+        let teachers = teacher_targets(plan, samples_key)?;
+        let logits = logits_parts(&teachers, &views);
+        Ok(Parts { views, teachers, logits })
+    }
+
+    pub fn view_missing(manifest: &Manifest, part: &ViewPart) -> bool {
+        !manifest.files.iter().any(|f| f.table == c::VIEWS && f.key == part.key)
+    }
+
+    pub fn teacher_missing(manifest: &Manifest, target: &TeacherTarget) -> bool {
+        !manifest.teachers.iter().any(|t| t.name == target.config.name() && t.key == target.key)
+    }
+
+    pub fn logits_missing(manifest: &Manifest, part: &LogitsPart) -> bool {
+        !manifest.files.iter().any(|f| f.table == c::LOGITS && f.key == part.key)
+    }
+
+    pub fn embeddings_missing(manifest: &Manifest, part: &LogitsPart) -> bool {
+        part.embeddings
+            .as_ref()
+            .is_some_and(|(key, _)| !manifest.files.iter().any(|f| f.table == c::EMBEDDINGS && &f.key == key))
+    }
+
+    /// Whether `manifest` lacks any part of the plan.
+    pub fn anything_missing(&self, manifest: &Manifest) -> bool {
+        self.views.iter().any(|p| Parts::view_missing(manifest, p))
+            || self.teachers.iter().any(|t| Parts::teacher_missing(manifest, t))
+            || self
+                .logits
+                .iter()
+                .any(|p| Parts::logits_missing(manifest, p) || Parts::embeddings_missing(manifest, p))
+    }
+
+    /// The current manifest reduced to what the plan still names, with the plan's pipeline recorded.
+    pub fn next_manifest(&self, plan: &Plan, current: Option<&Manifest>, samples_key: &str) -> Manifest {
+        let mut manifest = current.cloned().unwrap_or_else(|| Manifest {
+            format: "kdstore".into(),
+            schema_version: SCHEMA_VERSION,
+            dataset: DatasetInfo { samples_key: samples_key.into(), ..Default::default() },
+            ..Default::default()
+        });
+        let keys: HashSet<&str> = self
+            .views
+            .iter()
+            .map(|p| p.key.as_str())
+            .chain(self.logits.iter().map(|p| p.key.as_str()))
+            .chain(self.logits.iter().filter_map(|p| p.embeddings.as_ref().map(|(key, _)| key.as_str())))
+            .chain([samples_key])
+            .collect();
+        manifest.files.retain(|f| keys.contains(f.key.as_str()));
+        manifest
+            .teachers
+            .retain(|t| self.teachers.iter().any(|target| target.config.name() == t.name && target.key == t.key));
+        manifest.pipeline = plan.resolved();
+        manifest.pipeline_hash = plan.pipeline_hash.clone();
+        manifest.seed = plan.file.seed;
+        manifest.tool_version = env!("CARGO_PKG_VERSION").into();
+        manifest
+    }
+}
+
+/// A content key: the hash of the parts of a description, separated by a character no part holds.
+pub fn key_of(parts: &[&str]) -> String {
+    format!("{:032x}", xxh3_128(parts.join("\u{1f}").as_bytes()))
+}
+
+/// The prefix of a key that file names carry.
+pub fn short(key: &str) -> &str {
+    &key[..16]
+}
+
+/// Whether two manifests describe the same content (ignoring their version numbers).
+pub fn same_content(a: &Manifest, b: &Manifest) -> bool {
+    a.files == b.files && a.teachers == b.teachers && a.pipeline_hash == b.pipeline_hash && a.tool_version == b.tool_version
+}
+
+/// Deletes the temporary files (`.<name>.tmp…`) that a killed build left behind. Only call it with
+/// the store's write lock held, so that no other writer can be using them.
+pub fn remove_temporaries(root: &Path) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => stack.push(entry.path()),
+                Ok(_) if name.starts_with('.') && name.contains(".tmp") => {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn view_parts(plan: &Plan, samples_key: &str) -> Vec<ViewPart> {
+    let mut parts = Vec::new();
+    for recipe in &plan.recipes {
+        let recipe_json =
+            serde_json::to_string(&serde_json::to_value(recipe).expect("recipe serialises")).expect("json");
+        for replica in 0..recipe.replicas {
+            let key = key_of(&["views", samples_key, &recipe_json, &replica.to_string(), &plan.file.seed.to_string()]);
+            let path = format!("views/part-{}-r{replica}-{}.parquet", recipe.name, short(&key));
+            parts.push(ViewPart { recipe: RecipeConfig { replicas: 1, ..recipe.clone() }, replica, key, path });
+        }
+    }
+    parts
+}
+
+fn teacher_targets(plan: &Plan, samples_key: &str) -> Result<Vec<TeacherTarget>, BuildError> {
+    plan.file
+        .teachers
+        .iter()
+        .map(|config| {
+            // Storing features or not does not change the teacher: its key leaves them out.
+            let mut value = serde_json::to_value(config).expect("teacher serialises");
+            if let Some(object) = value.as_object_mut() {
+                object.remove("embeddings");
+            }
+            let config_json = serde_json::to_string(&value).expect("json");
+            let key = match config {
+                TeacherConfig::Builtin { .. } => {
+                    key_of(&["teacher", samples_key, &config_json, &plan.file.seed.to_string()])
+                }
+                TeacherConfig::Torchscript { path, .. } => {
+                    let (_, sha) = writer::file_digest(path)?;
+                    key_of(&["teacher", &config_json, &sha])
+                }
+            };
+            Ok(TeacherTarget { config: config.clone(), key })
+        })
+        .collect()
+}
+
+fn logits_parts(teachers: &[TeacherTarget], views: &[ViewPart]) -> Vec<LogitsPart> {
+    let mut parts = Vec::new();
+    for (t, teacher) in teachers.iter().enumerate() {
+        for (v, view) in views.iter().enumerate() {
+            // A teacher's partitioned tables: <table>/teacher=<name>/part-<recipe>-r<replica>-<key>.parquet
+            let path = |table: &str, key: &str| {
+                let (name, recipe, replica) = (teacher.config.name(), &view.recipe.name, view.replica);
+                format!("{table}/teacher={name}/part-{recipe}-r{replica}-{}.parquet", short(key))
+            };
+            let key = key_of(&["logits", &teacher.key, &view.key]);
+            let embeddings = teacher.config.embeddings().map(|dtype| {
+                let embeddings_key = key_of(&["embeddings", &key, dtype.as_str()]);
+                (embeddings_key.clone(), path(c::EMBEDDINGS, &embeddings_key))
+            });
+            let path = path(c::LOGITS, &key);
+            parts.push(LogitsPart { teacher: t, view: v, key, path, embeddings });
+        }
+    }
+    parts
+}

@@ -1,0 +1,177 @@
+//! SQL over a store with Polars: registers `samples`, `views`, `logits` and the joined `labels` view
+//! of the current version and runs one statement on Polars' streaming engine, so that a grouped
+//! query over a large store reads its files in batches instead of loading the tables. Unaliased
+//! expressions get DuckDB's names ([`names`]). Queries only read: nothing here writes to the store.
+//! Results can be written as CSV, JSON or Parquet (the table format is drawn by the CLI).
+
+pub mod names;
+
+use std::io::Write;
+
+use polars::prelude::*;
+use polars::sql::SQLContext;
+
+use crate::store::columns as c;
+use crate::store::writer::portable_arrow_schema;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("sql: {0}")]
+    Sql(String),
+    #[error("cannot write the result: {0}")]
+    Write(String),
+}
+
+/// Runs `sql` against the store's current version.
+pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
+    let mut context = SQLContext::new();
+    context.register(c::SAMPLES, store.scan(c::SAMPLES)?);
+    context.register(c::VIEWS, store.scan(c::VIEWS)?);
+    context.register(c::LOGITS, store.scan(c::LOGITS)?);
+    context.register(c::EMBEDDINGS, store.scan(c::EMBEDDINGS)?);
+    context.register(c::LABELS, store.labels()?);
+    let sql = names::duckdb_names(sql, &c::float_columns()).map_err(QueryError::Sql)?;
+    let frame = context.execute(&sql).map_err(one_line)?;
+    // The streaming engine lowers a few expressions only with Polars features this build leaves
+    // out, and panics on them; such a query runs on the in-memory engine instead.
+    let streaming = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        frame.clone().collect_with_engine(Engine::Streaming).map(|result| result.unwrap_single())
+    }));
+    match streaming {
+        Ok(result) => result.map_err(one_line),
+        Err(_) => frame.collect().map_err(one_line),
+    }
+}
+
+/// Polars errors can span lines and append the query plan; the user needs the first sentence.
+fn one_line(error: PolarsError) -> QueryError {
+    let text = error.to_string();
+    let text = text.split("Resolved plan until failure").next().unwrap_or_default();
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    QueryError::Sql(lines.join("; ").trim_end_matches([';', ' ']).to_string())
+}
+
+/// Output formats other than the terminal table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Json,
+    Parquet,
+}
+
+/// One column of a small table made outside the store (training metrics, study results).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Values {
+    Int(Vec<i64>),
+    Float(Vec<Option<f64>>),
+}
+
+/// Writes a table of named columns of equal length in `format`.
+pub fn write_table(columns: Vec<(&str, Values)>, format: Format, out: &mut dyn Write) -> Result<(), QueryError> {
+    let height = columns.first().map_or(0, |(_, values)| match values {
+        Values::Int(v) => v.len(),
+        Values::Float(v) => v.len(),
+    });
+    let columns = columns
+        .into_iter()
+        .map(|(name, values)| match values {
+            Values::Int(v) => Column::new(name.into(), v),
+            Values::Float(v) => Column::new(name.into(), v),
+        })
+        .collect();
+    let mut frame = DataFrame::new(height, columns).map_err(|e| QueryError::Write(e.to_string()))?;
+    write(&mut frame, format, out)
+}
+
+/// Writes `frame` in `format`.
+pub fn write(frame: &mut DataFrame, format: Format, out: &mut dyn Write) -> Result<(), QueryError> {
+    let write_error = |e: std::io::Error| QueryError::Write(e.to_string());
+    match format {
+        Format::Parquet => {
+            ParquetWriter::new(out)
+                .with_key_value_metadata(Some(portable_arrow_schema(frame)))
+                .finish(frame)
+                .map_err(|e| QueryError::Write(e.to_string()))?;
+        }
+        Format::Csv => {
+            let names: Vec<String> = frame.get_column_names().iter().map(|n| csv_field(n.as_str())).collect();
+            writeln!(out, "{}", names.join(",")).map_err(write_error)?;
+            for row in 0..frame.height() {
+                let fields: Vec<String> = frame
+                    .columns()
+                    .iter()
+                    .map(|col| csv_field(&json_value(col.get(row).unwrap_or(AnyValue::Null)).to_string_plain()))
+                    .collect();
+                writeln!(out, "{}", fields.join(",")).map_err(write_error)?;
+            }
+        }
+        Format::Json => {
+            let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
+            let mut rows = Vec::with_capacity(frame.height());
+            for row in 0..frame.height() {
+                let mut object = serde_json::Map::new();
+                for (name, col) in names.iter().zip(frame.columns()) {
+                    object.insert(name.clone(), json_value(col.get(row).unwrap_or(AnyValue::Null)));
+                }
+                rows.push(serde_json::Value::Object(object));
+            }
+            serde_json::to_writer_pretty(&mut *out, &rows).map_err(|e| QueryError::Write(e.to_string()))?;
+            writeln!(out).map_err(write_error)?;
+        }
+    }
+    Ok(())
+}
+
+trait PlainText {
+    fn to_string_plain(&self) -> String;
+}
+
+impl PlainText for serde_json::Value {
+    /// Strings without quotes, nulls as empty fields, everything else as JSON.
+    fn to_string_plain(&self) -> String {
+        match self {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    }
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// One cell as JSON: numbers, strings, booleans, null, and lists as arrays.
+pub fn json_value(value: AnyValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        AnyValue::Null => J::Null,
+        AnyValue::Boolean(b) => J::Bool(b),
+        AnyValue::String(s) => J::String(s.to_string()),
+        AnyValue::StringOwned(s) => J::String(s.to_string()),
+        AnyValue::UInt8(v) => v.into(),
+        AnyValue::UInt16(v) => v.into(),
+        AnyValue::UInt32(v) => v.into(),
+        AnyValue::UInt64(v) => v.into(),
+        AnyValue::Int8(v) => v.into(),
+        AnyValue::Int16(v) => v.into(),
+        AnyValue::Int32(v) => v.into(),
+        AnyValue::Int64(v) => v.into(),
+        AnyValue::Float16(v) => float(f32::from(v) as f64),
+        AnyValue::Float32(v) => float(v as f64),
+        AnyValue::Float64(v) => float(v),
+        AnyValue::List(series) => J::Array(series.iter().map(json_value).collect()),
+        other => J::String(other.to_string()),
+    }
+}
+
+fn float(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}

@@ -1,0 +1,215 @@
+//! Views of one teacher chosen with SQL, typed for replay, and the replayer that rebuilds them
+//! bit for bit. Training, `export` and `show` all select and replay through here, so a view is
+//! rebuilt the same way everywhere and every mismatch with the stored hash is the same error.
+
+use std::collections::BTreeMap;
+
+use std::path::PathBuf;
+
+use polars::prelude::*;
+
+use crate::augment::{OpConfig, RenderedView};
+use crate::pipeline::views::RenderContext;
+use crate::pipeline::plan::manifest_recipes;
+use crate::query;
+use crate::store::columns as c;
+use crate::store::reader::{
+    flat_f32_list, i64_column, opt_f32_column, opt_i64_column, str_column, u64_column, SampleTable,
+};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Query(String),
+    #[error("column {column}: {detail}")]
+    Column { column: String, detail: String },
+}
+
+/// One selected view with what replay and the losses need.
+#[derive(Debug, Clone)]
+pub struct SelectedView {
+    pub view_id: i64,
+    pub sample_id: i64,
+    pub recipe: String,
+    pub seed: u64,
+    pub input_hash: u64,
+    pub label: i64,
+    pub partner_id: Option<i64>,
+    /// The partner's label, or the view's own label when the view is not mixed.
+    pub partner_label: i64,
+    /// Weight of the own label (1 for unmixed views).
+    pub lam: f32,
+    pub teacher_logits: Vec<f32>,
+}
+
+/// The rows of `labels` that matched, in `view_id` order: the full frame (every column but the
+/// sample's input) and the typed views.
+pub struct Selection {
+    pub frame: DataFrame,
+    pub views: Vec<SelectedView>,
+    pub classes: usize,
+}
+
+pub fn sql_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Selects the views labelled by `teacher` that satisfy `condition` (SQL over `labels`).
+pub fn select(
+    store: &Store,
+    samples: &SampleTable,
+    teacher: &str,
+    condition: Option<&str>,
+) -> Result<Selection, SelectError> {
+    let mut sql = format!("SELECT * FROM {} WHERE {} = {}", c::LABELS, c::TEACHER, sql_quote(teacher));
+    if let Some(condition) = condition {
+        sql.push_str(&format!(" AND ({condition})"));
+    }
+    sql.push_str(&format!(" ORDER BY {}", c::VIEW_ID));
+    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(e.to_string()))?;
+    let classes = store.manifest.dataset.class_names.len();
+    let column =
+        |name: &'static str| move |e: PolarsError| SelectError::Column { column: name.into(), detail: e.to_string() };
+    let view_ids = i64_column(&frame, c::VIEW_ID).map_err(column(c::VIEW_ID))?;
+    let sample_ids = i64_column(&frame, c::SAMPLE_ID).map_err(column(c::SAMPLE_ID))?;
+    let labels = i64_column(&frame, c::LABEL).map_err(column(c::LABEL))?;
+    let recipes = str_column(&frame, c::RECIPE).map_err(column(c::RECIPE))?;
+    let seeds = u64_column(&frame, c::SEED).map_err(column(c::SEED))?;
+    let hashes = u64_column(&frame, c::INPUT_HASH).map_err(column(c::INPUT_HASH))?;
+    let partners = opt_i64_column(&frame, c::PARTNER_ID).map_err(column(c::PARTNER_ID))?;
+    let lams = opt_f32_column(&frame, c::LAM).map_err(column(c::LAM))?;
+    let logits = flat_f32_list(&frame, c::LOGITS_COLUMN, classes)
+        .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?;
+    let views = (0..frame.height())
+        .map(|i| {
+            let (partner_label, lam) = match (partners[i], lams[i]) {
+                (Some(partner), Some(lam)) => (samples.labels[partner as usize], lam),
+                _ => (labels[i], 1.0),
+            };
+            SelectedView {
+                view_id: view_ids[i],
+                sample_id: sample_ids[i],
+                recipe: recipes[i].clone(),
+                seed: seeds[i],
+                input_hash: hashes[i],
+                label: labels[i],
+                partner_id: partners[i],
+                partner_label,
+                lam,
+                teacher_logits: logits[i * classes..(i + 1) * classes].to_vec(),
+            }
+        })
+        .collect();
+    Ok(Selection { frame, views, classes })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("view {view_id}: recipe {recipe} is not in the store's pipeline")]
+    UnknownRecipe { view_id: i64, recipe: String },
+    #[error("view {view_id} (recipe {recipe}): replayed input hash {replayed:016x} differs from the stored {stored:016x}; the store and this kdstore disagree on how the view is made")]
+    Mismatch { view_id: i64, recipe: String, stored: u64, replayed: u64 },
+    #[error("the store's recipes: {0}")]
+    Recipes(String),
+}
+
+/// Rebuilds views from (sample, recipe, seed) with the store's recipes.
+pub struct Replayer<'a> {
+    pub context: RenderContext<'a>,
+    recipes: BTreeMap<String, Vec<OpConfig>>,
+}
+
+impl<'a> Replayer<'a> {
+    pub fn new(store: &Store, samples: &'a SampleTable) -> Result<Replayer<'a>, ReplayError> {
+        let recipes = manifest_recipes(&store.manifest).map_err(ReplayError::Recipes)?;
+        Ok(Replayer { context: RenderContext::new(samples, &store.manifest), recipes })
+    }
+
+    /// Replays a view, in raw units, without checking it.
+    pub fn replay(&self, view: &SelectedView) -> Result<RenderedView, ReplayError> {
+        let ops = self
+            .recipes
+            .get(&view.recipe)
+            .ok_or_else(|| ReplayError::UnknownRecipe { view_id: view.view_id, recipe: view.recipe.clone() })?;
+        Ok(self.context.render(ops, view.seed, view.sample_id))
+    }
+
+    /// Replays a view and fails unless its hash equals the stored one.
+    pub fn replay_verified(&self, view: &SelectedView) -> Result<RenderedView, ReplayError> {
+        let rendered = self.replay(view)?;
+        if rendered.input_hash != view.input_hash {
+            return Err(ReplayError::Mismatch {
+                view_id: view.view_id,
+                recipe: view.recipe.clone(),
+                stored: view.input_hash,
+                replayed: rendered.input_hash,
+            });
+        }
+        Ok(rendered)
+    }
+}
+
+/// Errors of the commands that select and replay views (`export`, `show`).
+#[derive(Debug, thiserror::Error)]
+pub enum ViewsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("selecting views: {0}")]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("no views of teacher {teacher} match{condition}")]
+    Empty { teacher: String, condition: String },
+    #[error("cannot write {path}: {detail}")]
+    Write { path: PathBuf, detail: String },
+}
+
+/// Loads the samples and selects the views of `teacher` matching `condition`; none is an error.
+pub fn select_some(
+    store: &Store,
+    teacher: &str,
+    condition: Option<&str>,
+) -> Result<(SampleTable, Selection), ViewsError> {
+    let samples = store.load_samples()?;
+    let selection = select(store, &samples, teacher, condition)?;
+    if selection.views.is_empty() {
+        return Err(ViewsError::Empty {
+            teacher: teacher.to_string(),
+            condition: condition.map(|c| format!(" --where {c}")).unwrap_or_default(),
+        });
+    }
+    Ok((samples, selection))
+}
+
+/// Every view's stored penultimate features for `teacher` (the `embeddings` table), by view id.
+pub fn teacher_features(store: &Store, teacher: &str) -> Result<std::collections::HashMap<i64, Vec<f32>>, SelectError> {
+    let sql = format!(
+        "SELECT {}, {} FROM {} WHERE {} = {}",
+        c::VIEW_ID,
+        c::FEATURES,
+        c::EMBEDDINGS,
+        c::TEACHER,
+        sql_quote(teacher)
+    );
+    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(e.to_string()))?;
+    let ids = i64_column(&frame, c::VIEW_ID)
+        .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
+    let column = frame
+        .column(c::FEATURES)
+        .and_then(|c| c.cast(&DataType::List(Box::new(DataType::Float32))))
+        .map_err(|e| SelectError::Column { column: c::FEATURES.into(), detail: e.to_string() })?;
+    let lists = column.list().map_err(|e| SelectError::Column { column: c::FEATURES.into(), detail: e.to_string() })?;
+    let mut features = std::collections::HashMap::with_capacity(ids.len());
+    for (id, list) in ids.into_iter().zip(lists.amortized_iter()) {
+        let values: Vec<f32> = list
+            .map(|l| l.as_ref().f32().map(|v| v.into_no_null_iter().collect()))
+            .transpose()
+            .map_err(|e| SelectError::Column { column: c::FEATURES.into(), detail: e.to_string() })?
+            .unwrap_or_default();
+        features.insert(id, values);
+    }
+    Ok(features)
+}

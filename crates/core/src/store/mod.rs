@@ -1,0 +1,122 @@
+//! The soft-label store: a directory of Parquet tables (`samples`, `views`, `logits` partitioned by
+//! teacher) plus a versioned manifest. Only this module and `query` touch Parquet. Writers put each
+//! data file in place under a name derived from its content key before the manifest that lists it
+//! is committed, so a reader sees either the old version or the new one, never a half-written file.
+
+pub mod columns;
+pub mod manifest;
+pub mod reader;
+pub mod stats;
+pub mod writer;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use manifest::{DataFile, DatasetInfo, Manifest, Normalization, TeacherInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot access {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a kdstore store (no committed version under _manifest/)")]
+    NotAStore { path: PathBuf },
+    #[error("{path}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("{path}: store schema version {found} is not supported by this kdstore (it reads version {supported})")]
+    UnsupportedSchema { path: PathBuf, found: u32, supported: u32 },
+    #[error("{path}: table {table}: {source}")]
+    Parquet {
+        path: PathBuf,
+        table: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
+    #[error("store {path} is locked by another build ({lock}); wait for it to finish")]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("{path}: column {column}: {detail}")]
+    Column { path: PathBuf, column: String, detail: String },
+}
+
+/// The three splits every store knows.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Split> {
+        Split::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A store directory opened for reading at one committed version.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Store {
+    /// Opens the newest committed version.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        if !root.is_dir() {
+            return Err(StoreError::Io {
+                path: root.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            });
+        }
+        let manifest =
+            manifest::read_latest(root)?.ok_or_else(|| StoreError::NotAStore { path: root.to_path_buf() })?;
+        Ok(Store { root: root.to_path_buf(), manifest })
+    }
+}
+
+/// An exclusive lock on a store for the duration of a build; released when dropped or when the
+/// process dies (it is an OS file lock, so a killed build never leaves a stale lock behind).
+#[derive(Debug)]
+pub struct WriteLock {
+    _file: fs::File,
+}
+
+impl WriteLock {
+    pub fn acquire(root: &Path) -> Result<WriteLock, StoreError> {
+        fs::create_dir_all(root).map_err(|source| StoreError::Io { path: root.to_path_buf(), source })?;
+        let lock = root.join("_lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(|source| StoreError::Io { path: lock.clone(), source })?;
+        match file.try_lock() {
+            Ok(()) => Ok(WriteLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path: root.to_path_buf(), lock }),
+            Err(fs::TryLockError::Error(source)) => Err(StoreError::Io { path: lock, source }),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! One loss value for inputs given as `.npy` files (what `kdstore loss` prints), computed in
+//! float64 so that users can check parity with their own code. Shapes and labels are checked
+//! against each other and every problem names the flag it came from.
+
+use std::path::{Path, PathBuf};
+
+use tch::{nn, Kind, Tensor};
+
+use super::dlkd::{load_heads, Heads};
+use super::{LossConfig, LossInputs, Targets};
+use kdstore_core::source::npy::{read_array, NpyData};
+
+/// The files of one `kdstore loss` call (flags named as on the command line).
+#[derive(Debug, Default, Clone)]
+pub struct LossFiles {
+    pub student: Option<PathBuf>,
+    pub teacher: Option<PathBuf>,
+    pub labels: Option<PathBuf>,
+    pub partner_labels: Option<PathBuf>,
+    pub lam: Option<PathBuf>,
+    pub student_features: Option<PathBuf>,
+    pub teacher_features: Option<PathBuf>,
+    /// The 1-based epoch, for warm-ups; `None` means after the warm-up.
+    pub epoch: Option<usize>,
+    /// The trainable heads of `dlkd`, as an `.npz` of PyTorch state-dict entries.
+    pub heads: Option<PathBuf>,
+}
+
+fn tensor(path: &Path, integers: bool) -> Result<Tensor, String> {
+    let array = read_array(path).map_err(|e| e.to_string())?;
+    let shape: Vec<i64> = array.shape.iter().map(|&d| d as i64).collect();
+    let tensor = match array.data {
+        NpyData::F32(v) if !integers => Tensor::from_slice(&v).to_kind(Kind::Double),
+        NpyData::F64(v) if !integers => Tensor::from_slice(&v),
+        NpyData::I64(v) if integers => Tensor::from_slice(&v),
+        NpyData::I64(v) => Tensor::from_slice(&v).to_kind(Kind::Double),
+        _ => return Err(format!("{}: expected integers, got floats", path.display())),
+    };
+    Ok(tensor.reshape(shape))
+}
+
+fn optional(path: &Option<PathBuf>, integers: bool) -> Result<Option<Tensor>, String> {
+    path.as_deref().map(|p| tensor(p, integers)).transpose()
+}
+
+/// The value of `config` on the files.
+pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, String> {
+    let name = config.name();
+    let needed =
+        |flag: &str, value: &Option<PathBuf>| value.clone().ok_or_else(|| format!("loss {name}: needs {flag}"));
+    let student_path = needed("--student", &files.student)?;
+    let student = tensor(&student_path, false)?;
+    let size = student.size();
+    let [batch, classes] = size[..] else {
+        return Err(format!("{}: expected [batch, classes], got {size:?}", student_path.display()));
+    };
+    let teacher = if config.needs_teacher_logits() {
+        Some(tensor(&needed("--teacher", &files.teacher)?, false)?)
+    } else {
+        optional(&files.teacher, false)?
+    };
+    if let Some(teacher) = &teacher {
+        if teacher.size() != size {
+            return Err(format!("--teacher has shape {:?}, --student {size:?}", teacher.size()));
+        }
+    }
+    let labels = match optional(&files.labels, true)? {
+        Some(labels) => labels,
+        None if !config.needs_labels() => Tensor::zeros([batch], (Kind::Int64, tch::Device::Cpu)),
+        None => return Err(format!("loss {name}: needs --labels")),
+    };
+    let check_labels = |t: &Tensor, flag: &str| -> Result<(), String> {
+        let out_of_range = batch > 0 && (t.min().int64_value(&[]) < 0 || t.max().int64_value(&[]) >= classes);
+        if t.size() != [batch] || out_of_range {
+            return Err(format!("{flag} must hold {batch} class indices in 0..{classes}"));
+        }
+        Ok(())
+    };
+    check_labels(&labels, "--labels")?;
+    let targets = match (optional(&files.partner_labels, true)?, optional(&files.lam, false)?) {
+        (Some(partner_labels), Some(lam)) => {
+            check_labels(&partner_labels, "--partner-labels")?;
+            Targets::new(labels, partner_labels, lam, classes)
+        }
+        (None, None) => Targets::plain(labels, classes),
+        _ => return Err("--partner-labels and --lam go together".into()),
+    };
+    let student_features = optional(&files.student_features, false)?;
+    let teacher_features = optional(&files.teacher_features, false)?;
+    let heads_store = nn::VarStore::new(tch::Device::Cpu);
+    let heads = match (config, &student_features, &teacher_features) {
+        (LossConfig::Dlkd(dlkd), Some(s), Some(t)) => {
+            let path = needed("--heads", &files.heads)?;
+            let width = |f: &Tensor| f.size()[1..].iter().product::<i64>();
+            let heads = Heads::new(&heads_store.root(), dlkd, width(s), width(t));
+            let mut heads_store = heads_store;
+            heads_store.double();
+            let named = Tensor::read_npz(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            load_heads(&heads_store, &named, &path.display().to_string())?;
+            Some(heads)
+        }
+        _ => None,
+    };
+    let inputs = LossInputs {
+        student: &student,
+        teacher: teacher.as_ref(),
+        targets: &targets,
+        student_features: student_features.as_ref(),
+        teacher_features: teacher_features.as_ref(),
+        epoch: files.epoch,
+        heads: heads.as_ref(),
+    };
+    Ok(config.compute(&inputs).map_err(|e| e.to_string())?.double_value(&[]))
+}

@@ -1,0 +1,176 @@
+//! An epoch's batches: which views go together (a pure function of the epoch's seed), and their
+//! inputs and teacher targets, prepared on a CPU thread while the model trains on the batch before
+//! (one batch ahead), so that replay and the GPU work at the same time.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::data::TrainData;
+use super::{TrainError, ViewsPerEpoch};
+use kdstore_core::augment::seed::purpose_seed;
+use kdstore_core::select::{Replayer, SelectedView};
+
+/// The views of one batch, as indices into the selected views, in order.
+pub type BatchPlan = Vec<usize>;
+
+/// An epoch's batches. Each epoch draws from its own seed (the run's seed and the epoch), so an
+/// epoch's batches do not depend on the epochs before it and a resumed run draws what an
+/// uninterrupted one would. With `group` = Some(k), each sample brings k views next to each other,
+/// its identity view first (DLKD's layout), and `batch_size` counts samples.
+pub fn epoch_plan(
+    by_sample: &[SampleViews],
+    views: ViewsPerEpoch,
+    group: Option<usize>,
+    batch_size: usize,
+    seed: u64,
+    epoch: usize,
+) -> Vec<BatchPlan> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(seed, &format!("batches/epoch-{epoch}")));
+    let mut units: Vec<Vec<usize>> = match (group, views) {
+        (Some(k), _) => by_sample
+            .iter()
+            .map(|sample| {
+                let identity = sample.identity.expect("grouped plans need every sample's identity view");
+                let mut others: Vec<usize> = sample.others.choose_multiple(&mut rng, k - 1).copied().collect();
+                others.shuffle(&mut rng);
+                std::iter::once(identity).chain(others).collect()
+            })
+            .collect(),
+        (None, ViewsPerEpoch::All) => by_sample.iter().flat_map(|s| s.all()).map(|v| vec![v]).collect(),
+        (None, ViewsPerEpoch::OnePerSample) => by_sample
+            .iter()
+            .map(|s| vec![*s.all().collect::<Vec<_>>().choose(&mut rng).expect("samples have views")])
+            .collect(),
+    };
+    units.shuffle(&mut rng);
+    units.chunks(batch_size.max(1)).map(|chunk| chunk.concat()).collect()
+}
+
+/// The selected views of one training sample.
+#[derive(Debug, Clone, Default)]
+pub struct SampleViews {
+    pub identity: Option<usize>,
+    pub others: Vec<usize>,
+}
+
+impl SampleViews {
+    fn all(&self) -> impl Iterator<Item = usize> + '_ {
+        self.identity.iter().copied().chain(self.others.iter().copied())
+    }
+}
+
+/// The views of each sample, samples in id order, views in selection order.
+pub fn group_by_sample(views: &[SelectedView]) -> Vec<SampleViews> {
+    let mut groups: std::collections::BTreeMap<i64, SampleViews> = Default::default();
+    for (index, view) in views.iter().enumerate() {
+        let group = groups.entry(view.sample_id).or_default();
+        if view.recipe == "identity" && group.identity.is_none() {
+            group.identity = Some(index);
+        } else {
+            group.others.push(index);
+        }
+    }
+    groups.into_values().collect()
+}
+
+/// One batch, ready for the model: normalised inputs, and the stored teacher logits and features
+/// (absent when the teacher runs online).
+pub struct Batch {
+    pub views: BatchPlan,
+    pub inputs: Vec<f32>,
+    pub teacher_logits: Option<Vec<f32>>,
+    pub teacher_features: Option<Vec<f32>>,
+}
+
+/// Where a batch's rows come from.
+pub struct BatchSource<'a> {
+    pub data: &'a TrainData,
+    pub replayer: &'a Replayer<'a>,
+    /// Every view rendered once (`--preload`), in selection order.
+    pub preloaded: Option<&'a [f32]>,
+    /// Whether the batch carries the stored teacher logits (not with `--online` or `--co-train`).
+    pub stored_logits: bool,
+    pub stored_features: Option<&'a HashMap<i64, Vec<f32>>>,
+}
+
+impl BatchSource<'_> {
+    pub fn batch(&self, plan: BatchPlan) -> Result<Batch, TrainError> {
+        let sample_len = self.data.samples.sample_len;
+        let views: Vec<&SelectedView> = plan.iter().map(|&i| &self.data.views[i]).collect();
+        let inputs = match self.preloaded {
+            Some(all) => plan.iter().flat_map(|&i| &all[i * sample_len..(i + 1) * sample_len]).copied().collect(),
+            None => self.data.render(self.replayer, &views)?,
+        };
+        let teacher_logits =
+            self.stored_logits.then(|| views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect());
+        let teacher_features =
+            self.stored_features.map(|stored| views.iter().flat_map(|v| stored[&v.view_id].iter().copied()).collect());
+        Ok(Batch { views: plan, inputs, teacher_logits, teacher_features })
+    }
+
+    /// Prepares the planned batches on a worker thread, one ahead, and hands each to `train` in
+    /// order. The first error, from either side, stops both and is returned.
+    pub fn run(
+        &self,
+        plans: Vec<BatchPlan>,
+        mut train: impl FnMut(Batch) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        std::thread::scope(|scope| {
+            let (sender, receiver) = mpsc::sync_channel::<Result<Batch, TrainError>>(1);
+            scope.spawn(move || {
+                for plan in plans {
+                    let batch = self.batch(plan);
+                    let failed = batch.is_err();
+                    if sender.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for batch in receiver {
+                train(batch?)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<SampleViews> {
+        (0..10).map(|s| SampleViews { identity: Some(s * 5), others: (1..5).map(|k| s * 5 + k).collect() }).collect()
+    }
+
+    #[test]
+    fn one_view_per_sample_each_epoch_from_the_epochs_own_seed() {
+        let by_sample = samples();
+        let plan = epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, 4, 7, 3);
+        assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+        let mut samples_seen: Vec<usize> = plan.concat().iter().map(|v| v / 5).collect();
+        samples_seen.sort();
+        assert_eq!(samples_seen, (0..10).collect::<Vec<_>>());
+        assert_eq!(plan, epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, 4, 7, 3));
+        assert_ne!(plan, epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, 4, 7, 4));
+        let all = epoch_plan(&by_sample, ViewsPerEpoch::All, None, 8, 7, 3).concat();
+        assert_eq!(all.len(), 50);
+    }
+
+    #[test]
+    fn grouped_plans_put_the_identity_view_first_and_count_samples() {
+        let plan = epoch_plan(&samples(), ViewsPerEpoch::OnePerSample, Some(4), 3, 1, 1);
+        assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [12, 12, 12, 4]);
+        for group in plan.concat().chunks(4) {
+            let sample = group[0] / 5;
+            assert_eq!(group[0], sample * 5, "identity first: {group:?}");
+            assert!(group[1..].iter().all(|v| v / 5 == sample && v % 5 != 0), "{group:?}");
+            let mut distinct = group.to_vec();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 4, "distinct views: {group:?}");
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! Student training from a store: a built-in student trained with a weighted sum of losses on
+//! replayed training views and their stored teacher logits, evaluated each epoch on the validation
+//! split (accuracy, NLL, ECE, agreement with and KL to the teacher) and at the end on the test split
+//! with the best-on-validation weights. The output folder holds `results.json` (config, per-epoch
+//! and final metrics), `metrics.parquet` (one row per epoch), the best and last weights and the
+//! architecture. While it runs, a checkpoint after every epoch lets an interrupted run resume
+//! (`--resume`) to the same end, bit for bit; the checkpoints are removed when the run completes.
+
+pub mod batches;
+pub mod checkpoint;
+pub mod co_train;
+pub mod data;
+pub mod metrics;
+pub mod optimizer;
+pub mod schedule;
+pub mod step;
+pub mod student;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use kdstore_core::augment::seed::purpose_seed;
+use crate::losses::{dlkd, LossConfig, LossTerm};
+use crate::build::load_classifier;
+use kdstore_core::progress::Progress;
+use kdstore_core::query::{self, Values};
+use kdstore_core::select::{ReplayError, Replayer, SelectedView};
+use kdstore_core::store::{Split, Store, StoreError};
+use crate::teacher::arch::{seeded_init, ArchKind, ArchSpec};
+use batches::{group_by_sample, BatchSource};
+use co_train::CoTeacher;
+use metrics::{split_metrics, SplitMetrics};
+pub use optimizer::Optimizer;
+use optimizer::Stepper;
+use schedule::{learning_rate, Schedule};
+use step::Step;
+use student::{Student, StudentSource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("selecting training views: {0}")]
+    Selection(String),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    #[error("{0}")]
+    Config(String),
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Which views each epoch uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewsPerEpoch {
+    /// One stored view per training sample, drawn anew each epoch (the FKD way).
+    OnePerSample,
+    /// Every selected view, every epoch.
+    All,
+}
+
+/// A resolved training configuration (recorded in `results.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainConfig {
+    pub teacher: String,
+    pub filter: Option<String>,
+    pub student: ArchKind,
+    /// A TorchScript student to train instead of the built-in one (`student`, `width` and `depth`
+    /// are then unused).
+    pub torchscript_student: Option<PathBuf>,
+    pub width: i64,
+    pub depth: i64,
+    /// The objective: Σ weight · loss.
+    pub losses: Vec<LossTerm>,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub optimizer: Optimizer,
+    pub schedule: Schedule,
+    /// Epochs of linear learning-rate warm-up.
+    pub warmup_epochs: usize,
+    /// Clip the gradients' global L2 norm to this value.
+    pub clip_grad_norm: Option<f64>,
+    pub views: ViewsPerEpoch,
+    pub seed: u64,
+    pub device: String,
+    pub verify_replay: usize,
+    /// Render every selected view once before training and batch from memory (no replay per batch).
+    pub preload: bool,
+    /// Run the frozen teacher on each batch instead of reading its stored logits (the baseline that
+    /// the store replaces).
+    pub online: bool,
+    /// Train a fresh teacher of the store teacher's architecture together with the student (DML).
+    pub co_train: bool,
+    /// libtorch intra-op threads (default: libtorch's choice, all cores).
+    pub threads: Option<usize>,
+    /// Continue the interrupted run whose checkpoint is in the output folder.
+    #[serde(skip)]
+    pub resume: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub learning_rate: f64,
+    pub train_loss: f64,
+    /// Validation metrics (absent when the store has no validation split).
+    pub val: Option<SplitMetrics>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub config: TrainConfig,
+    pub store: String,
+    pub store_version: u64,
+    pub train_views: usize,
+    pub train_samples: usize,
+    pub replayed_and_verified: usize,
+    pub epochs: Vec<EpochMetrics>,
+    /// Time spent in training steps (batch preparation, forward, loss, backward, update), all
+    /// epochs, without evaluation; and the training views processed per second of it.
+    pub train_seconds: f64,
+    pub train_views_per_second: f64,
+    /// The epoch whose weights were kept (best validation accuracy; the last without validation).
+    pub best_epoch: usize,
+    /// Test metrics of the kept weights.
+    pub test: SplitMetrics,
+    pub test_accuracy: f64,
+    pub teacher_test_accuracy: Option<f64>,
+    /// With `--co-train`: the co-trained teacher's test metrics (its last weights).
+    pub co_trained_teacher: Option<SplitMetrics>,
+    pub student_parameters: i64,
+}
+
+/// Trains a student and writes its outputs into `out` (see the module note). With
+/// `config.resume`, continues the interrupted run whose checkpoint is in `out`.
+pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Progress) -> Result<Results, TrainError> {
+    let device = match config.device.as_str() {
+        "cpu" => Device::Cpu,
+        "cuda" if tch::Cuda::is_available() => Device::Cuda(0),
+        "cuda" => return Err(TrainError::Config("--device cuda: no CUDA device is available to libtorch here".into())),
+        other => return Err(TrainError::Config(format!("--device {other}: expected cpu or cuda"))),
+    };
+    if let Some(threads) = config.threads {
+        tch::set_num_threads(threads.max(1) as i32);
+    }
+    if store.manifest.teacher(&config.teacher).is_none() {
+        let known: Vec<&str> = store.manifest.teachers.iter().map(|t| t.name.as_str()).collect();
+        return Err(TrainError::Config(format!(
+            "--teacher {}: the store has no such teacher (it has: {})",
+            config.teacher,
+            known.join(", ")
+        )));
+    }
+    if config.losses.is_empty() {
+        return Err(TrainError::Config("--loss: name at least one loss".into()));
+    }
+    let config_json = serde_json::to_value(config).expect("config serialises");
+    let resumed = resumable(out, config, &config_json)?;
+    let data = data::load(store, &config.teacher, config.filter.as_deref())?;
+    let replayer = Replayer::new(store, &data.samples)?;
+    let verified = data.verify_replay(&replayer, config.verify_replay, config.seed)?;
+
+    let spec = ArchSpec {
+        kind: config.student,
+        width: config.width,
+        depth: config.depth,
+        input_shape: data.samples.sample_shape.iter().map(|&d| d as i64).collect(),
+        classes: data.classes as i64,
+    };
+    let source = match &config.torchscript_student {
+        Some(path) => StudentSource::Scripted { path: path.clone(), input_shape: spec.input_shape.clone() },
+        None => {
+            spec.check().map_err(|e| TrainError::Config(format!("--student: {e}")))?;
+            StudentSource::Builtin { spec: spec.clone(), seed: purpose_seed(config.seed, "student") }
+        }
+    };
+    let extension = source.extension();
+    let open_student = |vs: &mut nn::VarStore, weights: Option<&Path>| {
+        Student::open(&source, vs, weights).map_err(|e| match &config.torchscript_student {
+            Some(path) => TrainError::Config(format!("--student-torchscript {}: {e}", path.display())),
+            None => TrainError::Torch(e),
+        })
+    };
+    let mut vs = nn::VarStore::new(device);
+    let mut net =
+        open_student(&mut vs, resumed.as_ref().map(|c| checkpoint::last_weights(&c.dir, extension)).as_deref())?;
+    let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+
+    let by_sample = group_by_sample(&data.views);
+    let views_per_sample = config.losses.iter().find_map(|t| t.config.views_per_sample());
+    if let Some(views) = views_per_sample {
+        if config.views == ViewsPerEpoch::All {
+            return Err(TrainError::Config(format!(
+                "--views all: dlkd draws each sample's identity view and {} others every epoch instead",
+                views - 1
+            )));
+        }
+        check_groups(&data, &by_sample, views)?;
+    }
+    let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
+    let needs_features = config.losses.iter().any(|t| t.config.needs_features());
+    let online_teacher = if config.online {
+        let info = store.manifest.teacher(&config.teacher).expect("checked above");
+        Some(load_classifier(&store.root, info, device).map_err(|e| TrainError::Config(format!("--online: {e}")))?)
+    } else {
+        None
+    };
+    let stored_features = if needs_features && !config.online && !config.co_train {
+        Some(stored_teacher_features(store, &config.teacher, &data.views)?)
+    } else {
+        None
+    };
+    let mut co_teacher = if config.co_train {
+        let info = store.manifest.teacher(&config.teacher).expect("checked above");
+        Some(CoTeacher::new(info, config, device, resumed.as_ref().map(|c| c.dir.as_path()))?)
+    } else {
+        None
+    };
+    let mut heads_vs = nn::VarStore::new(device);
+    let heads = match config.losses.iter().find_map(|t| match &t.config {
+        LossConfig::Dlkd(dlkd) => Some(dlkd),
+        _ => None,
+    }) {
+        Some(dlkd) => {
+            let first = data.render(&replayer, &[&data.views[0]])?;
+            let student_width =
+                tch::no_grad(|| net.forward_with_features(&Tensor::from_slice(&first).to_device(device), false, true))?
+                    .0
+                    .map_or(0, |f| f.size()[1..].iter().product::<i64>());
+            let teacher_width = match (&co_teacher, &stored_features, &online_teacher) {
+                (Some(co), _, _) => {
+                    tch::no_grad(|| co.net.features(&Tensor::from_slice(&first).to_device(device), false))?.size()[1]
+                }
+                (None, Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
+                (None, None, Some(model)) => {
+                    tch::no_grad(|| model.infer(&first, &data.samples.sample_shape, device, true))
+                        .map_err(|e| TrainError::Config(format!("--online: {e}")))?
+                        .features
+                        .len() as i64
+                }
+                (None, None, None) => unreachable!("feature losses read stored, online or co-trained teacher features"),
+            };
+            let heads = seeded_init(purpose_seed(config.seed, "dlkd-heads"), || {
+                dlkd::Heads::new(&(heads_vs.root() / "dlkd"), dlkd, student_width, teacher_width)
+            });
+            if let Some(checkpoint) = &resumed {
+                heads_vs.load(checkpoint::heads_weights(&checkpoint.dir))?;
+            }
+            Some(heads)
+        }
+        None => None,
+    };
+    let mut stepper = Stepper::new(&[&vs, &heads_vs], config.optimizer, config.weight_decay);
+    if let Some(checkpoint) = &resumed {
+        stepper.load(&checkpoint::optimizer_state(&checkpoint.dir))?;
+    }
+    // The newest checkpoint's folder: its best weights are the kept ones until an epoch beats them.
+    let mut latest_checkpoint = resumed.as_ref().map(|c| c.dir.clone());
+    let mut state = resumed.map(|c| c.state).unwrap_or_default();
+    let batches = BatchSource {
+        data: &data,
+        replayer: &replayer,
+        preloaded: preloaded.as_deref(),
+        stored_logits: online_teacher.is_none() && !config.co_train,
+        stored_features: stored_features.as_ref(),
+    };
+    let val = data.split(&replayer, Split::Val);
+    let test = data.split(&replayer, Split::Test);
+    std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
+    let task = progress.task("train student", config.epochs as u64);
+    task.advance(state.epochs_done as u64);
+    for epoch in state.epochs_done..config.epochs {
+        let started = std::time::Instant::now();
+        // A TorchScript student may draw (dropout): each epoch seeds libtorch from its own seed.
+        tch::manual_seed(purpose_seed(config.seed, &format!("torch/epoch-{epoch}")) as i64);
+        let learning_rate =
+            learning_rate(config.schedule, config.learning_rate, config.warmup_epochs, epoch, config.epochs);
+        let plans =
+            batches::epoch_plan(&by_sample, config.views, views_per_sample, config.batch_size, config.seed, epoch + 1);
+        let epoch_views: usize = plans.iter().map(Vec::len).sum();
+        let mut loss_sum = 0.0;
+        let steps_started = std::time::Instant::now();
+        let step = Step {
+            config,
+            data: &data,
+            online_teacher: online_teacher.as_ref(),
+            needs_features,
+            heads: heads.as_ref(),
+            device,
+        };
+        batches.run(plans, |batch| {
+            let rows = batch.views.len() as f64;
+            stepper.zero_grad();
+            if let Some(co) = co_teacher.as_mut() {
+                co.stepper.zero_grad();
+            }
+            let (loss, teacher_loss) = step.objectives(&mut net, co_teacher.as_ref(), &batch, epoch + 1)?;
+            match &teacher_loss {
+                Some(teacher_loss) => (&loss + teacher_loss).backward(),
+                None => loss.backward(),
+            }
+            for stepper in std::iter::once(&mut stepper).chain(co_teacher.as_mut().map(|co| &mut co.stepper)) {
+                if let Some(max) = config.clip_grad_norm {
+                    stepper.clip_grad_norm(max);
+                }
+                stepper.step(learning_rate)?;
+            }
+            loss_sum += loss.double_value(&[]) * rows;
+            Ok(())
+        })?;
+        let epoch_seconds = steps_started.elapsed().as_secs_f64();
+        state.train_seconds += epoch_seconds;
+        state.trained_views += epoch_views;
+        let val_metrics = (!val.labels.is_empty())
+            .then(|| evaluate(&mut |x| net.forward(x, false), &val, &spec, data.classes, device))
+            .transpose()?;
+        let score = val_metrics.map(|m| m.accuracy);
+        let improved = keeps(state.best.and_then(|(_, kept)| kept), score);
+        if improved {
+            state.best = Some((epoch + 1, score));
+        }
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            learning_rate,
+            train_loss: loss_sum / epoch_views.max(1) as f64,
+            val: val_metrics,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        task.set_message(&format!(
+            "loss {:.4} val acc {} {:.0} views/s",
+            metrics.train_loss,
+            metrics.val.map_or("-".into(), |m| format!("{:.3}", m.accuracy)),
+            epoch_views as f64 / epoch_seconds.max(f64::MIN_POSITIVE)
+        ));
+        state.epochs.push(metrics);
+        state.epochs_done = epoch + 1;
+        let written = checkpoint::write(out, &config_json, &state, |dir| {
+            let last = checkpoint::last_weights(dir, extension);
+            let best = checkpoint::best_weights(dir, extension);
+            net.save_weights(&vs, &last).map_err(|e| format!("{}: {e}", last.display()))?;
+            let kept = match &latest_checkpoint {
+                Some(previous) if !improved => checkpoint::best_weights(previous, extension),
+                _ => last.clone(),
+            };
+            std::fs::copy(&kept, &best).map(drop).map_err(|e| format!("{}: {e}", best.display()))?;
+            if heads.is_some() {
+                heads_vs.save(checkpoint::heads_weights(dir)).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            if let Some(co) = &co_teacher {
+                co.save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            stepper.save(&checkpoint::optimizer_state(dir)).map_err(|e| format!("{}: {e}", dir.display()))
+        })
+        .map_err(|e| TrainError::Write { path: checkpoint::folder(out), source: std::io::Error::other(e) })?;
+        latest_checkpoint = Some(written);
+        task.advance(1);
+    }
+    task.finish();
+
+    let (best_path, last_path) = (out.join(format!("student.{extension}")), out.join(format!("last.{extension}")));
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to).map(drop).map_err(|source| TrainError::Write { path: to.to_path_buf(), source })
+    };
+    match &latest_checkpoint {
+        Some(dir) => {
+            copy(&checkpoint::best_weights(dir, extension), &best_path)?;
+            copy(&checkpoint::last_weights(dir, extension), &last_path)?;
+        }
+        None => {
+            net.save_weights(&vs, &best_path)?;
+            net.save_weights(&vs, &last_path)?;
+        }
+    }
+    net.save_architecture(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
+    let mut best_vs = nn::VarStore::new(device);
+    let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
+    let test_metrics = evaluate(&mut |x| best_net.forward(x, false), &test, &spec, data.classes, device)?;
+    let co_trained_teacher = match &co_teacher {
+        Some(co) => {
+            let path = out.join("teacher.safetensors");
+            co.vs.save(&path)?;
+            let spec_path = out.join("teacher.json");
+            std::fs::write(&spec_path, serde_json::to_string_pretty(&co.spec).expect("spec serialises"))
+                .map_err(|source| TrainError::Write { path: spec_path, source })?;
+            let metrics = evaluate(&mut |x| co.net.forward(x, false), &test, &co.spec, data.classes, device)?;
+            Some(SplitMetrics { teacher_agreement: None, kl_to_teacher: None, ..metrics })
+        }
+        None => None,
+    };
+    let results = Results {
+        config: config.clone(),
+        store: store.root.display().to_string(),
+        store_version: store.manifest.version,
+        train_views: data.views.len(),
+        train_samples: by_sample.len(),
+        replayed_and_verified: verified,
+        train_seconds: state.train_seconds,
+        train_views_per_second: state.trained_views as f64 / state.train_seconds.max(f64::MIN_POSITIVE),
+        best_epoch: state.best.map_or(0, |(epoch, _)| epoch),
+        epochs: state.epochs,
+        test: test_metrics,
+        test_accuracy: test_metrics.accuracy,
+        teacher_test_accuracy: store.manifest.teacher(&config.teacher).and_then(|t| t.accuracy.get("test").copied()),
+        co_trained_teacher,
+        student_parameters: parameters,
+    };
+    write_outputs(out, &results)?;
+    let checkpoints = checkpoint::folder(out);
+    std::fs::remove_dir_all(&checkpoints).map_err(|source| TrainError::Write { path: checkpoints, source })?;
+    Ok(results)
+}
+
+/// The checkpoint to continue from: `--resume` needs one written with the same settings, and a
+/// new run refuses to start over an interrupted one.
+fn resumable(
+    out: &Path,
+    config: &TrainConfig,
+    config_json: &serde_json::Value,
+) -> Result<Option<checkpoint::Checkpoint>, TrainError> {
+    let found = checkpoint::latest(out).map_err(TrainError::Config)?;
+    match (found, config.resume) {
+        (Some(checkpoint), true) => {
+            checkpoint.check_config(config_json).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
+            Ok(Some(checkpoint))
+        }
+        (None, true) => Err(TrainError::Config(format!(
+            "--resume: {} holds no checkpoint of an interrupted training",
+            out.display()
+        ))),
+        (Some(checkpoint), false) => Err(TrainError::Config(format!(
+            "{} holds an interrupted training ({} of {} epochs done): add --resume to continue it, or choose another --out",
+            out.display(),
+            checkpoint.state.epochs_done,
+            config.epochs
+        ))),
+        (None, false) => Ok(None),
+    }
+}
+
+/// Whether an epoch's weights replace the kept ones: a higher validation accuracy than the kept
+/// weights' (the first of equals stays), or, without validation scores, always (the last is kept).
+fn keeps(kept: Option<f64>, validation: Option<f64>) -> bool {
+    match (kept, validation) {
+        (Some(kept), Some(score)) => score > kept,
+        _ => true,
+    }
+}
+
+/// Fails unless every training sample has its identity view and `views − 1` others selected, as
+/// a loss that batches each sample's views together (`dlkd`) needs.
+fn check_groups(data: &data::TrainData, by_sample: &[batches::SampleViews], views: usize) -> Result<(), TrainError> {
+    let short: Vec<&batches::SampleViews> =
+        by_sample.iter().filter(|s| s.identity.is_none() || s.others.len() + 1 < views).collect();
+    let Some(first) = short.first() else { return Ok(()) };
+    let example = first.identity.or(first.others.first().copied()).map(|i| data.views[i].sample_id).unwrap_or(-1);
+    Err(TrainError::Config(format!(
+        "dlkd batches each training sample's identity view with {} other views of it, and {} of {} samples have fewer (sample {example}: {} identity view, {} others selected); select more views with --where, add recipes or replicas to the pipeline, or lower --set views",
+        views - 1,
+        short.len(),
+        by_sample.len(),
+        if first.identity.is_some() { "an" } else { "no" },
+        first.others.len()
+    )))
+}
+
+/// The teacher's stored features of every selected view, or why the store cannot give them.
+fn stored_teacher_features(
+    store: &Store,
+    teacher: &str,
+    views: &[SelectedView],
+) -> Result<std::collections::HashMap<i64, Vec<f32>>, TrainError> {
+    let stored = kdstore_core::select::teacher_features(store, teacher).map_err(|e| TrainError::Selection(e.to_string()))?;
+    if let Some(view) = views.iter().find(|v| !stored.contains_key(&v.view_id)) {
+        return Err(TrainError::Config(format!(
+            "the feature losses need the teacher's penultimate features, and the store holds none for teacher {teacher} (view {}): add `embeddings = \"f16\"` to its [[teacher]] and run kdstore build again",
+            view.view_id
+        )));
+    }
+    Ok(stored)
+}
+
+/// A network's metrics on a split (its identity views), against the teacher's stored logits; the
+/// network runs in evaluation mode.
+fn evaluate(
+    forward: &mut dyn FnMut(&Tensor) -> Result<Tensor, tch::TchError>,
+    split: &data::SplitData,
+    spec: &ArchSpec,
+    classes: usize,
+    device: Device,
+) -> Result<SplitMetrics, TrainError> {
+    let per_sample: usize = spec.input_shape.iter().product::<i64>() as usize;
+    let mut logits = Vec::with_capacity(split.labels.len() * classes);
+    tch::no_grad(|| -> Result<(), TrainError> {
+        for x in split.inputs.chunks(512 * per_sample) {
+            let out = forward(&Tensor::from_slice(x).to_device(device))?;
+            logits.extend(Vec::<f32>::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?);
+        }
+        Ok(())
+    })?;
+    Ok(split_metrics(&logits, &split.labels, split.teacher_logits.as_deref(), classes))
+}
+
+fn write_outputs(out: &Path, results: &Results) -> Result<(), TrainError> {
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TrainError::Write { path, source }
+    };
+    let results_path = out.join("results.json");
+    std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("results serialise"))
+        .map_err(write_error(&results_path))?;
+    let config_path = out.join("config.json");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&results.config).expect("config serialises"))
+        .map_err(write_error(&config_path))?;
+    let metrics_path = out.join("metrics.parquet");
+    let mut file = std::fs::File::create(&metrics_path).map_err(write_error(&metrics_path))?;
+    query::write_table(epochs_table(&results.epochs), query::Format::Parquet, &mut file)
+        .map_err(|e| TrainError::Write { path: metrics_path.clone(), source: std::io::Error::other(e.to_string()) })?;
+    Ok(())
+}
+
+/// One row per epoch: the learning rate, the training loss and the validation metrics.
+fn epochs_table(epochs: &[EpochMetrics]) -> Vec<(&'static str, Values)> {
+    let val = |f: fn(&SplitMetrics) -> Option<f64>| Values::Float(epochs.iter().map(|e| e.val.as_ref().and_then(f)).collect());
+    let all = |f: fn(&EpochMetrics) -> f64| Values::Float(epochs.iter().map(|e| Some(f(e))).collect());
+    vec![
+        ("epoch", Values::Int(epochs.iter().map(|e| e.epoch as i64).collect())),
+        ("learning_rate", all(|e| e.learning_rate)),
+        ("train_loss", all(|e| e.train_loss)),
+        ("val_accuracy", val(|m| Some(m.accuracy))),
+        ("val_nll", val(|m| Some(m.nll))),
+        ("val_ece", val(|m| Some(m.ece))),
+        ("val_teacher_agreement", val(|m| m.teacher_agreement)),
+        ("val_kl_to_teacher", val(|m| m.kl_to_teacher)),
+        ("seconds", all(|e| e.seconds)),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keeps;
+
+    #[test]
+    fn the_best_validation_accuracy_is_kept_and_ties_keep_the_first() {
+        assert!(keeps(None, Some(0.5)));
+        assert!(keeps(Some(0.5), Some(0.6)));
+        assert!(!keeps(Some(0.6), Some(0.6)));
+        assert!(!keeps(Some(0.6), Some(0.4)));
+        assert!(keeps(None, None) && keeps(Some(0.9), None), "without validation the last is kept");
+    }
+}

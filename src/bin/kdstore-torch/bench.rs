@@ -1,0 +1,77 @@
+//! `kdstore bench STORE`: time the labelling stage against the teacher's bare forward passes, and
+//! how fast each recipe's views replay.
+
+use std::path::PathBuf;
+
+use kdstore_core::pipeline::BuildError;
+use kdstore_torch::bench;
+use kdstore_core::store::Store;
+
+use kdstore::cli::progress::Bars;
+use kdstore::cli::{classify_store, print_stdout, teacher_or_first, worker_threads, UserError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory (only read).
+    store: PathBuf,
+    /// Teacher to time (default: the store's first teacher).
+    #[arg(long)]
+    teacher: Option<String>,
+    /// Worker threads, as for `kdstore build` (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print the timings as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Only time the replay of each recipe's views (skips the labelling benchmark).
+    #[arg(long)]
+    replay_only: bool,
+}
+
+pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
+    let store = Store::open(&args.store).map_err(classify_store)?;
+    let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
+    let threads = worker_threads(args.threads);
+    let classify = |e| match e {
+        BuildError::Store(s) => classify_store(s),
+        BuildError::TeacherSetup { .. } | BuildError::Recipe(_) => UserError::from_error(e),
+        other => anyhow::Error::new(other),
+    };
+    let labelling = if args.replay_only {
+        None
+    } else {
+        Some(bench::labelling(&store, &teacher, threads, bars).map_err(classify)?)
+    };
+    let replay = bench::replay(&store, bars).map_err(classify)?;
+    if args.json {
+        let json = serde_json::json!({ "labelling": labelling, "replay": replay });
+        return print_stdout(&(serde_json::to_string_pretty(&json)? + "\n"));
+    }
+    let mut text = labelling.map(|result| labelling_text(&result)).unwrap_or_default();
+    text.push_str("replaying views (one thread, as the training loader does; includes normalisation)\n");
+    for timing in &replay {
+        text.push_str(&format!(
+            "  {:<24} {:>8} views {:>8.3} s {:>10.0} views/s\n",
+            timing.recipe,
+            timing.views,
+            timing.seconds,
+            timing.views_per_second()
+        ));
+    }
+    print_stdout(&text)
+}
+
+fn labelling_text(result: &bench::LabellingBench) -> String {
+    format!(
+        "labelling {} views with teacher {} on {} thread{}\n  bare forward passes   {:>8.2} s ({:.0} views/s)\n  labelling stage       {:>8.2} s ({:.0} views/s; replay, hash check, forward, statistics)\n  overhead              {:>+8.1}%\n",
+        result.views,
+        result.teacher,
+        result.threads,
+        if result.threads == 1 { "" } else { "s" },
+        result.bare_forward_seconds,
+        result.views as f64 / result.bare_forward_seconds,
+        result.labelling_seconds,
+        result.views as f64 / result.labelling_seconds,
+        result.overhead() * 100.0
+    )
+}

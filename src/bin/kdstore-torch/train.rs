@@ -1,0 +1,229 @@
+//! `kdstore train STORE`: train a built-in student from the store with a weighted sum of losses.
+
+use std::path::PathBuf;
+
+use kdstore_torch::losses::parse_terms;
+use kdstore_core::store::Store;
+use kdstore_core::arch::ArchKind;
+use kdstore_torch::train::schedule::Schedule;
+use kdstore_torch::train::{self, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
+
+use kdstore::cli::progress::Bars;
+use kdstore::cli::{classify_store, print_stdout, teacher_or_first, UserError};
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Student {
+    Cnn1d,
+    Cnn2d,
+    Mlp,
+    /// CIFAR-style ResNet; --depth 8, 14 or 20 (6n + 2), --width the first stage's channels.
+    Resnet,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OptimizerChoice {
+    Adamw,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ScheduleChoice {
+    Cosine,
+    Step,
+    Constant,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Views {
+    OnePerSample,
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    store: PathBuf,
+    /// Teacher whose stored logits are distilled (default: the store's first teacher).
+    #[arg(long)]
+    teacher: Option<String>,
+    /// A loss of the objective, NAME or NAME=WEIGHT (repeatable; `kdstore loss --help` lists them):
+    /// --loss kd, or --loss ce --loss dist=2.
+    #[arg(long = "loss", value_name = "NAME[=WEIGHT]", default_values_t = ["kd".to_string()])]
+    losses: Vec<String>,
+    /// A loss setting, KEY=VALUE or LOSS.KEY=VALUE (repeatable): --set temperature=2.
+    #[arg(long = "set", value_name = "[LOSS.]KEY=VALUE")]
+    settings: Vec<String>,
+    /// SQL condition over the `labels` view selecting the training views, e.g. "recipe IN ('identity','mixup')".
+    #[arg(long = "where")]
+    filter: Option<String>,
+    /// Views per epoch: one stored view per training sample, or all selected views.
+    #[arg(long, value_enum, default_value = "one-per-sample")]
+    views: Views,
+    #[arg(long, value_enum, default_value = "cnn1d")]
+    student: Student,
+    /// Train this TorchScript module (exported from PyTorch: [batch, *sample_shape] -> logits)
+    /// instead of a built-in student; saved back as student.pt.
+    #[arg(long, conflicts_with = "student")]
+    student_torchscript: Option<PathBuf>,
+    /// Channels of the first layer (cnn, resnet) or units per layer (mlp).
+    #[arg(long, default_value_t = 16)]
+    width: i64,
+    /// Convolution blocks (cnn), hidden layers (mlp) or layers (resnet: 8, 14, 20, …).
+    #[arg(long, default_value_t = 2)]
+    depth: i64,
+    #[arg(long, default_value_t = 20)]
+    epochs: usize,
+    /// Views per batch (with dlkd: samples per batch, each bringing its `views` views).
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    #[arg(long = "lr", default_value_t = 3e-3)]
+    learning_rate: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
+    #[arg(long, value_enum, default_value = "adamw")]
+    optimizer: OptimizerChoice,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Nesterov momentum (SGD).
+    #[arg(long)]
+    nesterov: bool,
+    /// Learning-rate schedule after the warm-up.
+    #[arg(long, value_enum, default_value = "cosine")]
+    schedule: ScheduleChoice,
+    /// Step schedule: epochs between decays.
+    #[arg(long, default_value_t = 30)]
+    step_size: usize,
+    /// Step schedule: the factor of each decay.
+    #[arg(long, default_value_t = 0.1)]
+    step_gamma: f64,
+    /// Epochs of linear learning-rate warm-up.
+    #[arg(long, default_value_t = 0)]
+    warmup_epochs: usize,
+    /// Clip the gradients' global L2 norm to this value.
+    #[arg(long)]
+    clip_grad_norm: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Intra-op threads for libtorch (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Replay every training view and check it against its stored input hash (default: 256 of them).
+    #[arg(long)]
+    verify_replay: bool,
+    /// Render every selected view once before training and batch from memory instead of replaying.
+    #[arg(long)]
+    preload: bool,
+    /// Run the frozen teacher on every batch instead of reading its stored logits (the baseline).
+    #[arg(long)]
+    online: bool,
+    /// Online KD: train a fresh teacher of the store teacher's built-in architecture together with
+    /// the student (Deep Mutual Learning: the teacher minimises CE + KL(student ‖ teacher)); the
+    /// student's losses read its current logits. Stored logits are not used.
+    #[arg(long, conflicts_with = "online")]
+    co_train: bool,
+    /// Output folder (default: <store>-train-<loss>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the interrupted training in the output folder from its last finished epoch (same
+    /// settings; --threads and --device may change). It ends with the weights an uninterrupted run
+    /// would have.
+    #[arg(long)]
+    resume: bool,
+    /// Print the results as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
+    let store = Store::open(&args.store).map_err(classify_store)?;
+    let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
+    let losses = parse_terms(&args.losses, &args.settings).map_err(UserError::msg)?;
+    if !(0.0..1.0).contains(&args.momentum) {
+        return Err(UserError::msg(format!("--momentum must be in [0, 1), got {}", args.momentum)));
+    }
+    if args.clip_grad_norm.is_some_and(|c| !(c.is_finite() && c > 0.0)) || args.step_size == 0 {
+        return Err(UserError::msg("--clip-grad-norm must be > 0 and --step-size >= 1".into()));
+    }
+    if !(args.learning_rate.is_finite() && args.learning_rate > 0.0) {
+        return Err(UserError::msg(format!("--lr must be > 0, got {}", args.learning_rate)));
+    }
+    let loss_name = losses
+        .iter()
+        .map(
+            |t| if t.weight == 1.0 { t.config.name().to_string() } else { format!("{}={}", t.config.name(), t.weight) },
+        )
+        .collect::<Vec<_>>()
+        .join("+");
+    let config = TrainConfig {
+        teacher,
+        filter: args.filter.clone(),
+        student: match args.student {
+            Student::Cnn1d => ArchKind::Cnn1d,
+            Student::Cnn2d => ArchKind::Cnn2d,
+            Student::Mlp => ArchKind::Mlp,
+            Student::Resnet => ArchKind::Resnet,
+        },
+        torchscript_student: args.student_torchscript.clone(),
+        width: args.width,
+        depth: args.depth,
+        losses,
+        epochs: args.epochs,
+        batch_size: args.batch_size.max(1),
+        learning_rate: args.learning_rate,
+        weight_decay: args.weight_decay,
+        optimizer: match args.optimizer {
+            OptimizerChoice::Adamw => Optimizer::Adamw,
+            OptimizerChoice::Sgd => Optimizer::Sgd { momentum: args.momentum, nesterov: args.nesterov },
+        },
+        schedule: match args.schedule {
+            ScheduleChoice::Cosine => Schedule::Cosine,
+            ScheduleChoice::Constant => Schedule::Constant,
+            ScheduleChoice::Step => Schedule::Step { step: args.step_size, gamma: args.step_gamma },
+        },
+        warmup_epochs: args.warmup_epochs,
+        clip_grad_norm: args.clip_grad_norm,
+        views: match args.views {
+            Views::OnePerSample => ViewsPerEpoch::OnePerSample,
+            Views::All => ViewsPerEpoch::All,
+        },
+        seed: args.seed,
+        device: args.device.clone(),
+        verify_replay: if args.verify_replay { usize::MAX } else { 256 },
+        preload: args.preload,
+        online: args.online,
+        co_train: args.co_train,
+        threads: args.threads,
+        resume: args.resume,
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = args.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());
+        args.store.with_file_name(format!("{name}-train-{loss_name}"))
+    });
+    let results = train::train(&store, &config, &out, bars).map_err(|e| match e {
+        TrainError::Store(s) => classify_store(s),
+        TrainError::Selection(_) | TrainError::Config(_) => UserError::from_error(e),
+        other => anyhow::Error::new(other),
+    })?;
+    if args.json {
+        print_stdout(&(serde_json::to_string_pretty(&results)? + "\n"))?;
+    }
+    eprintln!(
+        "trained {} ({} parameters) with {} on {} views of {} samples: test accuracy {:.2}% (teacher {}), results in {}",
+        if config.torchscript_student.is_some() { "the torchscript student" } else { config.student.as_str() },
+        results.student_parameters,
+        loss_name,
+        results.train_views,
+        results.train_samples,
+        results.test_accuracy * 100.0,
+        match results.co_trained_teacher {
+            Some(co) => format!("co-trained {:.2}%", co.accuracy * 100.0),
+            None => results.teacher_test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0)),
+        },
+        out.join("results.json").display()
+    );
+    Ok(())
+}
