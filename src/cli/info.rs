@@ -1,7 +1,9 @@
 //! `kdstore info STORE [--json]`: versions, tables and row counts, teachers and their accuracy,
-//! size on disk and bytes per stored (view, teacher) row.
+//! the size of the current version's files and bytes per stored (view, teacher) row. Everything
+//! comes from the manifest (and the teachers' model files), so it takes milliseconds whatever the
+//! store's size: nothing walks the store's directories.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use kdstore_core::store::columns as c;
 use kdstore_core::store::{manifest, Store};
@@ -19,16 +21,19 @@ pub struct Args {
     json: bool,
 }
 
-fn disk_usage(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| match entry.file_type() {
-            Ok(kind) if kind.is_dir() => disk_usage(&entry.path()),
-            Ok(_) => entry.metadata().map_or(0, |m| m.len()),
-            Err(_) => 0,
-        })
-        .sum()
+/// Bytes of the current version: its data files (as the manifest records them) and the built-in
+/// teachers' weights.
+fn version_bytes(store: &Store) -> u64 {
+    let data: u64 = store.manifest.files.iter().map(|f| f.bytes).sum();
+    let models: u64 = store
+        .manifest
+        .teachers
+        .iter()
+        .filter(|t| t.kind == "builtin")
+        .filter_map(|t| std::fs::metadata(store.root.join(&t.model_path)).ok())
+        .map(|m| m.len())
+        .sum();
+    data + models
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -39,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let bytes = |table: &str| m.files_of(table).map(|f| f.bytes).sum::<u64>();
     let logits_rows = rows(c::LOGITS);
     let per_row = if logits_rows > 0 { (bytes(c::VIEWS) + bytes(c::LOGITS)) as f64 / logits_rows as f64 } else { 0.0 };
-    let on_disk = disk_usage(&store.root);
+    let size = version_bytes(&store);
     if args.json {
         let facts = serde_json::json!({
             "store": store.root,
@@ -57,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "name": t.name, "kind": t.kind, "architecture": t.architecture, "logits_dtype": t.logits_dtype,
                 "accuracy": t.accuracy, "model_sha256": t.model_sha256,
             })).collect::<Vec<_>>(),
-            "bytes_on_disk": on_disk,
+            "bytes_in_version": size,
             "bytes_per_view_teacher_row": per_row,
         });
         return print_stdout(&(serde_json::to_string_pretty(&facts)? + "\n"));
@@ -83,10 +88,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     writeln!(out, "          split: {}", d.split_rule)?;
     writeln!(out, "          normalisation: {}", d.normalization.mode)?;
-    let mut recipes: Vec<String> = Vec::new();
+    // One entry per recipe, in pipeline order: its rows, and its replicas when there are several.
+    let mut recipes: Vec<(String, usize, usize)> = Vec::new();
     for file in m.files_of(c::VIEWS) {
-        recipes.push(format!("{}#{} {}", file.recipe.as_deref().unwrap_or("?"), file.replica.unwrap_or(0), file.rows));
+        let recipe = file.recipe.as_deref().unwrap_or("?");
+        match recipes.iter_mut().find(|(name, _, _)| name == recipe) {
+            Some((_, rows, parts)) => {
+                *rows += file.rows;
+                *parts += 1;
+            }
+            None => recipes.push((recipe.to_string(), file.rows, 1)),
+        }
     }
+    let recipes: Vec<String> = recipes
+        .into_iter()
+        .map(|(name, rows, parts)| if parts == 1 { format!("{name} {rows}") } else { format!("{name} {rows} ({parts} replicas)") })
+        .collect();
     writeln!(
         out,
         "views     {} rows in {} parts: {}",
@@ -112,8 +129,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "size      {:.1} MiB on disk; {:.1} bytes per (view, teacher) row (views + logits)",
-        on_disk as f64 / (1 << 20) as f64,
+        "size      {:.1} MiB in this version's files; {:.1} bytes per (view, teacher) row (views + logits)",
+        size as f64 / (1 << 20) as f64,
         per_row
     )?;
     print_stdout(&out)

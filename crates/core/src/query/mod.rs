@@ -5,11 +5,14 @@
 //! Results can be written as CSV, JSON or Parquet (the table format is drawn by the CLI).
 
 pub mod names;
+pub mod prune;
 
 use std::io::Write;
 
 use polars::prelude::*;
 use polars::sql::SQLContext;
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::Parser;
 
 use crate::store::columns as c;
 use crate::store::writer::portable_arrow_schema;
@@ -27,14 +30,18 @@ pub enum QueryError {
 
 /// Runs `sql` against the store's current version.
 pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
+    let prepared = prepare(sql)?;
     let mut context = SQLContext::new();
-    context.register(c::SAMPLES, store.scan(c::SAMPLES)?);
-    context.register(c::VIEWS, store.scan(c::VIEWS)?);
-    context.register(c::LOGITS, store.scan(c::LOGITS)?);
-    context.register(c::EMBEDDINGS, store.scan(c::EMBEDDINGS)?);
-    context.register(c::LABELS, store.labels()?);
-    let sql = names::duckdb_names(sql, &c::float_columns()).map_err(QueryError::Sql)?;
-    let frame = context.execute(&sql).map_err(one_line)?;
+    for table in prepared.tables {
+        let frame = if table == c::LABELS { store.labels()? } else { store.scan(table)? };
+        context.register(table, frame);
+    }
+    for part in prepared.pruned {
+        let frame =
+            if part.table == c::LABELS { store.labels_of_parts(&part.filter)? } else { store.scan_parts(part.table, &part.filter)? };
+        context.register(&part.name, frame);
+    }
+    let frame = context.execute(&prepared.sql).map_err(one_line)?;
     // The streaming engine lowers a few expressions only with Polars features this build leaves
     // out, and panics on them; such a query runs on the in-memory engine instead.
     let streaming = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -44,6 +51,26 @@ pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
         Ok(result) => result.map_err(one_line),
         Err(_) => frame.collect().map_err(one_line),
     }
+}
+
+/// A statement ready for Polars: rewritten, with the tables to register.
+struct Prepared {
+    sql: String,
+    tables: std::collections::BTreeSet<&'static str>,
+    pruned: Vec<prune::PrunedTable>,
+}
+
+/// Parses `sql` once, rewrites it ([`names`], [`prune`]) and finds the tables it reads. SQL that
+/// does not parse goes to Polars as it is, with every table, for Polars' own error.
+fn prepare(sql: &str) -> Result<Prepared, QueryError> {
+    let Ok(mut statements) = Parser::parse_sql(&GenericDialect, sql) else {
+        return Ok(Prepared { sql: sql.to_string(), tables: prune::TABLES.into(), pruned: vec![] });
+    };
+    names::rewrite(&mut statements, sql, &c::float_columns()).map_err(QueryError::Sql)?;
+    let pruned = prune::prune(&mut statements);
+    let tables = prune::referenced_tables(&statements);
+    let sql = statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    Ok(Prepared { sql, tables, pruned })
 }
 
 /// Polars errors can span lines and append the query plan; the user needs the first sentence.
@@ -109,17 +136,21 @@ pub fn write(frame: &mut DataFrame, format: Format, out: &mut dyn Write) -> Resu
             }
         }
         Format::Json => {
-            let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
-            let mut rows = Vec::with_capacity(frame.height());
+            // Written field by field so that the keys keep the columns' order (a JSON map would
+            // sort them).
+            let names: Vec<String> =
+                frame.get_column_names().iter().map(|n| serde_json::Value::from(n.as_str()).to_string()).collect();
+            write!(out, "[").map_err(write_error)?;
             for row in 0..frame.height() {
-                let mut object = serde_json::Map::new();
-                for (name, col) in names.iter().zip(frame.columns()) {
-                    object.insert(name.clone(), json_value(col.get(row).unwrap_or(AnyValue::Null)));
-                }
-                rows.push(serde_json::Value::Object(object));
+                let fields: Vec<String> = names
+                    .iter()
+                    .zip(frame.columns())
+                    .map(|(name, col)| format!("    {name}: {}", json_value(col.get(row).unwrap_or(AnyValue::Null))))
+                    .collect();
+                let separator = if row == 0 { "" } else { "," };
+                write!(out, "{separator}\n  {{\n{}\n  }}", fields.join(",\n")).map_err(write_error)?;
             }
-            serde_json::to_writer_pretty(&mut *out, &rows).map_err(|e| QueryError::Write(e.to_string()))?;
-            writeln!(out).map_err(write_error)?;
+            writeln!(out, "{}]", if frame.height() == 0 { "" } else { "\n" }).map_err(write_error)?;
         }
     }
     Ok(())

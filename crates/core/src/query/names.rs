@@ -14,29 +14,29 @@
 //! - A float cast to an integer type rounds to the nearest integer (ties to even), as DuckDB does,
 //!   instead of truncating as Polars does: `CAST(2.7 AS INTEGER)` is 3 in both.
 //! - A window function over an aggregate (`SUM(COUNT(*)) OVER ()`) is refused: Polars gives a wrong
-//!   answer for it instead of an error.
+//!   answer for it instead of an error. So are ROLLUP, CUBE and GROUPING SETS, which Polars
+//!   rejects with an unreadable message.
 
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     BinaryOperator, CastKind, DataType, DuplicateTreatment, ExactNumberInfo, Expr, Function, FunctionArg,
     FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, OrderByExpr,
-    OrderByKind, Query, Select, SelectItem, SetExpr, Subscript, UnaryOperator, Value, Visit, VisitMut, Visitor,
+    OrderByKind, Query, Select, SelectItem, SetExpr, Statement, Subscript, UnaryOperator, Value, Visit, VisitMut, Visitor,
     VisitorMut, WindowFrame, WindowFrameBound, WindowFrameUnits, WindowType,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 
-/// `sql` rewritten as the module describes, or unchanged when it does not parse (Polars then
-/// reports the error). An error says why a query that parses cannot be answered faithfully.
-pub fn duckdb_names(sql: &str, float_columns: &[&str]) -> Result<String, String> {
-    let Ok(mut statements) = Parser::parse_sql(&GenericDialect, sql) else { return Ok(sql.to_string()) };
-    if let ControlFlow::Break(problem) = Visit::visit(&statements, &mut WindowOverAggregate) {
+/// Rewrites the parsed `statements` of `source` as the module describes; `float_columns` are the
+/// store's float columns. An error says why a query cannot be answered faithfully.
+pub fn rewrite(statements: &mut Vec<Statement>, source: &str, float_columns: &[&str]) -> Result<(), String> {
+    if let ControlFlow::Break(problem) = Visit::visit(statements, &mut Refused) {
         return Err(problem);
     }
-    let _ = VisitMut::visit(&mut statements, &mut Namer { source: sql });
-    let _ = VisitMut::visit(&mut statements, &mut Semantics { float_columns });
-    Ok(statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    let _ = VisitMut::visit(statements, &mut Namer { source });
+    let _ = VisitMut::visit(statements, &mut Semantics { float_columns });
+    Ok(())
 }
 
 struct Namer<'a> {
@@ -93,13 +93,18 @@ impl VisitorMut for Namer<'_> {
     }
 }
 
-/// Finds a window function whose arguments hold an aggregate.
-struct WindowOverAggregate;
+/// Finds what is refused: a window function whose arguments hold an aggregate, and grouping sets.
+struct Refused;
 
-impl Visitor for WindowOverAggregate {
+impl Visitor for Refused {
     type Break = String;
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<String> {
+        if let Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_) = expr {
+            return ControlFlow::Break(format!(
+                "GROUP BY {expr} is not supported by Polars SQL; UNION ALL one GROUP BY per grouping level instead"
+            ));
+        }
         let Expr::Function(function) = expr else { return ControlFlow::Continue(()) };
         let (Some(_), FunctionArguments::List(list)) = (&function.over, &function.args) else {
             return ControlFlow::Continue(());
@@ -674,6 +679,12 @@ pub const DUCKDB_KEYWORDS: &[&str] = &[
 mod tests {
     use super::*;
 
+    fn duckdb_names(sql: &str, float_columns: &[&str]) -> Result<String, String> {
+        let mut statements = Parser::parse_sql(&GenericDialect, sql).map_err(|e| e.to_string())?;
+        rewrite(&mut statements, sql, float_columns)?;
+        Ok(statements.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    }
+
     fn aliases(sql: &str) -> String {
         duckdb_names(sql, &["entropy"]).unwrap()
     }
@@ -729,9 +740,8 @@ mod tests {
     }
 
     #[test]
-    fn explicit_aliases_and_unparsable_sql_are_left_alone() {
+    fn explicit_aliases_are_left_alone() {
         assert_eq!(aliases("SELECT COUNT(*) AS n FROM views"), "SELECT COUNT(*) AS n FROM views");
-        assert_eq!(aliases("SELEC * FROM views"), "SELEC * FROM views");
     }
 
     #[test]
@@ -764,6 +774,15 @@ mod tests {
         assert_eq!(
             aliases("SELECT CAST(entropy * 10 AS INTEGER), CAST(teacher_correct AS INTEGER) FROM logits"),
             r#"SELECT CAST(round(entropy * 10) AS INTEGER) AS "CAST((entropy * 10) AS INTEGER)", CAST(teacher_correct AS INTEGER) AS "CAST(teacher_correct AS INTEGER)" FROM logits"#
+        );
+    }
+
+    #[test]
+    fn grouping_sets_are_refused_with_a_readable_message() {
+        let error = duckdb_names("SELECT split, COUNT(*) FROM samples GROUP BY ROLLUP(split, label)", &[]).unwrap_err();
+        assert_eq!(
+            error,
+            "GROUP BY ROLLUP (split, label) is not supported by Polars SQL; UNION ALL one GROUP BY per grouping level instead"
         );
     }
 

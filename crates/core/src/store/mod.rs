@@ -5,6 +5,7 @@
 
 pub mod columns;
 pub mod manifest;
+pub mod parts;
 pub mod reader;
 pub mod stats;
 pub mod writer;
@@ -13,6 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{DataFile, DatasetInfo, Manifest, Normalization, TeacherInfo};
+pub use parts::PartFilter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -7,8 +7,9 @@ use polars::prelude::*;
 use polars_buffer::Buffer;
 
 use super::columns as c;
+use super::parts::views_by_key;
 use super::writer::{self, LogitsDtype, SampleRows, ViewRow};
-use super::{DataFile, Split, Store, StoreError};
+use super::{DataFile, PartFilter, Split, Store, StoreError};
 use crate::augment::{param_columns, DrawnParams, ParamKind, ParamValue};
 
 impl Store {
@@ -17,19 +18,45 @@ impl Store {
     /// stored dtype, so f16 and f32 teachers mix; a table with no files yet (an interrupted first
     /// build) is an empty frame with the table's columns.
     pub fn scan(&self, table: &str) -> Result<LazyFrame, StoreError> {
-        let files: Vec<&DataFile> = self.manifest.files_of(table).collect();
-        if files.is_empty() {
+        self.scan_parts(table, &PartFilter::default())
+    }
+
+    /// [`Store::scan`] of only the files `filter` keeps (see [`PartFilter`]).
+    pub fn scan_parts(&self, table: &str, filter: &PartFilter) -> Result<LazyFrame, StoreError> {
+        let groups = self.scan_groups(table, filter);
+        if groups.is_empty() {
             return Ok(empty_table(table, &self.manifest.dataset.sample_shape)
                 .map_err(|source| self.parquet_error(table, source))?
                 .lazy());
         }
         let list_column = match table {
-            c::LOGITS => c::LOGITS_COLUMN,
-            c::EMBEDDINGS => c::FEATURES,
-            _ => return self.scan_files(table, &files),
+            c::LOGITS => Some(c::LOGITS_COLUMN),
+            c::EMBEDDINGS => Some(c::FEATURES),
+            _ => None,
         };
-        // Files of one float dtype share a schema and go into one scan, read as float32.
-        let dtype_of = |file: &&DataFile| -> &str {
+        let mut scans = Vec::new();
+        for group in &groups {
+            let scan = self.scan_files(table, group)?;
+            scans.push(match list_column {
+                Some(list) => scan.with_column(col(list).cast(DataType::List(Box::new(DataType::Float32)))),
+                None => scan,
+            });
+        }
+        if scans.len() == 1 {
+            return Ok(scans.pop().expect("one scan"));
+        }
+        concat(scans, UnionArgs::default()).map_err(|source| self.parquet_error(table, source))
+    }
+
+    /// The files of `table` in the order [`Store::scan`] reads them: in groups of one schema (the
+    /// logits and embeddings of f32 teachers, then of f16 ones), each in manifest order.
+    fn scan_groups<'a>(&'a self, table: &'a str, filter: &PartFilter) -> Vec<Vec<&'a DataFile>> {
+        let by_key = views_by_key(&self.manifest);
+        let files: Vec<&DataFile> = self.manifest.files_of(table).filter(|f| filter.keeps(&by_key, f)).collect();
+        if !matches!(table, c::LOGITS | c::EMBEDDINGS) {
+            return if files.is_empty() { vec![] } else { vec![files] };
+        }
+        let dtype_of = |file: &DataFile| -> &str {
             let teacher = file.teacher.as_deref().unwrap_or_default();
             let dtype = if table == c::EMBEDDINGS {
                 self.manifest.embeddings_dtype(teacher)
@@ -38,18 +65,11 @@ impl Store {
             };
             dtype.unwrap_or("f32")
         };
-        let mut scans = Vec::new();
-        for dtype in ["f32", "f16"] {
-            let group: Vec<&DataFile> = files.iter().filter(|f| dtype_of(f) == dtype).copied().collect();
-            if !group.is_empty() {
-                let scan = self.scan_files(table, &group)?;
-                scans.push(scan.with_column(col(list_column).cast(DataType::List(Box::new(DataType::Float32)))));
-            }
-        }
-        if scans.len() == 1 {
-            return Ok(scans.pop().expect("one scan"));
-        }
-        concat(scans, UnionArgs::default()).map_err(|source| self.parquet_error(table, source))
+        ["f32", "f16"]
+            .into_iter()
+            .map(|dtype| files.iter().copied().filter(|f| dtype_of(f) == dtype).collect::<Vec<_>>())
+            .filter(|group| !group.is_empty())
+            .collect()
     }
 
     /// One scan over the given files of `table` (all of one schema).
@@ -66,17 +86,66 @@ impl Store {
         StoreError::Parquet { path: self.root.clone(), table: table.to_string(), source }
     }
 
-    /// The `labels` view: views ⋈ samples (without the input) ⋈ logits, one row per (view, teacher).
+    /// The `labels` view: views ⋈ samples (without the input) ⋈ logits, one row per (view, teacher),
+    /// with the columns in that order.
+    ///
+    /// The build writes every logits part in the row order of the views part it labels (its
+    /// `views_key`), so the views of all logits rows are one scan of those views files in the logits
+    /// scan's order, put side by side with the logits: no join over millions of rows, which is most
+    /// of a query's cost otherwise. Polars checks that both sides have the same number of rows; a
+    /// store whose parts do not line up (a logits part without its views part) is joined on
+    /// `view_id` instead.
     pub fn labels(&self) -> Result<LazyFrame, StoreError> {
+        self.labels_of_parts(&PartFilter::default())
+    }
+
+    /// The `labels` view over only the parts `filter` keeps.
+    pub fn labels_of_parts(&self, filter: &PartFilter) -> Result<LazyFrame, StoreError> {
         let samples = self.scan(c::SAMPLES)?.select([col(c::SAMPLE_ID), col(c::SPLIT), col(c::LABEL), col(c::GROUP)]);
-        let views = self.scan(c::VIEWS)?;
-        let logits = self.scan(c::LOGITS)?;
-        Ok(views.join(samples, [col(c::SAMPLE_ID)], [col(c::SAMPLE_ID)], JoinArgs::new(JoinType::Inner)).join(
-            logits,
-            [col(c::VIEW_ID)],
-            [col(c::VIEW_ID)],
-            JoinArgs::new(JoinType::Inner),
-        ))
+        let logits = self.scan_parts(c::LOGITS, filter)?;
+        let by_view = match self.views_in_logits_order(filter) {
+            Some(views) if !views.is_empty() => {
+                let views = self.scan_files(c::VIEWS, &views)?;
+                let options = HConcatOptions { strict: true, ..Default::default() };
+                concat_lf_horizontal([views, logits.drop(by_name([c::VIEW_ID], true, false))], options)
+                    .map_err(|source| self.parquet_error(c::LABELS, source))?
+            }
+            _ => self.scan_parts(c::VIEWS, filter)?.join(
+                logits,
+                [col(c::VIEW_ID)],
+                [col(c::VIEW_ID)],
+                JoinArgs::new(JoinType::Inner),
+            ),
+        };
+        let mut labelled =
+            by_view.join(samples, [col(c::SAMPLE_ID)], [col(c::SAMPLE_ID)], JoinArgs::new(JoinType::Inner));
+        let schema = labelled.collect_schema().map_err(|source| self.parquet_error(c::LABELS, source))?;
+        let logits_columns: Vec<&str> = c::LOGITS_COLUMNS.iter().map(|column| column.name).collect();
+        let sample_columns = [c::SPLIT, c::LABEL, c::GROUP];
+        let views_columns = schema
+            .iter_names()
+            .map(|n| n.as_str())
+            .filter(|n| *n == c::VIEW_ID || !(logits_columns.contains(n) || sample_columns.contains(n)));
+        let order: Vec<Expr> = views_columns
+            .chain(sample_columns)
+            .chain(logits_columns.iter().copied().filter(|n| *n != c::VIEW_ID))
+            .map(col)
+            .collect();
+        Ok(labelled.select(order))
+    }
+
+    /// For each logits file in scan order, the views file it labels, if every one is in the
+    /// manifest with the same number of rows.
+    fn views_in_logits_order(&self, filter: &PartFilter) -> Option<Vec<&DataFile>> {
+        let views = views_by_key(&self.manifest);
+        self.scan_groups(c::LOGITS, filter)
+            .into_iter()
+            .flatten()
+            .map(|logits| {
+                let view = views.get(logits.views_key.as_deref()?)?;
+                (view.rows == logits.rows).then_some(*view)
+            })
+            .collect()
     }
 
     /// Loads the whole samples table.
