@@ -21,8 +21,9 @@ export PATH := $(VENV)/bin:$(PATH)
 export PYTHON
 
 BINS := kdstore kdstore-torch
+BIN_DIR := target/release
 
-.PHONY: demo test build venv data clean-runs
+.PHONY: demo test build venv data clean-runs bench-query
 
 demo: build data
 	scripts/demo.sh
@@ -32,8 +33,8 @@ test: venv data
 
 build: venv
 	cargo build --release --locked --bins
-	mkdir -p target/release
-	for bin in $(BINS); do cp -f $(CARGO_TARGET_DIR)/release/$$bin target/release/$$bin; done
+	mkdir -p $(BIN_DIR)
+	for bin in $(BINS); do cp -f $(CARGO_TARGET_DIR)/release/$$bin $(BIN_DIR)/$$bin; done
 
 venv: $(VENV)/.ready
 
@@ -44,6 +45,17 @@ $(VENV)/.ready: scripts/requirements.txt
 
 data: venv
 	scripts/fetch-data.sh
+
+# docs/benchmarks.md's query benchmark: kdstore query against the DuckDB command-line program on
+# two 10M-row HAPT stores (about 5 minutes to build both, 10 to time them).
+DUCKDB_CLI := duckdb-cli==1.5.6
+
+bench-query: build data
+	$(PYTHON) -m pip install -q --disable-pip-version-check $(DUCKDB_CLI)
+	for pipeline in hapt-10m hapt-10m-small-parts; do \
+		$(BIN_DIR)/kdstore build pipelines/$$pipeline.toml && \
+		$(PYTHON) scripts/bench-query.py $(BIN_DIR)/kdstore $(VENV)/bin/duckdb runs/$$pipeline || exit 1; \
+	done
 
 clean-runs:
 	rm -rf runs

@@ -102,7 +102,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let recipes: Vec<String> = recipes
         .into_iter()
-        .map(|(name, rows, parts)| if parts == 1 { format!("{name} {rows}") } else { format!("{name} {rows} ({parts} replicas)") })
+        .map(
+            |(name, rows, parts)| {
+                if parts == 1 {
+                    format!("{name} {rows}")
+                } else {
+                    format!("{name} {rows} ({parts} replicas)")
+                }
+            },
+        )
         .collect();
     writeln!(
         out,

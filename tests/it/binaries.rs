@@ -54,7 +54,8 @@ fn tensor_commands_run_in_kdstore_torch_with_their_own_help_and_errors() {
 fn a_missing_kdstore_torch_is_a_clear_error_and_store_commands_still_work() {
     let dir = tempdir();
     let missing = dir.path().join("kdstore-torch");
-    let output = kdstore().env("KDSTORE_TORCH", &missing).args(["build", "pipelines/basicmotions.toml"]).output().unwrap();
+    let output =
+        kdstore().env("KDSTORE_TORCH", &missing).args(["build", "pipelines/basicmotions.toml"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let err = stderr(&output);
     assert!(err.contains("needs kdstore-torch") && err.contains(path_str(&missing)), "{err}");

@@ -13,7 +13,14 @@
 //! - [`source`]: dataset readers (HAPT, IDX, UEA/UCR `.ts`, `.npy`);
 //! - [`arch`]: names and shapes of the built-in networks (the networks are in the torch crate).
 //!
-//! Typical use: `Store::open(path)?` then `query::run(&store, "SELECT …")?`.
+//! Typical use, the whole of what a reader needs:
+//!
+//! ```no_run
+//! let store = kdstore_core::Store::open(std::path::Path::new("runs/hapt"))?;
+//! let frame = kdstore_core::run_query(&store, "SELECT recipe, COUNT(*) FROM labels GROUP BY recipe")?;
+//! println!("{frame}");
+//! # Ok::<(), kdstore_core::QueryError>(())
+//! ```
 //!
 //! Dependencies point one way: `export`, `show` → `select` → `query`, `store`, `augment`;
 //! `pipeline` → `source`, `store`, `augment`. Only `store` and `query` touch Parquet; nothing here
@@ -30,3 +37,6 @@ pub mod select;
 pub mod show;
 pub mod source;
 pub mod store;
+
+pub use query::{run as run_query, QueryError};
+pub use store::{PartFilter, Split, Store, StoreError};

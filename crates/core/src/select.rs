@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use polars::prelude::*;
 
 use crate::augment::{OpConfig, RenderedView};
-use crate::pipeline::views::RenderContext;
 use crate::pipeline::plan::manifest_recipes;
+use crate::pipeline::views::RenderContext;
 use crate::query;
 use crate::store::columns as c;
 use crate::store::reader::{

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use kdstore_core::pipeline::BuildError;
-use kdstore_torch::bench;
 use kdstore_core::store::Store;
+use kdstore_torch::bench;
 
 use kdstore::cli::progress::Bars;
 use kdstore::cli::{classify_store, print_stdout, teacher_or_first, worker_threads, UserError};

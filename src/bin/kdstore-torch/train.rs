@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use kdstore_torch::losses::parse_terms;
-use kdstore_core::store::Store;
 use kdstore_core::arch::ArchKind;
+use kdstore_core::store::Store;
+use kdstore_torch::losses::parse_terms;
 use kdstore_torch::train::schedule::Schedule;
 use kdstore_torch::train::{self, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
 

@@ -14,7 +14,7 @@ pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
     }
 }
 
-/// Piecewise-linear interpolation of the points (xp[i], fp[i]) (xp increasing) at each `x`.
+/// Piecewise-linear interpolation of the points `(xp[i], fp[i])` (xp increasing) at each `x`.
 pub fn interp(x: &[f64], xp: &[f64], fp: &[f64]) -> Vec<f64> {
     x.iter()
         .map(|&v| {

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::arch::ArchKind;
 use crate::augment::OpConfig;
 use crate::store::writer::LogitsDtype;
 use crate::store::Split;
-use crate::arch::ArchKind;
 
 /// The pipeline format version this kdstore reads.
 pub const PIPELINE_VERSION: u32 = 1;

@@ -70,7 +70,8 @@ mod tests {
     #[test]
     fn outputs_come_back_in_order_whatever_the_threads() {
         let task = Silent.task("test", 0);
-        let square = |_: &mut (), range: Range<usize>| -> Result<Vec<usize>, String> { Ok(range.map(|i| i * i).collect()) };
+        let square =
+            |_: &mut (), range: Range<usize>| -> Result<Vec<usize>, String> { Ok(range.map(|i| i * i).collect()) };
         let expected: Vec<usize> = (0..1000).map(|i| i * i).collect();
         for threads in [1, 2, 5] {
             assert_eq!(parallel_chunks(1000, threads, task.as_ref(), &|| Ok(()), &square).unwrap(), expected);

@@ -86,10 +86,7 @@ impl Parts {
     pub fn anything_missing(&self, manifest: &Manifest) -> bool {
         self.views.iter().any(|p| Parts::view_missing(manifest, p))
             || self.teachers.iter().any(|t| Parts::teacher_missing(manifest, t))
-            || self
-                .logits
-                .iter()
-                .any(|p| Parts::logits_missing(manifest, p) || Parts::embeddings_missing(manifest, p))
+            || self.logits.iter().any(|p| Parts::logits_missing(manifest, p) || Parts::embeddings_missing(manifest, p))
     }
 
     /// The current manifest reduced to what the plan still names, with the plan's pipeline recorded.
@@ -132,7 +129,10 @@ pub fn short(key: &str) -> &str {
 
 /// Whether two manifests describe the same content (ignoring their version numbers).
 pub fn same_content(a: &Manifest, b: &Manifest) -> bool {
-    a.files == b.files && a.teachers == b.teachers && a.pipeline_hash == b.pipeline_hash && a.tool_version == b.tool_version
+    a.files == b.files
+        && a.teachers == b.teachers
+        && a.pipeline_hash == b.pipeline_hash
+        && a.tool_version == b.tool_version
 }
 
 /// Deletes the temporary files (`.<name>.tmp…`) that a killed build left behind. Only call it with

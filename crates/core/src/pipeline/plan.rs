@@ -6,9 +6,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::config::*;
+use crate::arch::ArchKind;
 use crate::augment::OpConfig;
 use crate::store::Split;
-use crate::arch::ArchKind;
 
 /// The implicit recipe every sample gets: the un-augmented input.
 pub const IDENTITY: &str = "identity";

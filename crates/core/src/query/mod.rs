@@ -37,8 +37,11 @@ pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
         context.register(table, frame);
     }
     for part in prepared.pruned {
-        let frame =
-            if part.table == c::LABELS { store.labels_of_parts(&part.filter)? } else { store.scan_parts(part.table, &part.filter)? };
+        let frame = if part.table == c::LABELS {
+            store.labels_of_parts(&part.filter)?
+        } else {
+            store.scan_parts(part.table, &part.filter)?
+        };
         context.register(&part.name, frame);
     }
     let frame = context.execute(&prepared.sql).map_err(one_line)?;

@@ -103,7 +103,8 @@ impl VisitorMut for Pruner {
             return ControlFlow::Continue(());
         };
         let qualifier = alias.as_ref().map_or(table.to_string(), |a| a.name.value.clone());
-        let filter = select.selection.as_ref().map(|condition| part_filter(condition, table, &qualifier)).unwrap_or_default();
+        let filter =
+            select.selection.as_ref().map(|condition| part_filter(condition, table, &qualifier)).unwrap_or_default();
         if filter.is_everything() {
             return ControlFlow::Continue(());
         }
@@ -157,11 +158,13 @@ fn conjuncts<'e>(expr: &'e Expr, terms: &mut Vec<&'e Expr>) {
 /// `(column, literals)` for `column = literal`, `literal = column` and `column IN (literals)`.
 fn allowed_values<'e>(term: &'e Expr, qualifier: &str) -> Option<(&'static str, Vec<&'e Value>)> {
     match term {
-        Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => match (column(left, qualifier), column(right, qualifier)) {
-            (Some(name), None) => Some((name, vec![literal(right)?])),
-            (None, Some(name)) => Some((name, vec![literal(left)?])),
-            _ => None,
-        },
+        Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => {
+            match (column(left, qualifier), column(right, qualifier)) {
+                (Some(name), None) => Some((name, vec![literal(right)?])),
+                (None, Some(name)) => Some((name, vec![literal(left)?])),
+                _ => None,
+            }
+        }
         Expr::InList { expr, list, negated: false } => {
             let name = column(expr, qualifier)?;
             Some((name, list.iter().map(literal).collect::<Option<Vec<_>>>()?))
@@ -237,8 +240,9 @@ mod tests {
 
     #[test]
     fn recipe_and_teacher_conditions_pick_parts() {
-        let (sql, tables) =
-            pruned("SELECT COUNT(*) FROM labels WHERE teacher = 'big' AND (recipe IN ('jitter', 'mixup') AND entropy < 1)");
+        let (sql, tables) = pruned(
+            "SELECT COUNT(*) FROM labels WHERE teacher = 'big' AND (recipe IN ('jitter', 'mixup') AND entropy < 1)",
+        );
         assert_eq!(sql, "SELECT COUNT(*) FROM __kdstore_part_1 AS labels WHERE teacher = 'big' AND (recipe IN ('jitter', 'mixup') AND entropy < 1)");
         assert_eq!(
             tables,
@@ -252,7 +256,8 @@ mod tests {
 
     #[test]
     fn qualified_columns_replicas_and_repeated_conditions_intersect() {
-        let (sql, tables) = pruned("SELECT * FROM views v WHERE v.replica IN (0, 1) AND 1 = replica AND v.recipe = 'a'");
+        let (sql, tables) =
+            pruned("SELECT * FROM views v WHERE v.replica IN (0, 1) AND 1 = replica AND v.recipe = 'a'");
         assert!(sql.starts_with("SELECT * FROM __kdstore_part_1 v WHERE"), "{sql}");
         assert_eq!(tables[0].filter.replicas, Some([1].into()));
         assert_eq!(tables[0].filter.recipes, set(&["a"]));
@@ -276,8 +281,11 @@ mod tests {
 
     #[test]
     fn the_tables_a_query_reads_are_found_in_subqueries_too() {
-        let statements =
-            Parser::parse_sql(&GenericDialect, "SELECT * FROM views WHERE sample_id IN (SELECT sample_id FROM samples)").unwrap();
+        let statements = Parser::parse_sql(
+            &GenericDialect,
+            "SELECT * FROM views WHERE sample_id IN (SELECT sample_id FROM samples)",
+        )
+        .unwrap();
         assert_eq!(referenced_tables(&statements), [c::SAMPLES, c::VIEWS].into());
     }
 }

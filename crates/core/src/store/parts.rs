@@ -54,7 +54,14 @@ pub fn views_by_key(manifest: &Manifest) -> HashMap<&str, &DataFile> {
 mod tests {
     use super::*;
 
-    fn file(table: &str, key: &str, recipe: Option<&str>, replica: Option<u32>, teacher: Option<&str>, views_key: Option<&str>) -> DataFile {
+    fn file(
+        table: &str,
+        key: &str,
+        recipe: Option<&str>,
+        replica: Option<u32>,
+        teacher: Option<&str>,
+        views_key: Option<&str>,
+    ) -> DataFile {
         DataFile {
             table: table.into(),
             path: format!("{table}/{key}.parquet"),

@@ -288,7 +288,7 @@ pub fn str_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
         .collect()
 }
 
-/// Flattens a list<float> column whose rows all have `width` values.
+/// Flattens a `list<float>` column whose rows all have `width` values.
 pub fn flat_f32_list(frame: &DataFrame, name: &str, width: usize) -> Result<Vec<f32>, String> {
     let column = frame.column(name).map_err(|e| e.to_string())?;
     let column = column.cast(&DataType::List(Box::new(DataType::Float32))).map_err(|e| e.to_string())?;

@@ -27,8 +27,8 @@ use kdstore_core::store::{Manifest, Store, WriteLock};
 
 pub(crate) use label::label_views;
 use label::split_accuracy;
-use teacher::prepare_teacher;
 pub use teacher::load_classifier;
+use teacher::prepare_teacher;
 
 /// Settings of one build run (facts about the run, not the pipeline).
 #[derive(Debug, Clone)]

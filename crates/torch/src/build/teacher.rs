@@ -130,4 +130,3 @@ pub fn load_classifier(root: &Path, info: &TeacherInfo, device: tch::Device) -> 
         Classifier::load_torchscript(&info.name, Path::new(&info.model_path), device).map_err(teacher_error)
     }
 }
-

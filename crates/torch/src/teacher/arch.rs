@@ -150,5 +150,4 @@ mod tests {
             assert_eq!(logits.size(), vec![7, spec.classes], "{}", spec.describe());
         }
     }
-
 }

@@ -12,11 +12,11 @@ use tch::{nn, Device, Tensor};
 
 use super::optimizer::Stepper;
 use super::{TrainConfig, TrainError};
-use kdstore_core::augment::seed::purpose_seed;
 use crate::losses::kd::kd_term;
 use crate::losses::{cross_entropy, Targets};
-use kdstore_core::store::manifest::TeacherInfo;
 use crate::teacher::arch::{ArchSpec, Net};
+use kdstore_core::augment::seed::purpose_seed;
+use kdstore_core::store::manifest::TeacherInfo;
 
 /// The teacher trained alongside the student, with its own optimiser (same settings).
 pub struct CoTeacher {

@@ -21,16 +21,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-use kdstore_core::augment::seed::purpose_seed;
-use crate::losses::{dlkd, LossConfig, LossTerm};
 use crate::build::load_classifier;
+use crate::losses::{dlkd, LossConfig, LossTerm};
+use crate::teacher::arch::{seeded_init, ArchKind, ArchSpec};
+use batches::{group_by_sample, BatchSource};
+use co_train::CoTeacher;
+use kdstore_core::augment::seed::purpose_seed;
 use kdstore_core::progress::Progress;
 use kdstore_core::query::{self, Values};
 use kdstore_core::select::{ReplayError, Replayer, SelectedView};
 use kdstore_core::store::{Split, Store, StoreError};
-use crate::teacher::arch::{seeded_init, ArchKind, ArchSpec};
-use batches::{group_by_sample, BatchSource};
-use co_train::CoTeacher;
 use metrics::{split_metrics, SplitMetrics};
 pub use optimizer::Optimizer;
 use optimizer::Stepper;
@@ -481,7 +481,8 @@ fn stored_teacher_features(
     teacher: &str,
     views: &[SelectedView],
 ) -> Result<std::collections::HashMap<i64, Vec<f32>>, TrainError> {
-    let stored = kdstore_core::select::teacher_features(store, teacher).map_err(|e| TrainError::Selection(e.to_string()))?;
+    let stored =
+        kdstore_core::select::teacher_features(store, teacher).map_err(|e| TrainError::Selection(e.to_string()))?;
     if let Some(view) = views.iter().find(|v| !stored.contains_key(&v.view_id)) {
         return Err(TrainError::Config(format!(
             "the feature losses need the teacher's penultimate features, and the store holds none for teacher {teacher} (view {}): add `embeddings = \"f16\"` to its [[teacher]] and run kdstore build again",
@@ -532,7 +533,9 @@ fn write_outputs(out: &Path, results: &Results) -> Result<(), TrainError> {
 
 /// One row per epoch: the learning rate, the training loss and the validation metrics.
 fn epochs_table(epochs: &[EpochMetrics]) -> Vec<(&'static str, Values)> {
-    let val = |f: fn(&SplitMetrics) -> Option<f64>| Values::Float(epochs.iter().map(|e| e.val.as_ref().and_then(f)).collect());
+    let val = |f: fn(&SplitMetrics) -> Option<f64>| {
+        Values::Float(epochs.iter().map(|e| e.val.as_ref().and_then(f)).collect())
+    };
     let all = |f: fn(&EpochMetrics) -> f64| Values::Float(epochs.iter().map(|e| Some(f(e))).collect());
     vec![
         ("epoch", Values::Int(epochs.iter().map(|e| e.epoch as i64).collect())),

@@ -10,8 +10,8 @@ use super::data::TrainData;
 use super::student::Student;
 use super::{TrainConfig, TrainError};
 use crate::losses::{dlkd, LossInputs, Targets};
-use kdstore_core::select::SelectedView;
 use crate::teacher::Classifier;
+use kdstore_core::select::SelectedView;
 
 /// What a training step needs besides the networks and the batch.
 pub struct Step<'a> {
