@@ -3,14 +3,13 @@
 use std::path::PathBuf;
 
 use kdstore_core::export::{self, ExportRequest};
-use kdstore_core::store::Store;
 
-use super::{classify_store, classify_views, teacher_or_first};
+use super::{classify_views, teacher_or_first, StoreAt};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
-    store: PathBuf,
+    #[command(flatten)]
+    store: StoreAt,
     /// SQL condition over the `labels` view choosing the views (default: all of them).
     #[arg(long = "where")]
     filter: Option<String>,
@@ -26,13 +25,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let store = Store::open(&args.store).map_err(classify_store)?;
+    let store = args.store.open()?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let request = ExportRequest { teacher: &teacher, condition: args.filter.as_deref(), normalized: args.normalized };
     let summary = export::export(&store, &request, &args.out).map_err(classify_views)?;
     eprintln!(
         "{}: exported {} view{} of teacher {teacher}, every one replayed and checked against its input_hash, to {}",
-        args.store.display(),
+        args.store.store.display(),
         summary.rows,
         if summary.rows == 1 { "" } else { "s" },
         args.out.display()

@@ -3,22 +3,44 @@
 //! comes from the manifest (and the teachers' model files), so it takes milliseconds whatever the
 //! store's size: nothing walks the store's directories.
 
-use std::path::PathBuf;
-
 use kdstore_core::store::columns as c;
-use kdstore_core::store::{manifest, Store};
+use kdstore_core::store::history::history;
+use kdstore_core::store::{manifest, Store, StoreError};
 
 use std::fmt::Write as _;
 
-use super::{classify_store, print_stdout};
+use super::{classify_store, print_stdout, StoreAt};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
-    store: PathBuf,
+    #[command(flatten)]
+    store: StoreAt,
     /// Print the facts as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// List every committed version: when, what it changed, its files and rows.
+    #[arg(long)]
+    versions: bool,
+}
+
+/// `info --versions`: one line per version, newest last.
+fn versions(args: &Args) -> anyhow::Result<()> {
+    let entries = history(&args.store.store).map_err(classify_store)?;
+    if entries.is_empty() {
+        return Err(classify_store(StoreError::NotAStore { path: args.store.store.clone() }));
+    }
+    if args.json {
+        return print_stdout(&(serde_json::to_string_pretty(&entries)? + "\n"));
+    }
+    let mut out = String::from("version  committed             files  (view, teacher) rows  change\n");
+    for entry in &entries {
+        writeln!(
+            out,
+            "{:>7}  {:<20}  {:>5}  {:>20}  {}",
+            entry.version, entry.committed_at, entry.files, entry.logits_rows, entry.change
+        )?;
+    }
+    print_stdout(&out)
 }
 
 /// Bytes of the current version: its data files (as the manifest records them) and the built-in
@@ -37,7 +59,10 @@ fn version_bytes(store: &Store) -> u64 {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let store = Store::open(&args.store).map_err(classify_store)?;
+    if args.versions {
+        return versions(&args);
+    }
+    let store = args.store.open()?;
     let versions = manifest::versions(&store.root).map_err(classify_store)?;
     let m = &store.manifest;
     let rows = |table: &str| m.files_of(table).map(|f| f.rows).sum::<usize>();

@@ -9,11 +9,13 @@
 //! 2 an unexpected failure.
 
 mod export;
+mod gc;
 mod info;
 pub mod progress;
 mod query;
 mod show;
 pub mod torch;
+mod verify;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -66,6 +68,10 @@ enum Command {
     Export(export::Args),
     /// Draw views next to their samples as a PNG, with the teacher's top classes.
     Show(show::Args),
+    /// Check every file against the manifest (and with --deep every view and value); exit 1 on a problem.
+    Verify(verify::Args),
+    /// Keep the newest N versions and remove the files only older versions use.
+    Gc(gc::Args),
     /// Print a distillation loss for given logits (and features), to check parity with other code.
     Loss(ForTorch),
     /// Time the labelling stage against the teacher's bare forward passes (reads the store only).
@@ -76,6 +82,9 @@ enum Command {
 pub fn main() -> i32 {
     guarded(run)
 }
+
+/// Set to make a command panic at its start (for the test that panics are reported, not shown).
+pub const PANIC_FOR_TESTS: &str = "KDSTORE_INTERNAL_PANIC_FOR_TESTS";
 
 /// Runs a command and gives its exit code (see [`exit_code_of`]); a panic anywhere in it is
 /// reported as an internal error with the command line (exit code 2), never as a backtrace.
@@ -91,6 +100,13 @@ pub fn guarded(command: fn() -> anyhow::Result<()>) -> i32 {
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         *PANIC.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{message}{place}"));
     }));
+    // The test suite sets this to check that a panic never reaches the user as a backtrace.
+    let command = move || {
+        if std::env::var_os(PANIC_FOR_TESTS).is_some() {
+            panic!("{PANIC_FOR_TESTS} is set");
+        }
+        command()
+    };
     match std::panic::catch_unwind(command) {
         Ok(result) => exit_code_of(result),
         Err(_) => {
@@ -114,6 +130,8 @@ fn run() -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Export(args) => export::run(args),
         Command::Show(args) => show::run(args),
+        Command::Verify(args) => verify::run(args, &progress::Bars::new(cli.globals.quiet)),
+        Command::Gc(args) => gc::run(args),
         Command::Build(_) | Command::Train(_) | Command::Loss(_) | Command::Bench(_) => torch::run_beside(),
     }
 }
@@ -154,10 +172,24 @@ pub fn exit_code_of(result: anyhow::Result<()>) -> i32 {
         Ok(()) => 0,
         Err(error) if is_broken_pipe(&error) => 0,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", render(&error));
             exit_code(&error)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: a cause whose text the message already
+/// holds (many messages quote their cause) is not repeated.
+pub fn render(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Logs to stderr at the level `-v`/`-vv` asks for, unless `RUST_LOG` says otherwise.
@@ -189,18 +221,43 @@ impl UserError {
 
 impl std::fmt::Display for UserError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
+        f.write_str(&render(&self.0))
     }
 }
 
 impl std::error::Error for UserError {}
 
-/// 1 when the error is the user's, 2 otherwise.
+/// 1 when the error is the user's (or the machine's: a full disk), 2 otherwise.
 fn exit_code(error: &anyhow::Error) -> i32 {
-    if error.chain().any(|cause| cause.is::<UserError>()) {
+    if error.chain().any(|cause| cause.is::<UserError>()) || is_disk_full(error) {
         1
     } else {
         2
+    }
+}
+
+/// A write that failed for want of space (Polars passes the I/O error on only as text).
+fn is_disk_full(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let io = cause.downcast_ref::<std::io::Error>();
+        io.is_some_and(|e| matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
+            || ["No space left on device", "Disk quota exceeded"].iter().any(|text| cause.to_string().contains(text))
+    })
+}
+
+/// The store a command reads, at its newest version or at `--at-version N` (time travel).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreAt {
+    /// The store directory.
+    pub store: PathBuf,
+    /// Read this committed version instead of the newest (`kdstore info STORE --versions` lists them).
+    #[arg(long, value_name = "N")]
+    pub at_version: Option<u64>,
+}
+
+impl StoreAt {
+    pub fn open(&self) -> anyhow::Result<kdstore_core::store::Store> {
+        kdstore_core::store::Store::open_at(&self.store, self.at_version).map_err(classify_store)
     }
 }
 
@@ -237,7 +294,14 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 pub fn classify_store(error: kdstore_core::store::StoreError) -> anyhow::Error {
     use kdstore_core::store::StoreError as E;
     match error {
-        E::NotAStore { .. } | E::UnsupportedSchema { .. } | E::Locked { .. } => UserError::from_error(error),
+        E::NotAStore { .. }
+        | E::UnsupportedSchema { .. }
+        | E::Locked { .. }
+        | E::Damaged { .. }
+        | E::DamagedManifest { .. }
+        | E::NoSuchVersion { .. }
+        | E::Corrupt { .. }
+        | E::Malformed { .. } => UserError::from_error(error),
         E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => UserError::from_error(error),
         other => anyhow::Error::new(other),
     }

@@ -4,9 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use kdstore_core::query::{self, Format, QueryError};
-use kdstore_core::store::Store;
 
-use super::{classify_store, UserError};
+use super::{classify_store, StoreAt, UserError};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum OutputFormat {
@@ -18,8 +17,8 @@ enum OutputFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
-    store: PathBuf,
+    #[command(flatten)]
+    store: StoreAt,
     /// One SQL statement over samples, views, logits and labels.
     sql: String,
     /// Output format (parquet needs --output).
@@ -34,7 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let store = Store::open(&args.store).map_err(classify_store)?;
+    let store = args.store.open()?;
     let mut frame = query::run(&store, &args.sql).map_err(|e| match e {
         QueryError::Store(s) => classify_store(s),
         other => UserError::from_error(other),

@@ -3,14 +3,13 @@
 use std::path::PathBuf;
 
 use kdstore_core::show::{self, ShowRequest};
-use kdstore_core::store::Store;
 
-use super::{classify_store, classify_views, teacher_or_first, UserError};
+use super::{classify_views, teacher_or_first, StoreAt, UserError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
-    store: PathBuf,
+    #[command(flatten)]
+    store: StoreAt,
     /// View ids to draw (repeat the flag or separate them with commas).
     #[arg(long = "view", value_delimiter = ',')]
     views: Vec<i64>,
@@ -40,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         (None, true) => return Err(UserError::msg("name views with --view ID or choose them with --where SQL".into())),
     };
-    let store = Store::open(&args.store).map_err(classify_store)?;
+    let store = args.store.open()?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let limit = if args.filter.is_some() { args.limit } else { args.views.len() };
     let request = ShowRequest { teacher: &teacher, condition: &condition, limit, top: args.top };
@@ -50,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     eprintln!(
         "{}: drew {drawn} view{} to {}",
-        args.store.display(),
+        args.store.store.display(),
         if drawn == 1 { "" } else { "s" },
         args.out.display()
     );

@@ -63,3 +63,15 @@ fn a_missing_kdstore_torch_is_a_clear_error_and_store_commands_still_work() {
     let info = kdstore().env("KDSTORE_TORCH", &missing).args(["info", path_str(store)]).output().unwrap();
     assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
 }
+
+#[test]
+fn a_panic_is_an_internal_error_with_exit_code_2_and_no_backtrace() {
+    for command in [vec!["info", "no/such/store"], vec!["train", "no/such/store"]] {
+        let output = kdstore().env("KDSTORE_INTERNAL_PANIC_FOR_TESTS", "1").args(&command).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command:?}");
+        let err = stderr(&output);
+        assert!(err.starts_with("error: internal error in `"), "{err}");
+        assert!(err.contains(command[0]) && err.contains("please report it"), "{err}");
+        assert!(!err.contains("panicked at") && !err.contains("stack backtrace"), "{err}");
+    }
+}

@@ -57,7 +57,9 @@ fn a_malformed_source_file_names_the_file_and_line() {
     let output = run(&["build", path_str(&pipeline), "--store", path_str(&store)]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let err = stderr(&output);
-    assert!(err.contains("bad_TRAIN.ts") && err.contains(&format!("line {}", data_line + 1)), "{err}");
+    let line = format!("line {}", data_line + 1);
+    assert!(err.contains("bad_TRAIN.ts") && err.contains(&line), "{err}");
+    assert_eq!(err.matches(&line).count(), 1, "each cause is printed once: {err}");
     assert!(!store.join("_manifest").exists(), "nothing is committed for a failed samples stage");
 }
 

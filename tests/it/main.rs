@@ -7,6 +7,7 @@ mod binaries;
 mod build;
 mod errors;
 mod export;
+mod integrity;
 mod losses;
 mod python;
 mod query;

@@ -11,7 +11,8 @@
 //! - [`pipeline`]: the pipeline file, its validation into a plan, the parts a plan names and the
 //!   stages that need no model (samples, views);
 //! - [`source`]: dataset readers (HAPT, IDX, UEA/UCR `.ts`, `.npy`);
-//! - [`arch`]: names and shapes of the built-in networks (the networks are in the torch crate).
+//! - [`arch`]: names and shapes of the built-in networks (the networks are in the torch crate);
+//! - [`verify`]: a whole store checked against its manifest, and with `deep` its contents.
 //!
 //! Typical use, the whole of what a reader needs:
 //!
@@ -37,6 +38,7 @@ pub mod select;
 pub mod show;
 pub mod source;
 pub mod store;
+pub mod verify;
 
 pub use query::{run as run_query, QueryError};
 pub use store::{PartFilter, Split, Store, StoreError};

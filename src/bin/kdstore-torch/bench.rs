@@ -1,19 +1,16 @@
 //! `kdstore bench STORE`: time the labelling stage against the teacher's bare forward passes, and
 //! how fast each recipe's views replay.
 
-use std::path::PathBuf;
-
 use kdstore_core::pipeline::BuildError;
-use kdstore_core::store::Store;
 use kdstore_torch::bench;
 
 use kdstore::cli::progress::Bars;
-use kdstore::cli::{classify_store, print_stdout, teacher_or_first, worker_threads, UserError};
+use kdstore::cli::{classify_store, print_stdout, teacher_or_first, worker_threads, StoreAt, UserError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory (only read).
-    store: PathBuf,
+    #[command(flatten)]
+    store: StoreAt,
     /// Teacher to time (default: the store's first teacher).
     #[arg(long)]
     teacher: Option<String>,
@@ -29,7 +26,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
-    let store = Store::open(&args.store).map_err(classify_store)?;
+    let store = args.store.open()?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let threads = worker_threads(args.threads);
     let classify = |e| match e {

@@ -1,4 +1,4 @@
-//! `kdstore build PIPELINE [--store DIR] [--threads N]`.
+//! `kdstore build PIPELINE [--store DIR] [--threads N] [--repair]`.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,10 @@ pub struct Args {
     /// Worker threads (default: all cores). The store's content does not depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Check every file of the store first and compute the damaged or missing ones again; commits
+    /// one version, with the undamaged content.
+    #[arg(long)]
+    repair: bool,
 }
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
@@ -25,16 +29,19 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = args.store.unwrap_or_else(|| plan.file.store.clone());
     let threads = worker_threads(args.threads);
     let started = std::time::Instant::now();
-    let report = build(&plan, &BuildOptions { store: store.clone(), threads }, bars).map_err(classify)?;
+    let options = BuildOptions { store: store.clone(), threads, repair: args.repair };
+    let report = build(&plan, &options, bars).map_err(classify)?;
     if report.steps.is_empty() {
-        eprintln!("{}: up to date at version {} (nothing to do)", store.display(), report.version.unwrap_or(0));
+        let nothing = if args.repair { "every file matches the manifest, nothing to repair" } else { "nothing to do" };
+        eprintln!("{}: up to date at version {} ({nothing})", store.display(), report.version.unwrap_or(0));
     } else {
         for step in &report.steps {
             eprintln!("  {step}");
         }
         eprintln!(
-            "{}: built version {} in {:.1}s ({} step{})",
+            "{}: {} version {} in {:.1}s ({} step{})",
             store.display(),
+            if args.repair { "repaired into" } else { "built" },
             report.version.unwrap_or(0),
             started.elapsed().as_secs_f64(),
             report.steps.len(),

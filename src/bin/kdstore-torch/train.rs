@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 
 use kdstore_core::arch::ArchKind;
-use kdstore_core::store::Store;
 use kdstore_torch::losses::parse_terms;
 use kdstore_torch::train::schedule::Schedule;
 use kdstore_torch::train::{self, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
 
 use kdstore::cli::progress::Bars;
-use kdstore::cli::{classify_store, print_stdout, teacher_or_first, UserError};
+use kdstore::cli::{classify_store, print_stdout, teacher_or_first, StoreAt, UserError};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Student {
@@ -41,8 +40,8 @@ enum Views {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
-    store: PathBuf,
+    #[command(flatten)]
+    store: StoreAt,
     /// Teacher whose stored logits are distilled (default: the store's first teacher).
     #[arg(long)]
     teacher: Option<String>,
@@ -139,7 +138,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
-    let store = Store::open(&args.store).map_err(classify_store)?;
+    let store = args.store.open()?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let losses = parse_terms(&args.losses, &args.settings).map_err(UserError::msg)?;
     if !(0.0..1.0).contains(&args.momentum) {
@@ -200,12 +199,12 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         resume: args.resume,
     };
     let out = args.out.clone().unwrap_or_else(|| {
-        let name = args.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());
-        args.store.with_file_name(format!("{name}-train-{loss_name}"))
+        let name = args.store.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());
+        args.store.store.with_file_name(format!("{name}-train-{loss_name}"))
     });
     let results = train::train(&store, &config, &out, bars).map_err(|e| match e {
         TrainError::Store(s) => classify_store(s),
-        TrainError::Selection(_) | TrainError::Config(_) => UserError::from_error(e),
+        TrainError::Selection(_) | TrainError::Config(_) | TrainError::Diverged(_) => UserError::from_error(e),
         other => anyhow::Error::new(other),
     })?;
     if args.json {

@@ -55,4 +55,6 @@ pub enum BuildError {
         "stage logits.{teacher}: the teacher returned {got} logits per input but the dataset has {expected} classes"
     )]
     LabelSpace { teacher: String, got: usize, expected: usize },
+    #[error("stage logits.{teacher}: {part}: the teacher's {what} are not finite for {count} views (view ids {view_ids}); nothing of this part was committed")]
+    NonFinite { teacher: String, part: String, what: String, count: usize, view_ids: String },
 }

@@ -109,6 +109,7 @@ impl Parts {
         manifest
             .teachers
             .retain(|t| self.teachers.iter().any(|target| target.config.name() == t.name && target.key == t.key));
+        manifest.schema_version = SCHEMA_VERSION;
         manifest.pipeline = plan.resolved();
         manifest.pipeline_hash = plan.pipeline_hash.clone();
         manifest.seed = plan.file.seed;

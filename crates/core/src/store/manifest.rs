@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
-/// The store layout this code reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+/// The store layout this code writes. Schema 3 adds each file's xxh3-128 and each version's commit
+/// time and change; it reads schema 2 stores as well (checking their files by sha256) and upgrades
+/// them on their next build.
+pub const SCHEMA_VERSION: u32 = 3;
+/// The oldest store layout this code reads.
+pub const OLDEST_SCHEMA_VERSION: u32 = 2;
 pub const MANIFEST_DIR: &str = "_manifest";
 
 /// One committed version of a store.
@@ -31,6 +35,26 @@ pub struct Manifest {
     pub dataset: DatasetInfo,
     pub files: Vec<DataFile>,
     pub teachers: Vec<TeacherInfo>,
+    /// When the version was committed (UTC, RFC 3339; schema 3 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<String>,
+    /// What the version changed, in words (`views jitter replica 0: 6311 rows`; schema 3 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+    /// xxh3-64 of this manifest's JSON written without the checksum (schema 3 on), so that a
+    /// changed byte that still parses is caught as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+impl Manifest {
+    /// The checksum of the manifest as it would be written without one.
+    fn content_checksum(&self) -> String {
+        let mut plain = self.clone();
+        plain.checksum = None;
+        let text = serde_json::to_string_pretty(&plain).expect("manifest serialises");
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+    }
 }
 
 /// What the samples are: shape, classes, how the splits were made and the input normalisation.
@@ -69,6 +93,9 @@ pub struct DataFile {
     pub rows: usize,
     pub bytes: u64,
     pub sha256: String,
+    /// xxh3-128 of the file, what reads check (schema 3 on; older stores have only the sha256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xxh3: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipe: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +131,17 @@ pub struct TeacherInfo {
     /// Training record of a builtin teacher (epochs, final loss); empty for TorchScript teachers.
     #[serde(default)]
     pub training: serde_json::Value,
+}
+
+impl TeacherInfo {
+    /// The weights file: a built-in teacher's lives in the store, a TorchScript one where it was given.
+    pub fn model_file(&self, store: &Path) -> PathBuf {
+        if self.kind == "builtin" {
+            store.join(&self.model_path)
+        } else {
+            PathBuf::from(&self.model_path)
+        }
+    }
 }
 
 impl Manifest {
@@ -155,30 +193,116 @@ pub fn versions(store: &Path) -> Result<Vec<u64>, StoreError> {
     Ok(versions)
 }
 
+/// The manifest file of `version`.
+pub fn path_of(store: &Path, version: u64) -> PathBuf {
+    store.join(MANIFEST_DIR).join(manifest_name(version))
+}
+
 /// Reads one version's manifest, refusing unknown formats and schema versions.
 pub fn read(store: &Path, version: u64) -> Result<Manifest, StoreError> {
-    let path = store.join(MANIFEST_DIR).join(manifest_name(version));
-    let text = fs::read_to_string(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
-    let manifest: Manifest =
-        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+    let path = path_of(store, version);
+    let bytes = fs::read(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .map_err(|e| StoreError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+    if let Some(checksum) = &manifest.checksum {
+        let found = manifest.content_checksum();
+        if &found != checksum {
+            return Err(StoreError::Corrupt {
+                path,
+                detail: format!("its checksum is {checksum} but its content hashes to {found}"),
+            });
+        }
+    }
+    if manifest.version != version {
+        return Err(StoreError::Corrupt { path, detail: format!("it says it is version {}", manifest.version) });
+    }
     if manifest.format != "kdstore" {
         return Err(StoreError::Corrupt {
             path,
             detail: format!("format is '{}', expected 'kdstore'", manifest.format),
         });
     }
-    if manifest.schema_version != SCHEMA_VERSION {
+    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&manifest.schema_version) {
         return Err(StoreError::UnsupportedSchema { path, found: manifest.schema_version, supported: SCHEMA_VERSION });
+    }
+    if manifest.schema_version >= 3 && manifest.checksum.is_none() {
+        return Err(StoreError::Corrupt { path, detail: "it has no checksum, which schema 3 manifests carry".into() });
     }
     Ok(manifest)
 }
 
-/// Reads the current (newest) version, or `None` when nothing was ever committed.
+/// Reads the current (newest) version, or `None` when nothing was ever committed. A newest
+/// manifest that cannot be read is an error naming it and the newest version that can be.
 pub fn read_latest(store: &Path) -> Result<Option<Manifest>, StoreError> {
-    match versions(store)?.last() {
-        Some(&version) => read(store, version).map(Some),
-        None => Ok(None),
+    let versions = versions(store)?;
+    let Some(&newest) = versions.last() else { return Ok(None) };
+    match read(store, newest) {
+        Ok(manifest) => Ok(Some(manifest)),
+        Err(StoreError::Corrupt { path, detail }) => {
+            let readable = versions.iter().rev().skip(1).copied().find(|&v| read(store, v).is_ok());
+            Err(StoreError::DamagedManifest { path, detail, readable })
+        }
+        Err(other) => Err(other),
     }
+}
+
+/// Reads version `version`, or the newest one when `None`; a version that is not there is an error
+/// listing those that are.
+pub fn read_version(store: &Path, version: Option<u64>) -> Result<Manifest, StoreError> {
+    let Some(version) = version else {
+        return read_latest(store)?.ok_or_else(|| StoreError::NotAStore { path: store.to_path_buf() });
+    };
+    let versions = versions(store)?;
+    if versions.is_empty() {
+        return Err(StoreError::NotAStore { path: store.to_path_buf() });
+    }
+    if !versions.contains(&version) {
+        return Err(StoreError::NoSuchVersion {
+            path: store.to_path_buf(),
+            version,
+            kept: describe_versions(&versions),
+        });
+    }
+    read(store, version)
+}
+
+/// `1-16` or `3, 7-9`: the versions a store holds, in ranges.
+fn describe_versions(versions: &[u64]) -> String {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for &v in versions {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == v => *end = v,
+            _ => ranges.push((v, v)),
+        }
+    }
+    ranges.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect::<Vec<_>>().join(", ")
+}
+
+/// The current time as RFC 3339 UTC, `2026-12-01T10:22:03Z`.
+pub fn now_rfc3339() -> String {
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    rfc3339(seconds)
+}
+
+/// Seconds since the Unix epoch as RFC 3339 UTC (the civil-from-days algorithm of H. Hinnant).
+pub fn rfc3339(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let time = seconds % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", time / 3600, time % 3600 / 60, time % 60)
+}
+
+/// Sets the manifest's checksum to that of its content (the last thing done before writing it).
+pub fn seal(manifest: &mut Manifest) {
+    manifest.checksum = Some(manifest.content_checksum());
 }
 
 /// Commits `manifest` as the next version: write to a temporary file, fsync, rename.
@@ -187,6 +311,8 @@ pub fn commit(store: &Path, manifest: &mut Manifest) -> Result<u64, StoreError> 
     fs::create_dir_all(&dir).map_err(|source| StoreError::Io { path: dir.clone(), source })?;
     let next = versions(store)?.last().map_or(1, |v| v + 1);
     manifest.version = next;
+    manifest.committed_at = Some(now_rfc3339());
+    seal(manifest);
     let text = serde_json::to_string_pretty(manifest).expect("manifest serialises");
     let final_path = dir.join(manifest_name(next));
     let tmp_path = dir.join(format!(".{}.tmp", manifest_name(next)));
@@ -203,5 +329,41 @@ pub fn commit(store: &Path, manifest: &mut Manifest) -> Result<u64, StoreError> 
 pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(handle) = fs::File::open(dir) {
         let _ = handle.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates_are_right_across_leap_years() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_796_122_923), "2026-12-01T11:02:03Z");
+    }
+
+    #[test]
+    fn a_changed_value_that_still_parses_fails_the_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = Manifest { format: "kdstore".into(), schema_version: SCHEMA_VERSION, ..Default::default() };
+        manifest.dataset.normalization.mean = vec![0.1, 1.0 / 3.0];
+        assert_eq!(commit(dir.path(), &mut manifest).unwrap(), 1);
+        assert_eq!(read(dir.path(), 1).unwrap(), manifest);
+        let path = path_of(dir.path(), 1);
+        let text = fs::read_to_string(&path).unwrap();
+        fs::write(&path, text.replace("\"format\": \"kdstore\"", "\"format\":  \"kdstore\"")).unwrap();
+        assert!(read(dir.path(), 1).is_ok(), "white space is not content");
+        fs::write(&path, text.replace("0.1", "0.2")).unwrap();
+        let error = read(dir.path(), 1).unwrap_err().to_string();
+        assert!(error.contains("checksum"), "{error}");
+        fs::write(&path, &text.as_bytes()[..text.len() / 2]).unwrap();
+        assert!(matches!(read(dir.path(), 1), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(read_latest(dir.path()), Err(StoreError::DamagedManifest { readable: None, .. })));
+    }
+
+    #[test]
+    fn versions_are_described_in_ranges() {
+        assert_eq!(describe_versions(&[1, 2, 3, 7, 9, 10]), "1-3, 7, 9-10");
     }
 }

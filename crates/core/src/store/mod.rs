@@ -4,6 +4,9 @@
 //! is committed, so a reader sees either the old version or the new one, never a half-written file.
 
 pub mod columns;
+pub mod gc;
+pub mod history;
+pub mod integrity;
 pub mod manifest;
 pub mod parts;
 pub mod reader;
@@ -37,10 +40,18 @@ pub enum StoreError {
         #[source]
         source: polars::error::PolarsError,
     },
+    #[error("{path}: table {table}: a Parquet file does not decode ({detail}) although it matches the manifest's checksums, so it was written wrongly; `kdstore verify {path} --deep` names the file")]
+    Malformed { path: PathBuf, table: String, detail: String },
     #[error("store {path} is locked by another build ({lock}); wait for it to finish")]
     Locked { path: PathBuf, lock: PathBuf },
     #[error("{path}: column {column}: {detail}")]
     Column { path: PathBuf, column: String, detail: String },
+    #[error("{path} is damaged ({detail}); the newest readable version is {}", match readable { Some(v) => format!("{v}: add --at-version {v} to read it, or `kdstore build PIPELINE --repair` to commit a new version"), None => "none".to_string() })]
+    DamagedManifest { path: PathBuf, detail: String, readable: Option<u64> },
+    #[error("{path} has no version {version} (it holds versions {kept})")]
+    NoSuchVersion { path: PathBuf, version: u64, kept: String },
+    #[error("{path} (table {table}) is damaged or was changed: the manifest expects {expected}, the file has {found}; nothing was read from it (`kdstore build PIPELINE --repair` recomputes it)")]
+    Damaged { path: PathBuf, table: String, expected: String, found: String },
 }
 
 /// The three splits every store knows.
@@ -86,14 +97,18 @@ pub struct Store {
 impl Store {
     /// Opens the newest committed version.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Store::open_at(root, None)
+    }
+
+    /// Opens version `version` (time travel), or the newest when `None`.
+    pub fn open_at(root: &Path, version: Option<u64>) -> Result<Store, StoreError> {
         if !root.is_dir() {
             return Err(StoreError::Io {
                 path: root.to_path_buf(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
             });
         }
-        let manifest =
-            manifest::read_latest(root)?.ok_or_else(|| StoreError::NotAStore { path: root.to_path_buf() })?;
+        let manifest = manifest::read_version(root, version)?;
         Ok(Store { root: root.to_path_buf(), manifest })
     }
 }

@@ -69,6 +69,7 @@ mod tests {
             rows: 1,
             bytes: 1,
             sha256: String::new(),
+            xxh3: None,
             recipe: recipe.map(Into::into),
             replica,
             teacher: teacher.map(Into::into),

@@ -72,14 +72,35 @@ impl Store {
             .collect()
     }
 
-    /// One scan over the given files of `table` (all of one schema).
+    /// One scan over the given files of `table` (all of one schema), each checked against the
+    /// manifest first (see [`super::integrity`]).
     pub fn scan_files(&self, table: &str, files: &[&DataFile]) -> Result<LazyFrame, StoreError> {
+        super::integrity::check_before_reading(&self.root, files)?;
         let paths: Vec<PlRefPath> = files
             .iter()
             .map(|file| PlRefPath::new(self.manifest.file_path(&self.root, file).to_string_lossy().as_ref()))
             .collect();
-        LazyFrame::scan_parquet_files(Buffer::from_iter(paths), ScanArgsParquet::default())
-            .map_err(|source| self.parquet_error(table, source))
+        self.without_panics(table, || {
+            LazyFrame::scan_parquet_files(Buffer::from_iter(paths), ScanArgsParquet::default())
+                .map_err(|source| self.parquet_error(table, source))
+        })
+    }
+
+    /// Runs a Polars read of `table`. Polars panics on some malformed Parquet (a footer that does
+    /// not parse, a page shorter than it says) instead of returning an error; here such a panic is
+    /// [`StoreError::Malformed`], naming the store and the table.
+    pub fn without_panics<T>(
+        &self,
+        table: &str,
+        read: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+            Err(StoreError::Malformed {
+                path: self.root.clone(),
+                table: table.to_string(),
+                detail: panic_message(&*panic),
+            })
+        })
     }
 
     fn parquet_error(&self, table: &str, source: PolarsError) -> StoreError {
@@ -119,7 +140,9 @@ impl Store {
         };
         let mut labelled =
             by_view.join(samples, [col(c::SAMPLE_ID)], [col(c::SAMPLE_ID)], JoinArgs::new(JoinType::Inner));
-        let schema = labelled.collect_schema().map_err(|source| self.parquet_error(c::LABELS, source))?;
+        let schema = self.without_panics(c::LABELS, || {
+            labelled.collect_schema().map_err(|source| self.parquet_error(c::LABELS, source))
+        })?;
         let logits_columns: Vec<&str> = c::LOGITS_COLUMNS.iter().map(|column| column.name).collect();
         let sample_columns = [c::SPLIT, c::LABEL, c::GROUP];
         let views_columns = schema
@@ -199,7 +222,22 @@ impl Store {
     }
 
     pub fn collect(&self, table: &str, frame: LazyFrame) -> Result<DataFrame, StoreError> {
-        frame.collect().map_err(|source| self.parquet_error(table, source))
+        self.without_panics(table, || frame.collect().map_err(|source| self.parquet_error(table, source)))
+    }
+}
+
+/// The text of a panic's payload, shortened to its first line (Polars nests its workers' panics).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > 240 {
+        format!("{}…", line.chars().take(240).collect::<String>())
+    } else {
+        line.to_string()
     }
 }
 

@@ -2,11 +2,9 @@
 //! a file is written under a temporary name, synced, then renamed to its final, content-keyed name.
 
 use std::fs;
-use std::io::Read;
 use std::path::Path;
 
 use polars::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::columns as c;
 use super::{DataFile, Split, StoreError};
@@ -252,6 +250,30 @@ fn frame_error(store: &Path, table: &str, source: PolarsError) -> StoreError {
     StoreError::Parquet { path: store.to_path_buf(), table: table.to_string(), source }
 }
 
+/// A writer that keeps the first I/O error it passed on.
+struct FirstIoError<W> {
+    inner: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> std::io::Write for FirstIoError<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| self.note(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| self.note(e))
+    }
+}
+
+impl<W> FirstIoError<W> {
+    fn note(&mut self, error: &std::io::Error) {
+        if self.error.is_none() {
+            self.error = Some(std::io::Error::new(error.kind(), error.to_string()));
+        }
+    }
+}
+
 /// Writes `frame` to `store/relative` atomically and describes the file for the manifest.
 fn write_parquet(
     store: &Path,
@@ -267,28 +289,42 @@ fn write_parquet(
         dir.join(format!(".{}.tmp-{}", final_path.file_name().unwrap().to_string_lossy(), std::process::id()));
     let io = |source| StoreError::Io { path: tmp_path.clone(), source };
     let file = fs::File::create(&tmp_path).map_err(io)?;
-    ParquetWriter::new(&file)
+    let mut writer = FirstIoError { inner: &file, error: None };
+    let written = ParquetWriter::new(&mut writer)
         .with_compression(ParquetCompression::Zstd(None))
         .with_key_value_metadata(Some(portable_arrow_schema(&frame)))
-        .finish(&mut frame)
-        .map_err(|source| StoreError::Parquet { path: tmp_path.clone(), table: table.to_string(), source })?;
-    file.sync_all().map_err(io)?;
+        .finish(&mut frame);
+    // Polars words a failed write as a Parquet error ("transport error"); the I/O error under it
+    // (a full disk, most often) is the one to report. The partial file goes either way.
+    let written = match (written, writer.error.take()) {
+        (Ok(_), _) => file.sync_all().map_err(io),
+        (Err(_), Some(source)) => Err(io(source)),
+        (Err(source), None) => Err(StoreError::Parquet { path: tmp_path.clone(), table: table.to_string(), source }),
+    };
     drop(file);
+    if let Err(error) = written {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(error);
+    }
     fs::rename(&tmp_path, &final_path).map_err(|source| StoreError::Io { path: final_path.clone(), source })?;
     super::manifest::sync_dir(&dir);
-    let (bytes, sha256) = file_digest(&final_path)?;
-    Ok(DataFile {
+    let digests =
+        super::integrity::digests(&final_path).map_err(|source| StoreError::Io { path: final_path.clone(), source })?;
+    let file = DataFile {
         table: table.to_string(),
         path: relative.to_string(),
         key: key.to_string(),
         rows: frame.height(),
-        bytes,
-        sha256,
+        bytes: digests.bytes,
+        sha256: digests.sha256,
+        xxh3: Some(digests.xxh3),
         recipe: None,
         replica: None,
         teacher: None,
         views_key: None,
-    })
+    };
+    super::integrity::written(store, &file);
+    Ok(file)
 }
 
 /// The Arrow schema stored in the file's metadata, at Polars' oldest compatibility level: strings
@@ -301,18 +337,7 @@ pub fn portable_arrow_schema(frame: &DataFrame) -> KeyValueMetadata {
 
 /// Size and SHA-256 of a file.
 pub fn file_digest(path: &Path) -> Result<(u64, String), StoreError> {
-    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
-    let mut file = fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let read = file.read(&mut buffer).map_err(io)?;
-        if read == 0 {
-            break;
-        }
-        bytes += read as u64;
-        hasher.update(&buffer[..read]);
-    }
-    Ok((bytes, format!("{:x}", hasher.finalize())))
+    let digests =
+        super::integrity::digests(path).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    Ok((digests.bytes, digests.sha256))
 }

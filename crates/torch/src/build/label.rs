@@ -83,7 +83,28 @@ pub(crate) fn label_views(
         },
     )?;
     task.finish();
+    refuse_non_finite(info, label, &rows)?;
     Ok(rows)
+}
+
+/// A teacher output that is not finite (a diverged or broken teacher) must never be stored.
+fn refuse_non_finite(info: &TeacherInfo, part: &str, rows: &[(LogitsRow, Vec<f32>)]) -> Result<(), BuildError> {
+    let finite = |values: &[f32]| values.iter().all(|v| v.is_finite());
+    let refuse = |what: &str, ids: Vec<i64>| -> Result<(), BuildError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<String> = ids.iter().take(5).map(i64::to_string).collect();
+        Err(BuildError::NonFinite {
+            teacher: info.name.clone(),
+            part: part.to_string(),
+            what: what.to_string(),
+            count: ids.len(),
+            view_ids: if ids.len() > 5 { format!("{} …", shown.join(", ")) } else { shown.join(", ") },
+        })
+    };
+    refuse("logits", rows.iter().filter(|(row, _)| !finite(&row.logits)).map(|(row, _)| row.view_id).collect())?;
+    refuse("features", rows.iter().filter(|(_, features)| !finite(features)).map(|(row, _)| row.view_id).collect())
 }
 
 /// Each split's share of views whose teacher prediction is right.

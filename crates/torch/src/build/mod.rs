@@ -9,6 +9,7 @@
 //! whatever `--threads` is; threads only decide how many chunks run at once.
 
 mod label;
+mod repair;
 mod teacher;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,8 @@ use teacher::prepare_teacher;
 pub struct BuildOptions {
     pub store: PathBuf,
     pub threads: usize,
+    /// Check every file first and compute the damaged or missing ones again (see `repair`).
+    pub repair: bool,
 }
 
 /// What a build did.
@@ -52,7 +55,14 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
     let root = options.store.as_path();
     let _lock = WriteLock::acquire(root)?;
     remove_temporaries(root);
-    let current = manifest::read_latest(root)?;
+    let (current, repair) = if options.repair {
+        let (current, repair) = repair::start(root)?;
+        (current, Some(repair))
+    } else {
+        (manifest::read_latest(root)?, None)
+    };
+    // A repair commits once, at the end: until then the current version stays as it was.
+    let commits = repair.is_none();
     let samples_key = samples_key(&plan.file)?;
     if let Some(found) = &current {
         if found.dataset.samples_key != samples_key {
@@ -74,7 +84,7 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
                 "pipeline changed: kept {} parts, removed {removed} it no longer names",
                 manifest.files.len()
             ));
-            commit(root, &mut manifest, progress, &mut report)?;
+            commit(root, &mut manifest, progress, &mut report, commits)?;
         }
     }
 
@@ -82,11 +92,10 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
     if manifest.files_of(c::SAMPLES).next().is_none() {
         samples = Some(write_samples(plan, root, &samples_key, &mut manifest)?);
         report.steps.push(format!("samples: {} rows", manifest.dataset.split_counts.values().sum::<usize>()));
-        commit(root, &mut manifest, progress, &mut report)?;
+        commit(root, &mut manifest, progress, &mut report, commits)?;
     }
     if !parts.anything_missing(&manifest) {
-        report.version = Some(manifest.version);
-        return Ok(report);
+        return finish(root, manifest, repair.as_ref(), report, progress);
     }
     let samples = match samples {
         Some(samples) => samples,
@@ -103,16 +112,24 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         file.replica = Some(part.replica);
         manifest.files.push(file);
         report.steps.push(format!("views {} replica {}: {} rows", part.recipe.name, part.replica, rows.len()));
-        commit(root, &mut manifest, progress, &mut report)?;
+        commit(root, &mut manifest, progress, &mut report, commits)?;
     }
 
     let missing_teachers: Vec<_> = parts.teachers.iter().filter(|t| Parts::teacher_missing(&manifest, t)).collect();
     for target in missing_teachers {
-        let info = prepare_teacher(plan, root, target, &context, progress)?;
+        let mut info = prepare_teacher(plan, root, target, &context, progress)?;
         report.steps.push(format!("teacher {}: {}", info.name, info.architecture));
+        if let Some(repair) = &repair {
+            let (again, other_weights) = repair.teacher_again(info);
+            if other_weights {
+                // Other weights than the damaged ones: its labels must come from them too.
+                manifest.files.retain(|f| f.teacher.as_deref() != Some(again.name.as_str()));
+            }
+            info = again;
+        }
         manifest.teachers.retain(|t| t.name != info.name);
         manifest.teachers.push(info);
-        commit(root, &mut manifest, progress, &mut report)?;
+        commit(root, &mut manifest, progress, &mut report, commits)?;
     }
 
     let missing_logits: Vec<_> = parts
@@ -163,7 +180,7 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
             ));
         }
         if !need_logits {
-            commit(root, &mut manifest, progress, &mut report)?;
+            commit(root, &mut manifest, progress, &mut report, commits)?;
             continue;
         }
         let dtype = teacher.config.logits_dtype();
@@ -183,18 +200,48 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
             view_part.replica,
             rows.len()
         ));
-        commit(root, &mut manifest, progress, &mut report)?;
+        commit(root, &mut manifest, progress, &mut report, commits)?;
+    }
+    finish(root, manifest, repair.as_ref(), report, progress)
+}
+
+/// Ends a build; a repair that found anything commits its one version here.
+fn finish(
+    root: &Path,
+    mut manifest: Manifest,
+    repair: Option<&repair::Repair>,
+    mut report: BuildReport,
+    progress: &dyn Progress,
+) -> Result<BuildReport, BuildError> {
+    if let Some(repair) = repair.filter(|r| r.needs_commit()) {
+        let recomputed = std::mem::take(&mut report.steps);
+        report.steps = repair.found.iter().map(|problem| format!("damaged: {problem}")).collect();
+        report.steps.extend(recomputed.into_iter().map(|step| format!("recomputed {step}")));
+        repair.restore_order(&mut manifest);
+        report.steps.push(format!(
+            "repaired {} problem{}",
+            repair.found.len(),
+            if repair.found.len() == 1 { "" } else { "s" }
+        ));
+        commit(root, &mut manifest, progress, &mut report, true)?;
     }
     report.version = Some(manifest.version);
     Ok(report)
 }
 
+/// Commits `manifest` as a new version after a step, unless `commits` is false (a repair, which
+/// commits once at the end).
 fn commit(
     root: &Path,
     manifest: &mut Manifest,
     progress: &dyn Progress,
     report: &mut BuildReport,
+    commits: bool,
 ) -> Result<(), BuildError> {
+    if !commits {
+        return Ok(());
+    }
+    manifest.change = report.steps.last().cloned();
     let version = manifest::commit(root, manifest)?;
     progress.note(&format!("committed version {version}: {}", report.steps.last().map_or("", String::as_str)));
     report.version = Some(version);

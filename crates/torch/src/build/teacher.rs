@@ -120,13 +120,15 @@ fn input_layout(shape: &[usize]) -> String {
 /// Loads a teacher as a classifier for inference on `device`.
 pub fn load_classifier(root: &Path, info: &TeacherInfo, device: tch::Device) -> Result<Classifier, BuildError> {
     let teacher_error = |source| BuildError::Teacher { teacher: info.name.clone(), source: Box::new(source) };
+    // The weights must be those the store's logits came from.
+    kdstore_core::verify::check_model(&info.name, &info.model_file(root), &info.model_sha256)?;
     if info.kind == "builtin" {
         let spec: ArchSpec = serde_json::from_value(info.arch_spec.clone()).map_err(|e| BuildError::TeacherSetup {
             teacher: info.name.clone(),
             detail: format!("bad arch_spec in the manifest: {e}"),
         })?;
-        Classifier::load_builtin(&info.name, &spec, &root.join(&info.model_path), device).map_err(teacher_error)
+        Classifier::load_builtin(&info.name, &spec, &info.model_file(root), device).map_err(teacher_error)
     } else {
-        Classifier::load_torchscript(&info.name, Path::new(&info.model_path), device).map_err(teacher_error)
+        Classifier::load_torchscript(&info.name, &info.model_file(root), device).map_err(teacher_error)
     }
 }

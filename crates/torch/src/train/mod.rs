@@ -10,6 +10,7 @@ pub mod batches;
 pub mod checkpoint;
 pub mod co_train;
 pub mod data;
+pub mod finite;
 pub mod metrics;
 pub mod optimizer;
 pub mod schedule;
@@ -56,6 +57,8 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Diverged(#[from] finite::Diverged),
 }
 
 /// Which views each epoch uses.
@@ -300,16 +303,27 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             heads: heads.as_ref(),
             device,
         };
+        let mut step_number = 0;
         batches.run(plans, |batch| {
+            step_number += 1;
             let rows = batch.views.len() as f64;
             stepper.zero_grad();
             if let Some(co) = co_teacher.as_mut() {
                 co.stepper.zero_grad();
             }
-            let (loss, teacher_loss) = step.objectives(&mut net, co_teacher.as_ref(), &batch, epoch + 1)?;
+            let (mut terms, teacher_loss) = step.objectives(&mut net, co_teacher.as_ref(), &batch, epoch + 1)?;
+            let loss = terms.iter().fold(Tensor::zeros([], (Kind::Float, device)), |sum, (_, term)| sum + term);
+            if let Some(teacher_loss) = &teacher_loss {
+                terms.push(("the co-trained teacher's objective".to_string(), teacher_loss.shallow_clone()));
+            }
+            finite::check_terms(&terms, epoch + 1, step_number)?;
             match &teacher_loss {
                 Some(teacher_loss) => (&loss + teacher_loss).backward(),
                 None => loss.backward(),
+            }
+            finite::check_gradients(&stepper, "student", epoch + 1, step_number)?;
+            if let Some(co) = &co_teacher {
+                finite::check_gradients(&co.stepper, "co-trained teacher", epoch + 1, step_number)?;
             }
             for stepper in std::iter::once(&mut stepper).chain(co_teacher.as_mut().map(|co| &mut co.stepper)) {
                 if let Some(max) = config.clip_grad_norm {
@@ -326,6 +340,9 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let val_metrics = (!val.labels.is_empty())
             .then(|| evaluate(&mut |x| net.forward(x, false), &val, &spec, data.classes, device))
             .transpose()?;
+        if let Some(metrics) = &val_metrics {
+            finite::check_metrics(metrics, "val", epoch + 1, step_number)?;
+        }
         let score = val_metrics.map(|m| m.accuracy);
         let improved = keeps(state.best.and_then(|(_, kept)| kept), score);
         if improved {
@@ -387,6 +404,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let mut best_vs = nn::VarStore::new(device);
     let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
     let test_metrics = evaluate(&mut |x| best_net.forward(x, false), &test, &spec, data.classes, device)?;
+    finite::check_metrics(&test_metrics, "test", config.epochs, 0)?;
     let co_trained_teacher = match &co_teacher {
         Some(co) => {
             let path = out.join("teacher.safetensors");
@@ -395,6 +413,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             std::fs::write(&spec_path, serde_json::to_string_pretty(&co.spec).expect("spec serialises"))
                 .map_err(|source| TrainError::Write { path: spec_path, source })?;
             let metrics = evaluate(&mut |x| co.net.forward(x, false), &test, &co.spec, data.classes, device)?;
+            finite::check_metrics(&metrics, "co-trained teacher's test", config.epochs, 0)?;
             Some(SplitMetrics { teacher_agreement: None, kl_to_teacher: None, ..metrics })
         }
         None => None,

@@ -59,6 +59,16 @@ impl Stepper {
         }
     }
 
+    /// The global L2 norm of the gradients (0 when there are none).
+    pub fn gradient_norm(&self) -> f64 {
+        let norms: Vec<Tensor> =
+            self.variables.iter().map(|(_, v)| v.grad()).filter(|g| g.defined()).map(|g| g.norm()).collect();
+        if norms.is_empty() {
+            return 0.0;
+        }
+        Tensor::stack(&norms, 0).norm().double_value(&[])
+    }
+
     /// Scales the gradients so that their global L2 norm is at most `max` (by `max / (norm + 1e-6)`
     /// when the norm exceeds it), as `clip_grad_norm_`; returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max: f64) -> f64 {

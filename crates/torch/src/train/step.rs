@@ -23,16 +23,19 @@ pub struct Step<'a> {
     pub device: Device,
 }
 
+/// A batch's weighted loss terms, named, and the co-trained teacher's loss.
+pub type Objectives = (Vec<(String, Tensor)>, Option<Tensor>);
+
 impl Step<'_> {
-    /// The student's objective on a batch and, with a co-trained teacher, the teacher's; both
-    /// networks in training mode.
+    /// The student's objective on a batch (each weighted term, named) and, with a co-trained
+    /// teacher, the teacher's; both networks in training mode.
     pub fn objectives(
         &self,
         net: &mut Student,
         co_teacher: Option<&CoTeacher>,
         batch: &Batch,
         epoch: usize,
-    ) -> Result<(Tensor, Option<Tensor>), TrainError> {
+    ) -> Result<Objectives, TrainError> {
         let rows = batch.views.len() as i64;
         let views: Vec<&SelectedView> = batch.views.iter().map(|&i| &self.data.views[i]).collect();
         let targets = self.targets(&views);
@@ -66,11 +69,12 @@ impl Step<'_> {
             epoch: Some(epoch),
             heads: self.heads,
         };
-        let mut total = Tensor::zeros([], (student.kind(), self.device));
+        let mut terms = Vec::with_capacity(self.config.losses.len());
         for term in &self.config.losses {
-            total += term.config.compute(&loss_inputs).map_err(|e| TrainError::Config(e.to_string()))? * term.weight;
+            let value = term.config.compute(&loss_inputs).map_err(|e| TrainError::Config(e.to_string()))? * term.weight;
+            terms.push((term.config.name().to_string(), value));
         }
-        Ok((total, teacher_loss))
+        Ok((terms, teacher_loss))
     }
 
     /// `[rows, -1]` float32 on the training device.
