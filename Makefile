@@ -23,7 +23,7 @@ export PYTHON
 BINS := kdstore kdstore-torch
 BIN_DIR := target/release
 
-.PHONY: demo test build venv data clean-runs bench-query
+.PHONY: demo test build venv data clean-runs bench-query fuzz
 
 demo: build data
 	scripts/demo.sh
@@ -56,6 +56,14 @@ bench-query: build data
 		$(BIN_DIR)/kdstore build pipelines/$$pipeline.toml && \
 		$(PYTHON) scripts/bench-query.py $(BIN_DIR)/kdstore $(VENV)/bin/duckdb runs/$$pipeline || exit 1; \
 	done
+
+# The long fuzz runs of docs/benchmarks.md: every parser for FUZZ_SECONDS (default 600) on mutated
+# real inputs, two at a time; inputs that fail are saved under runs/fuzz-findings/.
+FUZZ_SECONDS ?= 600
+
+fuzz: venv data
+	KDSTORE_FUZZ_SECONDS=$(FUZZ_SECONDS) KDSTORE_FUZZ_FINDINGS=$(CURDIR)/runs/fuzz-findings \
+		cargo test --release --locked --test fuzz -- --test-threads=2 --nocapture
 
 clean-runs:
 	rm -rf runs

@@ -32,8 +32,9 @@ pub const COLUMNS: &[ParamColumn] = &[param(
 impl JitterConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if !(self.sigma.is_finite() && self.sigma > 0.0) {
-            problems.push(format!("sigma must be > 0, got {}", self.sigma));
+        // Drawn in f32: a sigma past f32's range would be infinite.
+        if !((self.sigma as f32).is_finite() && self.sigma > 0.0) {
+            problems.push(format!("sigma must be > 0 and at most {:e}, got {}", f32::MAX, self.sigma));
         }
         problems
     }
@@ -70,7 +71,13 @@ mod tests {
     }
 
     #[test]
-    fn rejects_non_positive_sigma() {
-        assert_eq!(JitterConfig { sigma: 0.0, p: 1.0 }.validate(), vec!["sigma must be > 0, got 0"]);
+    fn rejects_a_sigma_that_is_not_positive_or_past_f32() {
+        assert_eq!(
+            JitterConfig { sigma: 0.0, p: 1.0 }.validate(),
+            vec!["sigma must be > 0 and at most 3.4028235e38, got 0"]
+        );
+        // Drawn in f32, 1e308 would be infinite (found by the fuzz tests).
+        assert_eq!(JitterConfig { sigma: 1e308, p: 1.0 }.validate().len(), 1);
+        assert!(JitterConfig { sigma: 1e30, p: 1.0 }.validate().is_empty());
     }
 }

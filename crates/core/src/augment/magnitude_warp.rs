@@ -33,11 +33,14 @@ pub(crate) fn default_knots() -> usize {
     4
 }
 
+const MAX_CURVE_SIGMA: f64 = 1000.0;
+
 /// Checks shared by the spline-driven warps.
 pub(crate) fn validate_curve(sigma: f64, knots: usize) -> Vec<String> {
     let mut problems = Vec::new();
-    if !(sigma.is_finite() && sigma > 0.0) {
-        problems.push(format!("sigma must be > 0, got {sigma}"));
+    // Knot values are N(1, sigma²); past MAX_CURVE_SIGMA their spline sums overflow to NaN.
+    if !(sigma > 0.0 && sigma <= MAX_CURVE_SIGMA) {
+        problems.push(format!("sigma must be in (0, {MAX_CURVE_SIGMA}], got {sigma}"));
     }
     if !(2..=64).contains(&knots) {
         problems.push(format!("knots must be in 2..=64, got {knots}"));

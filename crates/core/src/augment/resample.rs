@@ -25,8 +25,8 @@ pub fn interp(x: &[f64], xp: &[f64], fp: &[f64]) -> Vec<f64> {
             if v >= xp[last] {
                 return fp[last];
             }
-            // The segment [xp[j], xp[j+1]] that holds v.
-            let j = xp.partition_point(|&p| p <= v) - 1;
+            // The segment [xp[j], xp[j+1]] that holds v (the first one for a NaN v, which stays NaN).
+            let j = xp.partition_point(|&p| p <= v).saturating_sub(1);
             let t = (v - xp[j]) / (xp[j + 1] - xp[j]);
             fp[j] + t * (fp[j + 1] - fp[j])
         })

@@ -29,8 +29,9 @@ pub const COLUMNS: &[ParamColumn] =
 impl ScalingConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if !(self.sigma.is_finite() && self.sigma > 0.0) {
-            problems.push(format!("sigma must be > 0, got {}", self.sigma));
+        // Drawn in f32: a sigma past f32's range would be infinite.
+        if !((self.sigma as f32).is_finite() && self.sigma > 0.0) {
+            problems.push(format!("sigma must be > 0 and at most {:e}, got {}", f32::MAX, self.sigma));
         }
         problems
     }

@@ -27,6 +27,8 @@ pub struct WindowWarpConfig {
     pub p: f64,
 }
 
+const MAX_SCALE: f64 = 100.0;
+
 fn default_ratio() -> f64 {
     0.1
 }
@@ -46,8 +48,10 @@ impl WindowWarpConfig {
         if !(self.ratio > 0.0 && self.ratio < 1.0) {
             problems.push(format!("ratio must be in (0, 1), got {}", self.ratio));
         }
-        if self.scales.is_empty() || self.scales.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            problems.push(format!("scales must be a non-empty list of numbers > 0, got {:?}", self.scales));
+        // A window `MAX_SCALE` times longer than itself is already far past any published setting.
+        if self.scales.is_empty() || self.scales.iter().any(|s| !(*s > 0.0 && *s <= MAX_SCALE)) {
+            problems
+                .push(format!("scales must be a non-empty list of numbers in (0, {MAX_SCALE}], got {:?}", self.scales));
         }
         problems
     }

@@ -307,7 +307,7 @@ arch = "cnn1d"
             "p.toml: 5 problems",
             "source.train: file missing.ts does not exist",
             "recipe 1 ('jit'): replicas must be >= 1",
-            "recipe 1 ('jit'): op 1 (jitter): sigma must be > 0, got -1",
+            "recipe 1 ('jit'): op 1 (jitter): sigma must be > 0 and at most 3.4028235e38, got -1",
             "teacher 1 ('t'): arch cnn2d needs image input",
             "teacher 1 ('t'): epochs must be >= 1",
         ] {

@@ -31,6 +31,9 @@ pub enum QueryError {
 /// Runs `sql` against the store's current version.
 pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
     let prepared = prepare(sql)?;
+    let read: std::collections::BTreeSet<&str> =
+        prepared.tables.iter().copied().chain(prepared.pruned.iter().map(|part| part.table)).collect();
+    let read = read.into_iter().collect::<Vec<_>>().join(", ");
     let mut context = SQLContext::new();
     for table in prepared.tables {
         let frame = if table == c::LABELS { store.labels()? } else { store.scan(table)? };
@@ -44,7 +47,13 @@ pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
         };
         context.register(&part.name, frame);
     }
-    let frame = context.execute(&prepared.sql).map_err(one_line)?;
+    // Polars panics on some malformed Parquet (see `Store::without_panics`): such a panic, in
+    // planning or in either engine, is an error about the tables the query reads.
+    store.without_panics(&read, || Ok(execute(&mut context, &prepared.sql))).map_err(QueryError::Store)?
+}
+
+fn execute(context: &mut SQLContext, sql: &str) -> Result<DataFrame, QueryError> {
+    let frame = context.execute(sql).map_err(one_line)?;
     // The streaming engine lowers a few expressions only with Polars features this build leaves
     // out, and panics on them; such a query runs on the in-memory engine instead.
     let streaming = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -161,6 +161,9 @@ fn write(path: &Path, descr: &str, shape: &[usize], count: usize, payload: &[u8]
     file.flush()
 }
 
+/// More classes than any classification dataset has: a larger label is a damaged file.
+const MAX_CLASSES: i64 = 1 << 20;
+
 /// Reads a dataset: float inputs laid out as `layout` says, integer labels of shape (N,)
 /// already in 0..K-1 (K = largest label + 1, classes named "0".."K-1") and optional integer
 /// groups of shape (N,).
@@ -199,6 +202,13 @@ pub fn read(inputs: &Path, labels: &Path, groups: Option<&Path>, layout: NpyLayo
         ));
     }
     let classes = labels_values.iter().max().map_or(0, |&max| max + 1);
+    if classes > MAX_CLASSES {
+        let (i, label) = labels_values.iter().enumerate().max_by_key(|&(_, l)| *l).expect("a label");
+        return Err(SourceError::malformed(
+            labels,
+            format!("label {label} at index {i} would make {classes} classes; at most {MAX_CLASSES} are supported"),
+        ));
+    }
     let data = Dataset {
         sample_shape,
         inputs: values,
