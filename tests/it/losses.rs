@@ -15,10 +15,57 @@ fn every_loss_matches_its_official_formula() {
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "check_losses.py:\n{report}");
     let checked = report.lines().filter(|l| l.starts_with("ok: ")).count();
-    assert_eq!(checked, 3 * (16 + 3 + 1) + 3 + 2 + 2 + 4, "{report}");
+    // Per trial: 16 logit cases, 3 mixed, 1 warm-up and 7 ensembles of three and of two teachers.
+    assert_eq!(checked, 3 * (16 + 3 + 1 + 2 * 7) + 3 + 2 + 2 + 4, "{report}");
+    for ensemble in ["camkd", "ebkd", "mean"] {
+        assert!(report.contains(&format!("ok: kd --ensemble {ensemble} ")), "{ensemble} unchecked:\n{report}");
+    }
     for name in ["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk", "dlkd"] {
         assert!(report.contains(&format!("ok: {name} ")), "{name} unchecked:\n{report}");
     }
+}
+
+#[test]
+fn an_ensemble_needs_two_teachers_and_a_loss_it_can_weight() {
+    let dir = tempdir();
+    let npy = |name: &str, values: &[f32]| {
+        let path = dir.path().join(name);
+        kdstore_core::source::npy::write_f32(&path, &[2, 3], values).unwrap();
+        path_str(&path).to_string()
+    };
+    let (s, t1, t2) = (
+        npy("s.npy", &[1., 2., 3., 0., 1., 0.]),
+        npy("t1.npy", &[3., 1., 0., 1., 1., 2.]),
+        npy("t2.npy", &[0., 0., 1., 2., 0., 1.]),
+    );
+    let labels = dir.path().join("y.npy");
+    kdstore_core::source::npy::write_i64(&labels, &[2], &[1, 2]).unwrap();
+    let y = path_str(&labels);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["kd", "--student", &s, "--teacher", &t1, "--teacher", &t2, "--labels", y],
+            "2 teachers need --ensemble (mean, camkd, ebkd)",
+        ),
+        (
+            &["kd", "--student", &s, "--teacher", &t1, "--labels", y, "--ensemble", "camkd"],
+            "--ensemble camkd: an ensemble needs at least two --teacher files, got 1",
+        ),
+        (
+            &["kd", "--student", &s, "--teacher", &t1, "--teacher", &t2, "--labels", y, "--ensemble", "vote"],
+            "unknown ensemble vote; expected one of mean, camkd, ebkd",
+        ),
+        (
+            &["dist", "--student", &s, "--teacher", &t1, "--teacher", &t2, "--ensemble", "ebkd"],
+            "use --ensemble mean with dist",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = run(&[&["loss"], args].concat());
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+    }
+    let mean = run_ok(&["loss", "dist", "--student", &s, "--teacher", &t1, "--teacher", &t2, "--ensemble", "mean"]);
+    assert!(stdout(&mean).trim().parse::<f64>().unwrap().is_finite());
 }
 
 #[test]

@@ -2,7 +2,9 @@
 it, written here in PyTorch (float64) from the official code's formulas: mdistiller (KD, DKD),
 hunto/image_classification_sota (DIST), hchoi71/MIX-KD (MIXSTD), RepDistiller (SP), CECNL/EEG-KD
 (SK), TRL's generalised JSD and reverse KL (with kdstore's documented T² factor), ifding/DLKD
-(AlignLoss, CorrLoss, SupConLoss and their heads, as its `mlkd` mode combines them). Random inputs,
+(AlignLoss, CorrLoss, SupConLoss and their heads, as its `mlkd` mode combines them), and for
+several teachers Rorozhl/CA-MKD (its CAMKD logit term and EBKD baseline) and the probability mean
+of `--ensemble mean`. Random inputs,
 several settings each; plus two values printed by the official SP and SK code on fixed inputs.
 
 usage: check_losses.py KDSTORE_BINARY
@@ -159,6 +161,48 @@ LOGIT_CASES = [
 ]
 
 
+# ---- several teachers: Rorozhl/CA-MKD helper/loops.py (CAMKD and its EBKD baseline) -------------
+
+def kl_rows_t2(zs, zt, T):
+    # DistillKL(T)(y_s, y_t, is_ca=True): per sample, summed over classes, times T^2.
+    return (F.kl_div(F.log_softmax(zs / T, dim=1), F.softmax(zt / T, dim=1), reduction="none") * T**2).sum(-1)
+
+
+def camkd_kd(zs, teachers, y, temperature=4.0, ce_weight=0.1, kd_weight=0.9):
+    loss_t = torch.stack([F.cross_entropy(zt, y, reduction="none") for zt in teachers], dim=0)
+    attention = (1.0 - F.softmax(loss_t, dim=0)) / (len(teachers) - 1)
+    loss_div = torch.stack([kl_rows_t2(zs, zt, temperature) for zt in teachers], dim=0)
+    loss_div = torch.mul(attention, loss_div).sum() / (1.0 * loss_div.shape[1] * len(teachers))
+    return ce_weight * F.cross_entropy(zs, y) + kd_weight * loss_div
+
+
+def ebkd_kd(zs, teachers, y, temperature=4.0, ce_weight=0.1, kd_weight=0.9):
+    entropy_list = []
+    for zt in teachers:
+        p = F.softmax(zt, dim=1)
+        entropy_list.append((-p * torch.log(p)).sum(1))
+    entropy_sum = torch.stack(entropy_list, dim=0).sum(dim=0)
+    weight = torch.stack([1.0 - e / entropy_sum for e in entropy_list])
+    loss_div = torch.stack([kl_rows_t2(zs, zt, temperature) for zt in teachers])
+    loss_div = torch.mul(weight, loss_div).sum() / (1.0 * loss_div.shape[1] * len(teachers))
+    return ce_weight * F.cross_entropy(zs, y) + kd_weight * loss_div
+
+
+def mean_kd(zs, teachers, y, temperature=4.0, ce_weight=0.1, kd_weight=0.9):
+    T = temperature
+    q = torch.stack([F.softmax(zt / T, dim=1) for zt in teachers]).mean(0)
+    term = F.kl_div(F.log_softmax(zs / T, dim=1), q, reduction="none").sum(1).mean() * T**2
+    return ce_weight * F.cross_entropy(zs, y) + kd_weight * term
+
+
+ENSEMBLE_CASES = [
+    ("camkd", camkd_kd, {}), ("camkd", camkd_kd, {"ce_weight": 0.0, "kd_weight": 1.0}),
+    ("camkd", camkd_kd, {"temperature": 2.0, "ce_weight": 1.0, "kd_weight": 1.0}),
+    ("ebkd", ebkd_kd, {}), ("ebkd", ebkd_kd, {"ce_weight": 0.0, "kd_weight": 1.0, "temperature": 1.0}),
+    ("mean", mean_kd, {}), ("mean", mean_kd, {"temperature": 2.0, "ce_weight": 0.0, "kd_weight": 1.0}),
+]
+
+
 def run(binary, args):
     out = subprocess.run([binary, "loss", *args, "--json"], capture_output=True, text=True)
     if out.returncode != 0:
@@ -210,6 +254,18 @@ def main(binary):
                 got = run(binary, [name, *files, *mixed])
                 want = reference(zs_t, zt_t, y_t, torch.tensor(yp), torch.tensor(lam)).item()
                 compare(f"{name} mixed targets B={batch}", got, want)
+            # Several teachers (three and two), combined as CA-MKD's official code does.
+            for count in (3, 2):
+                teachers = [zt_t] + [torch.tensor(0.7 * zt + rng.normal(0, 2, (batch, classes))) for _ in range(count - 1)]
+                for i, zt_i in enumerate(teachers[1:]):
+                    np.save(path(f"t{i + 1}.npy"), zt_i.numpy())
+                several = ["--student", path("s.npy"), "--labels", path("y.npy"), "--teacher", path("t.npy")]
+                several += [a for i in range(1, count) for a in ("--teacher", path(f"t{i}.npy"))]
+                for ensemble, reference, settings in ENSEMBLE_CASES:
+                    sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+                    got = run(binary, ["kd", *several, "--ensemble", ensemble, *sets])
+                    want = reference(zs_t, teachers, y_t, **settings).item()
+                    compare(f"kd --ensemble {ensemble} {settings} K={count} B={batch} C={classes}", got, want)
             # DKD during warm-up: epoch 5 of 20.
             got = run(binary, ["dkd", *files, "--epoch", "5"])
             compare(f"dkd epoch 5 B={batch}", got, 0.25 * dkd(zs_t, zt_t, y_t, y_t, lam1).item())

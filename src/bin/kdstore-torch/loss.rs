@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use kdstore_torch::losses::ensemble::Ensemble;
 use kdstore_torch::losses::from_files::{loss_from_files, LossFiles};
 use kdstore_torch::losses::{keys_help, LossConfig};
 
@@ -16,9 +17,13 @@ pub struct Args {
     /// Student logits, [batch, classes] float32 or float64.
     #[arg(long)]
     student: Option<PathBuf>,
-    /// Teacher logits, [batch, classes].
+    /// Teacher logits, [batch, classes]; repeat for several teachers, combined by --ensemble.
+    #[arg(long = "teacher")]
+    teachers: Vec<PathBuf>,
+    /// How several teachers make one target: mean (of their probabilities at the loss's
+    /// temperature), camkd or ebkd (per-sample weights, as CA-MKD's official code; kd only).
     #[arg(long)]
-    teacher: Option<PathBuf>,
+    ensemble: Option<String>,
     /// Integer labels, [batch].
     #[arg(long)]
     labels: Option<PathBuf>,
@@ -51,9 +56,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = LossConfig::parse(&args.name, &args.settings).map_err(UserError::msg)?;
+    let ensemble = args.ensemble.as_deref().map(Ensemble::parse).transpose().map_err(UserError::msg)?;
     let files = LossFiles {
         student: args.student,
-        teacher: args.teacher,
+        teachers: args.teachers,
+        ensemble,
         labels: args.labels,
         partner_labels: args.partner_labels,
         lam: args.lam,
@@ -64,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let value = loss_from_files(&config, &files).map_err(UserError::msg)?;
     if args.json {
-        let json = serde_json::json!({ "loss": config.name(), "config": config, "value": value });
+        let json = serde_json::json!({ "loss": config.name(), "config": config, "ensemble": ensemble, "value": value });
         return print_stdout(&(serde_json::to_string_pretty(&json)? + "\n"));
     }
     print_stdout(&format!("{value}\n"))

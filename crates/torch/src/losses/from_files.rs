@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use tch::{nn, Kind, Tensor};
 
 use super::dlkd::{load_heads, Heads};
+use super::ensemble::{self, Ensemble};
 use super::{LossConfig, LossInputs, Targets};
 use kdstore_core::source::npy::{read_array, NpyData};
 
@@ -14,7 +15,9 @@ use kdstore_core::source::npy::{read_array, NpyData};
 #[derive(Debug, Default, Clone)]
 pub struct LossFiles {
     pub student: Option<PathBuf>,
-    pub teacher: Option<PathBuf>,
+    /// One teacher's logits, or several combined by `ensemble`.
+    pub teachers: Vec<PathBuf>,
+    pub ensemble: Option<Ensemble>,
     pub labels: Option<PathBuf>,
     pub partner_labels: Option<PathBuf>,
     pub lam: Option<PathBuf>,
@@ -54,15 +57,27 @@ pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, St
     let [batch, classes] = size[..] else {
         return Err(format!("{}: expected [batch, classes], got {size:?}", student_path.display()));
     };
-    let teacher = if config.needs_teacher_logits() {
-        Some(tensor(&needed("--teacher", &files.teacher)?, false)?)
-    } else {
-        optional(&files.teacher, false)?
-    };
-    if let Some(teacher) = &teacher {
+    let teachers = files.teachers.iter().map(|path| tensor(path, false)).collect::<Result<Vec<_>, _>>()?;
+    if teachers.is_empty() && config.needs_teacher_logits() {
+        return Err(format!("loss {name}: needs --teacher"));
+    }
+    for (teacher, path) in teachers.iter().zip(&files.teachers) {
         if teacher.size() != size {
-            return Err(format!("--teacher has shape {:?}, --student {size:?}", teacher.size()));
+            return Err(format!("--teacher {} has shape {:?}, --student {size:?}", path.display(), teacher.size()));
         }
+    }
+    match (files.ensemble, teachers.len()) {
+        (None, 2..) => {
+            return Err(format!("{} teachers need --ensemble ({})", teachers.len(), Ensemble::NAMES.join(", ")))
+        }
+        (Some(e), 0 | 1) => {
+            return Err(format!(
+                "--ensemble {}: an ensemble needs at least two --teacher files, got {}",
+                e.name(),
+                teachers.len()
+            ))
+        }
+        _ => {}
     }
     let labels = match optional(&files.labels, true)? {
         Some(labels) => labels,
@@ -103,12 +118,18 @@ pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, St
     };
     let inputs = LossInputs {
         student: &student,
-        teacher: teacher.as_ref(),
+        teacher: teachers.first(),
         targets: &targets,
         student_features: student_features.as_ref(),
         teacher_features: teacher_features.as_ref(),
         epoch: files.epoch,
         heads: heads.as_ref(),
     };
-    Ok(config.compute(&inputs).map_err(|e| e.to_string())?.double_value(&[]))
+    let value = match files.ensemble {
+        Some(e) => ensemble::compute(config, e, &student, &teachers, &targets, |target| {
+            config.compute(&LossInputs { teacher: Some(target), ..inputs })
+        }),
+        None => config.compute(&inputs),
+    };
+    Ok(value.map_err(|e| e.to_string())?.double_value(&[]))
 }

@@ -8,6 +8,7 @@ pub mod ce;
 pub mod dist;
 pub mod dkd;
 pub mod dlkd;
+pub mod ensemble;
 pub mod from_files;
 pub mod jsd;
 pub mod kd;
