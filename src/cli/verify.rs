@@ -52,7 +52,8 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         ));
     }
     if report.problems.is_empty() {
-        eprintln!("{}: {versions} is intact: {checked}", args.store.display());
+        let verb = if report.versions.len() == 1 { "is" } else { "are" };
+        eprintln!("{}: {versions} {verb} intact: {checked}", args.store.display());
         return Ok(());
     }
     for problem in &report.problems {

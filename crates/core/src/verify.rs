@@ -116,7 +116,11 @@ pub fn check_model(teacher: &str, path: &Path, sha256: &str) -> Result<(), Store
         path: path.to_path_buf(),
         table: format!("model of teacher {teacher}"),
         expected: format!("sha256 {sha256}"),
-        found: if found == "no such file" { found } else { format!("sha256 {found}") },
+        found: if found == "no such file" {
+            "there is no such file".into()
+        } else {
+            format!("the file has sha256 {found}")
+        },
     })
 }
 
@@ -128,14 +132,14 @@ fn check_rows(root: &Path, file: &DataFile) -> Result<(), StoreError> {
         path: path.clone(),
         table: file.table.clone(),
         expected: "a Parquet footer".into(),
-        found: e.to_string(),
+        found: format!("it does not parse ({e})"),
     })?;
     if metadata.num_rows != file.rows {
         return Err(StoreError::Damaged {
             path,
             table: file.table.clone(),
             expected: format!("{} rows", file.rows),
-            found: format!("{} rows", metadata.num_rows),
+            found: format!("the file has {} rows", metadata.num_rows),
         });
     }
     Ok(())

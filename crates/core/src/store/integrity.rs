@@ -93,11 +93,11 @@ pub fn check_file(root: &Path, file: &DataFile) -> Result<(), StoreError> {
     };
     let meta = match fs::metadata(&path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged("no such file".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged("there is no such file".into())),
         Err(source) => return Err(StoreError::Io { path, source }),
     };
     if meta.len() != file.bytes {
-        return Err(damaged(format!("{} bytes", meta.len())));
+        return Err(damaged(format!("the file has {} bytes", meta.len())));
     }
     let expected = Expected::of(file);
     let (_, xxh3, sha256) = hash_file(&path, matches!(expected, Expected::Sha256(_)))
@@ -107,7 +107,7 @@ pub fn check_file(root: &Path, file: &DataFile) -> Result<(), StoreError> {
         Expected::Sha256(_) => Expected::Sha256(sha256.unwrap_or_default()),
     };
     if found != expected {
-        return Err(damaged(format!("other content ({})", found.label())));
+        return Err(damaged(format!("the file has other content ({})", found.label())));
     }
     Ok(())
 }

@@ -50,7 +50,7 @@ pub enum StoreError {
     DamagedManifest { path: PathBuf, detail: String, readable: Option<u64> },
     #[error("{path} has no version {version} (it holds versions {kept})")]
     NoSuchVersion { path: PathBuf, version: u64, kept: String },
-    #[error("{path} (table {table}) is damaged or was changed: the manifest expects {expected}, the file has {found}; nothing was read from it (`kdstore build PIPELINE --repair` recomputes it)")]
+    #[error("{path} (table {table}) is damaged or was changed: the manifest expects {expected}, but {found}; nothing was read from it (`kdstore build PIPELINE --repair` recomputes it)")]
     Damaged { path: PathBuf, table: String, expected: String, found: String },
 }
 
