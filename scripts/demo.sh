@@ -13,6 +13,8 @@ echo "== kdstore validate pipelines/hapt.toml" >&2
 "$BIN" validate pipelines/hapt.toml
 echo "== kdstore build pipelines/hapt.toml" >&2
 "$BIN" build pipelines/hapt.toml --store "$STORE"
+echo "== kdstore verify $STORE (every file against the manifest)" >&2
+"$BIN" verify "$STORE"
 echo "== kdstore info $STORE" >&2
 "$BIN" info "$STORE"
 

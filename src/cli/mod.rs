@@ -91,12 +91,7 @@ pub const PANIC_FOR_TESTS: &str = "KDSTORE_INTERNAL_PANIC_FOR_TESTS";
 pub fn guarded(command: fn() -> anyhow::Result<()>) -> i32 {
     static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
+        let message = kdstore_core::panics::payload_text(info.payload());
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         *PANIC.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{message}{place}"));
     }));

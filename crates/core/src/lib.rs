@@ -30,6 +30,7 @@
 pub mod arch;
 pub mod augment;
 pub mod export;
+pub mod panics;
 pub mod pipeline;
 pub mod progress;
 pub mod query;

@@ -145,6 +145,12 @@ fn check_rows(root: &Path, file: &DataFile) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A file's data, or `None` with the error recorded as a problem of that file: a file that matches
+/// its hash but does not decode is one problem, not the end of the verification.
+fn or_problem<T>(read: Result<T, StoreError>, file: &DataFile, report: &mut VerifyReport) -> Option<T> {
+    read.map_err(|error| report.problems.push(format!("{}: {error}", file.path))).ok()
+}
+
 /// Replays every view, reads every value, and checks that labels line up with their views.
 fn deep(
     store: &Store,
@@ -173,14 +179,8 @@ fn deep(
     let task = progress.task(&format!("replaying version {version}"), total as u64);
     let mut view_ids: std::collections::HashMap<&str, Vec<i64>> = std::collections::HashMap::new();
     for file in &views_files {
-        // A file that matches its hash but does not decode is a problem of that file, not the end.
-        let views = match store.scan_files(c::VIEWS, &[file]).and_then(|frame| store.load_views(frame)) {
-            Ok(views) => views,
-            Err(error) => {
-                report.problems.push(format!("{}: {error}", file.path));
-                continue;
-            }
-        };
+        let read = store.scan_files(c::VIEWS, &[file]).and_then(|frame| store.load_views(frame));
+        let Some(views) = or_problem(read, file, report) else { continue };
         let Some(ops) = views.first().and_then(|v| recipes.get(&v.recipe)) else {
             if let Some(view) = views.first() {
                 report.problems.push(format!("{}: recipe {} is not in the pipeline", file.path, view.recipe));
@@ -212,13 +212,8 @@ fn deep(
     for file in
         store.manifest.files.iter().filter(|f| matches!(f.table.as_str(), c::LOGITS | c::EMBEDDINGS)).filter(intact)
     {
-        let frame = match store.scan_files(&file.table, &[file]).and_then(|frame| store.collect(&file.table, frame)) {
-            Ok(frame) => frame,
-            Err(error) => {
-                report.problems.push(format!("{}: {error}", file.path));
-                continue;
-            }
-        };
+        let read = store.scan_files(&file.table, &[file]).and_then(|frame| store.collect(&file.table, frame));
+        let Some(frame) = or_problem(read, file, report) else { continue };
         let list = if file.table == c::LOGITS { c::LOGITS_COLUMN } else { c::FEATURES };
         let mut columns = vec![list];
         if file.table == c::LOGITS {

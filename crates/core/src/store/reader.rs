@@ -228,11 +228,7 @@ impl Store {
 
 /// The text of a panic's payload, shortened to its first line (Polars nests its workers' panics).
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into());
+    let text = crate::panics::payload_text(payload);
     let line = text.lines().next().unwrap_or_default();
     if line.chars().count() > 240 {
         format!("{}…", line.chars().take(240).collect::<String>())
