@@ -14,4 +14,5 @@ mod query;
 mod schemas;
 mod show;
 mod sources;
+mod teachers;
 mod train;

@@ -388,7 +388,7 @@ fn a_co_trained_teacher_learns_with_the_student() {
     let out = dir.path().join("dml");
     let args = ["train", path_str(store), "--co-train", "--loss", "ce", "--loss", "kd", "--set", "temperature=1"];
     let output = run_ok(&[&args[..], &["--epochs", "12", "--batch-size", "8", "--out", path_str(&out)]].concat());
-    assert!(stderr(&output).contains("(teacher co-trained "), "{}", stderr(&output));
+    assert!(stderr(&output).contains("(co-trained teacher "), "{}", stderr(&output));
     let r = results(&out);
     let teacher = r["co_trained_teacher"]["accuracy"].as_f64().unwrap();
     assert!(teacher > 0.5, "the co-trained teacher beats chance (0.25): {teacher}");

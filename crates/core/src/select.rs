@@ -184,6 +184,66 @@ pub fn select_some(
     Ok((samples, selection))
 }
 
+/// The stored logits of `teacher` on the views satisfying `condition` (SQL over `labels`), by view
+/// id: what a second teacher of a multi-teacher training contributes to the views selected once.
+pub fn logits_by_view(
+    store: &Store,
+    teacher: &str,
+    condition: &str,
+) -> Result<std::collections::HashMap<i64, Vec<f32>>, SelectError> {
+    let sql = format!(
+        "SELECT {}, {} FROM {} WHERE {} = {} AND ({condition})",
+        c::VIEW_ID,
+        c::LOGITS_COLUMN,
+        c::LABELS,
+        c::TEACHER,
+        sql_quote(teacher)
+    );
+    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(e.to_string()))?;
+    let classes = store.manifest.dataset.class_names.len();
+    let ids = i64_column(&frame, c::VIEW_ID)
+        .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
+    let logits = flat_f32_list(&frame, c::LOGITS_COLUMN, classes)
+        .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?;
+    Ok(ids.into_iter().zip(logits.chunks(classes.max(1)).map(<[f32]>::to_vec)).collect())
+}
+
+/// A numeric SQL `expression` over `labels` (a difficulty: `teacher_loss`, `1 - p_label`, …) for
+/// every view of `teacher` that satisfies `condition`, by view id. A null value is an error naming
+/// the view.
+pub fn numbers_by_view(
+    store: &Store,
+    teacher: &str,
+    expression: &str,
+    condition: &str,
+) -> Result<std::collections::HashMap<i64, f64>, SelectError> {
+    let sql = format!(
+        "SELECT {}, CAST(({expression}) AS DOUBLE) AS value FROM {} WHERE {} = {} AND ({condition})",
+        c::VIEW_ID,
+        c::LABELS,
+        c::TEACHER,
+        sql_quote(teacher)
+    );
+    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(format!("{expression}: {e}")))?;
+    let ids = i64_column(&frame, c::VIEW_ID)
+        .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
+    let values = frame
+        .column("value")
+        .and_then(|v| v.cast(&DataType::Float64))
+        .map_err(|e| SelectError::Column { column: expression.into(), detail: e.to_string() })?;
+    let values = values.f64().map_err(|e| SelectError::Column { column: expression.into(), detail: e.to_string() })?;
+    ids.into_iter()
+        .zip(values.iter())
+        .map(|(id, value)| match value {
+            Some(value) => Ok((id, value)),
+            None => Err(SelectError::Column {
+                column: expression.into(),
+                detail: format!("is null for view {id} of teacher {teacher}"),
+            }),
+        })
+        .collect()
+}
+
 /// Every view's stored penultimate features for `teacher` (the `embeddings` table), by view id.
 pub fn teacher_features(store: &Store, teacher: &str) -> Result<std::collections::HashMap<i64, Vec<f32>>, SelectError> {
     let sql = format!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use kdstore_core::arch::ArchKind;
 use kdstore_torch::losses::parse_terms;
 use kdstore_torch::train::schedule::Schedule;
-use kdstore_torch::train::{self, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
+use kdstore_torch::train::{self, EnsembleChoice, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
 
 use kdstore::cli::progress::Bars;
 use kdstore::cli::{classify_store, print_stdout, teacher_or_first, StoreAt, UserError};
@@ -33,6 +33,22 @@ enum ScheduleChoice {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum EnsembleName {
+    /// The average of the teachers' probabilities at each loss's temperature.
+    Mean,
+    /// CA-MKD's per-sample weights from each teacher's cross-entropy on the label (kd only).
+    Camkd,
+    /// EBKD's per-sample weights from each teacher's entropy (kd only).
+    Ebkd,
+    /// Fixed weights found by differential evolution on the validation split's stored logits.
+    De,
+    /// One teacher per sample per step, drawn from the step's seed (RoS-KD).
+    Random,
+    /// One teacher per view by difficulty: the easiest stratum from the smallest teacher (CES-KD).
+    Curriculum,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Views {
     OnePerSample,
     All,
@@ -42,9 +58,17 @@ enum Views {
 pub struct Args {
     #[command(flatten)]
     store: StoreAt,
-    /// Teacher whose stored logits are distilled (default: the store's first teacher).
-    #[arg(long)]
-    teacher: Option<String>,
+    /// Teacher whose stored logits are distilled (default: the store's first teacher). Repeat, or
+    /// use a glob ('ta*'), for several teachers; --ensemble says how they make the target.
+    #[arg(long = "teacher", value_name = "NAME|GLOB")]
+    teachers: Vec<String>,
+    /// How several teachers make the target that the losses see.
+    #[arg(long, value_enum)]
+    ensemble: Option<EnsembleName>,
+    /// --ensemble curriculum: the difficulty (SQL over `labels`, read from the largest teacher's
+    /// rows) that ranks the training views into one stratum per teacher.
+    #[arg(long, value_name = "SQL", default_value = "teacher_loss")]
+    ensemble_difficulty: String,
     /// A loss of the objective, NAME or NAME=WEIGHT (repeatable; `kdstore loss --help` lists them):
     /// --loss kd, or --loss ce --loss dist=2.
     #[arg(long = "loss", value_name = "NAME[=WEIGHT]", default_values_t = ["kd".to_string()])]
@@ -116,7 +140,7 @@ pub struct Args {
     /// Render every selected view once before training and batch from memory instead of replaying.
     #[arg(long)]
     preload: bool,
-    /// Run the frozen teacher on every batch instead of reading its stored logits (the baseline).
+    /// Run the frozen teachers on every batch instead of reading their stored logits (the baseline).
     #[arg(long)]
     online: bool,
     /// Online KD: train a fresh teacher of the store teacher's built-in architecture together with
@@ -139,7 +163,10 @@ pub struct Args {
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = args.store.open()?;
-    let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
+    let teachers = match args.teachers.is_empty() {
+        true => vec![teacher_or_first(&store, None)?],
+        false => args.teachers.clone(),
+    };
     let losses = parse_terms(&args.losses, &args.settings).map_err(UserError::msg)?;
     if !(0.0..1.0).contains(&args.momentum) {
         return Err(UserError::msg(format!("--momentum must be in [0, 1), got {}", args.momentum)));
@@ -158,7 +185,15 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join("+");
     let config = TrainConfig {
-        teacher,
+        teachers,
+        ensemble: args.ensemble.map(|name| match name {
+            EnsembleName::Mean => EnsembleChoice::Mean,
+            EnsembleName::Camkd => EnsembleChoice::Camkd,
+            EnsembleName::Ebkd => EnsembleChoice::Ebkd,
+            EnsembleName::De => EnsembleChoice::De,
+            EnsembleName::Random => EnsembleChoice::Random,
+            EnsembleName::Curriculum => EnsembleChoice::Curriculum { difficulty: args.ensemble_difficulty.clone() },
+        }),
         filter: args.filter.clone(),
         student: match args.student {
             Student::Cnn1d => ArchKind::Cnn1d,
@@ -211,16 +246,25 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         print_stdout(&(serde_json::to_string_pretty(&results)? + "\n"))?;
     }
     eprintln!(
-        "trained {} ({} parameters) with {} on {} views of {} samples: test accuracy {:.2}% (teacher {}), results in {}",
+        "trained {} ({} parameters) with {} on {} views of {} samples: test accuracy {:.2}% ({}), results in {}",
         if config.torchscript_student.is_some() { "the torchscript student" } else { config.student.as_str() },
         results.student_parameters,
         loss_name,
         results.train_views,
         results.train_samples,
         results.test_accuracy * 100.0,
-        match results.co_trained_teacher {
-            Some(co) => format!("co-trained {:.2}%", co.accuracy * 100.0),
-            None => results.teacher_test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0)),
+        match (&results.co_trained_teacher, &results.ensemble) {
+            (Some(co), _) => format!("co-trained teacher {:.2}%", co.accuracy * 100.0),
+            (None, Some(ensemble)) => format!(
+                "{} ensemble of {} teachers {}",
+                ensemble.kind,
+                ensemble.teachers.len(),
+                ensemble.test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0))
+            ),
+            (None, None) => format!(
+                "teacher {}",
+                results.teacher_test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0))
+            ),
         },
         out.join("results.json").display()
     );

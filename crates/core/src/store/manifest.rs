@@ -108,7 +108,7 @@ pub struct DataFile {
 }
 
 /// Provenance of one teacher.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TeacherInfo {
     pub name: String,
@@ -165,6 +165,31 @@ impl Manifest {
 
     pub fn teacher(&self, name: &str) -> Option<&TeacherInfo> {
         self.teachers.iter().find(|t| t.name == name)
+    }
+
+    /// The teachers that `patterns` name, each a name or a glob (`ta*`, `big@e?`), in the order
+    /// given (a glob's matches in manifest order), each once. A name or glob that matches no
+    /// teacher is an error naming it and the teachers there are.
+    pub fn resolve_teachers(&self, patterns: &[String]) -> Result<Vec<String>, String> {
+        let known = || self.teachers.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+        let mut names: Vec<String> = Vec::new();
+        for pattern in patterns {
+            let matched: Vec<&str> = if self.teacher(pattern).is_some() {
+                vec![pattern.as_str()]
+            } else {
+                let glob = glob::Pattern::new(pattern).map_err(|e| format!("--teacher {pattern}: {e}"))?;
+                self.teachers.iter().map(|t| t.name.as_str()).filter(|name| glob.matches(name)).collect()
+            };
+            if matched.is_empty() {
+                return Err(format!("--teacher {pattern}: the store has no such teacher (it has: {})", known()));
+            }
+            for name in matched {
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        Ok(names)
     }
 }
 
@@ -341,6 +366,21 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_796_122_923), "2026-12-01T11:02:03Z");
+    }
+
+    #[test]
+    fn teachers_resolve_by_name_and_glob_in_order_each_once() {
+        let mut manifest = Manifest::default();
+        for name in ["big", "ta1", "ta2", "big@e2", "small"] {
+            manifest.teachers.push(TeacherInfo { name: name.into(), ..Default::default() });
+        }
+        let resolve =
+            |patterns: &[&str]| manifest.resolve_teachers(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        assert_eq!(resolve(&["small", "ta*"]).unwrap(), ["small", "ta1", "ta2"]);
+        assert_eq!(resolve(&["big@e?", "big", "big*"]).unwrap(), ["big@e2", "big"]);
+        let error = resolve(&["ta*", "huge"]).unwrap_err();
+        assert!(error.contains("--teacher huge: the store has no such teacher (it has: big, ta1"), "{error}");
+        assert!(resolve(&["x*"]).unwrap_err().contains("--teacher x*"));
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Ensemble {
 }
 
 /// The temperature at which a loss reads its teacher, for `mean`.
-fn temperature_of(config: &LossConfig) -> Option<f64> {
+pub fn temperature_of(config: &LossConfig) -> Option<f64> {
     match config {
         LossConfig::Kd(c) => Some(c.temperature),
         LossConfig::ReverseKl(c) => Some(c.temperature),
@@ -68,11 +68,22 @@ fn temperature_of(config: &LossConfig) -> Option<f64> {
 
 /// `T · log(mean_k softmax(t^k / T))`: logits whose softmax at T is the teachers' mean.
 pub fn mean_target(teachers: &[Tensor], temperature: f64) -> Result<Tensor, tch::TchError> {
+    weighted_target(teachers, &vec![1.0 / teachers.len() as f64; teachers.len()], temperature)
+}
+
+/// `T · log(Σ_k w_k softmax(t^k / T))` for fixed weights summing to 1 (the `de` ensemble).
+pub fn weighted_target(teachers: &[Tensor], weights: &[f64], temperature: f64) -> Result<Tensor, tch::TchError> {
     tch::no_grad(|| {
-        let probabilities: Vec<Tensor> =
-            teachers.iter().map(|t| log_softmax_t(t, temperature).map(|l| l.exp())).collect::<Result<_, _>>()?;
-        let mean = Tensor::f_stack(&probabilities, 0)?.f_mean_dim(0, false, teachers[0].kind())?;
-        Ok(mean.f_log()? * temperature)
+        let mut mixture: Option<Tensor> = None;
+        for (teacher, &weight) in teachers.iter().zip(weights) {
+            let part = log_softmax_t(teacher, temperature)?.f_exp()? * weight;
+            mixture = Some(match mixture {
+                Some(sum) => sum + part,
+                None => part,
+            });
+        }
+        let mixture = mixture.ok_or_else(|| tch::TchError::Kind("an ensemble of no teachers".into()))?;
+        Ok(mixture.f_log()? * temperature)
     })
 }
 

@@ -40,7 +40,7 @@ pub enum TeacherError {
 
 /// A model that maps normalised inputs to logits.
 pub enum Classifier {
-    Builtin { name: String, _vs: nn::VarStore, net: Net },
+    Builtin { name: String, vs: nn::VarStore, net: Net },
     TorchScript { name: String, module: tch::CModule },
 }
 
@@ -58,7 +58,7 @@ impl Classifier {
             path: weights.display().to_string(),
             source,
         })?;
-        Ok(Classifier::Builtin { name: name.into(), _vs: vs, net })
+        Ok(Classifier::Builtin { name: name.into(), vs, net })
     }
 
     pub fn load_torchscript(name: &str, path: &Path, device: Device) -> Result<Classifier, TeacherError> {
@@ -75,6 +75,20 @@ impl Classifier {
         match self {
             Classifier::Builtin { name, .. } | Classifier::TorchScript { name, .. } => name,
         }
+    }
+
+    /// The number of parameters (weights and biases; a TorchScript module's registered parameters).
+    pub fn parameters(&self) -> Result<i64, TeacherError> {
+        let tensors = match self {
+            Classifier::Builtin { vs, .. } => vs.trainable_variables(),
+            Classifier::TorchScript { module, .. } => module
+                .named_parameters()
+                .map_err(|source| TeacherError::Forward { teacher: self.name().into(), source })?
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect(),
+        };
+        Ok(tensors.iter().map(|t| t.numel() as i64).sum())
     }
 
     /// Logits for `batch` inputs laid out row-major in `inputs`, as a flat `[batch × classes]` vector.

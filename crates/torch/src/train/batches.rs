@@ -76,12 +76,12 @@ pub fn group_by_sample(views: &[SelectedView]) -> Vec<SampleViews> {
     groups.into_values().collect()
 }
 
-/// One batch, ready for the model: normalised inputs, and the stored teacher logits and features
-/// (absent when the teacher runs online).
+/// One batch, ready for the model: normalised inputs, and the stored teacher logits (flat, one
+/// vector per teacher of the run) and features (absent when the teachers run online).
 pub struct Batch {
     pub views: BatchPlan,
     pub inputs: Vec<f32>,
-    pub teacher_logits: Option<Vec<f32>>,
+    pub teacher_logits: Option<Vec<Vec<f32>>>,
     pub teacher_features: Option<Vec<f32>>,
 }
 
@@ -104,8 +104,11 @@ impl BatchSource<'_> {
             Some(all) => plan.iter().flat_map(|&i| &all[i * sample_len..(i + 1) * sample_len]).copied().collect(),
             None => self.data.render(self.replayer, &views)?,
         };
-        let teacher_logits =
-            self.stored_logits.then(|| views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect());
+        let teacher_logits = self.stored_logits.then(|| {
+            (0..self.data.teachers.len())
+                .map(|k| plan.iter().flat_map(|&i| self.data.logits(k, i).iter().copied()).collect())
+                .collect()
+        });
         let teacher_features =
             self.stored_features.map(|stored| views.iter().flat_map(|v| stored[&v.view_id].iter().copied()).collect());
         Ok(Batch { views: plan, inputs, teacher_logits, teacher_features })

@@ -1,34 +1,45 @@
-//! Training data from a store: the selected training views with their stored teacher logits, the
-//! replayer that rebuilds them batch by batch, and the evaluation splits.
+//! Training data from a store: the selected training views with their stored teacher logits (of
+//! every teacher of the run), the replayer that rebuilds them batch by batch, and the evaluation
+//! splits.
 
 use std::collections::HashMap;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::target::TargetRule;
 use super::TrainError;
-use kdstore_core::select::{select, Replayer, SelectedView};
+use kdstore_core::select::{logits_by_view, select, Replayer, SelectedView};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
 
 /// Everything a training run reads from the store.
 pub struct TrainData {
     pub samples: SampleTable,
+    /// The run's teachers; the first one's logits are in `views`, the others' in `other_logits`.
+    pub teachers: Vec<String>,
     pub views: Vec<SelectedView>,
+    /// For each teacher after the first, its logits on `views`, flat, in their order.
+    pub other_logits: Vec<Vec<f32>>,
     pub classes: usize,
-    /// The teacher's logits on the identity view of each validation and test sample.
-    pub evaluation_logits: HashMap<i64, Vec<f32>>,
+    /// Each teacher's logits on the identity view of each validation and test sample.
+    pub evaluation_logits: Vec<HashMap<i64, Vec<f32>>>,
 }
 
-/// A split's normalised identity inputs, labels and, where the teacher labelled them all, its logits.
+/// A split's normalised identity inputs, labels and, where the teachers labelled them all, the
+/// ensemble's target (the one teacher's logits, or the ensemble's log-probabilities) and each
+/// teacher's logits.
 pub struct SplitData {
     pub inputs: Vec<f32>,
     pub labels: Vec<i64>,
     pub teacher_logits: Option<Vec<f32>>,
+    pub each_teacher: Vec<Option<Vec<f32>>>,
 }
 
-/// Loads the training views of `teacher` selected by `filter` (a SQL condition over `labels`).
-pub fn load(store: &Store, teacher: &str, filter: Option<&str>) -> Result<TrainData, TrainError> {
+/// Loads the training views selected by `filter` (a SQL condition over `labels`, on the first
+/// teacher's rows) with every teacher's stored logits on them.
+pub fn load(store: &Store, teachers: &[String], filter: Option<&str>) -> Result<TrainData, TrainError> {
+    let teacher = teachers[0].as_str();
     let samples = store.load_samples()?;
     let condition = match filter {
         Some(filter) => format!("split = 'train' AND ({filter})"),
@@ -42,10 +53,36 @@ pub fn load(store: &Store, teacher: &str, filter: Option<&str>) -> Result<TrainD
             filter.map(|f| format!(" --where {f}")).unwrap_or_default()
         )));
     }
-    let evaluation = select(store, &samples, teacher, Some("recipe = 'identity' AND split <> 'train'"))
-        .map_err(|e| TrainError::Selection(e.to_string()))?;
-    let evaluation_logits = evaluation.views.into_iter().map(|v| (v.sample_id, v.teacher_logits)).collect();
-    Ok(TrainData { samples, views: selection.views, classes: selection.classes, evaluation_logits })
+    let mut other_logits = Vec::with_capacity(teachers.len() - 1);
+    for other in &teachers[1..] {
+        let stored =
+            logits_by_view(store, other, "split = 'train'").map_err(|e| TrainError::Selection(e.to_string()))?;
+        let mut flat = Vec::with_capacity(selection.views.len() * selection.classes);
+        for view in &selection.views {
+            let logits = stored.get(&view.view_id).ok_or_else(|| {
+                TrainError::Selection(format!(
+                    "teacher {other} has no logits for view {} (sample {}, recipe {}) that teacher {teacher} labelled; every teacher of a run must have labelled the selected views",
+                    view.view_id, view.sample_id, view.recipe
+                ))
+            })?;
+            flat.extend_from_slice(logits);
+        }
+        other_logits.push(flat);
+    }
+    let mut evaluation_logits = Vec::with_capacity(teachers.len());
+    for name in teachers {
+        let evaluation = select(store, &samples, name, Some("recipe = 'identity' AND split <> 'train'"))
+            .map_err(|e| TrainError::Selection(e.to_string()))?;
+        evaluation_logits.push(evaluation.views.into_iter().map(|v| (v.sample_id, v.teacher_logits)).collect());
+    }
+    Ok(TrainData {
+        samples,
+        teachers: teachers.to_vec(),
+        views: selection.views,
+        other_logits,
+        classes: selection.classes,
+        evaluation_logits,
+    })
 }
 
 impl TrainData {
@@ -81,8 +118,17 @@ impl TrainData {
         Ok(chosen.len())
     }
 
-    /// A split's identity views, normalised, with labels and the teacher's logits.
-    pub fn split(&self, replayer: &Replayer, split: Split) -> SplitData {
+    /// Teacher `k`'s stored logits on the selected view at `index`.
+    pub fn logits(&self, k: usize, index: usize) -> &[f32] {
+        match k {
+            0 => &self.views[index].teacher_logits,
+            k => &self.other_logits[k - 1][index * self.classes..(index + 1) * self.classes],
+        }
+    }
+
+    /// A split's identity views, normalised, with labels, each teacher's logits and the target
+    /// that `rule` makes of them.
+    pub fn split(&self, replayer: &Replayer, split: Split, rule: &TargetRule) -> Result<SplitData, TrainError> {
         let ids = self.samples.ids_in(split);
         let mut inputs = Vec::with_capacity(ids.len() * self.samples.sample_len);
         for &i in &ids {
@@ -90,12 +136,20 @@ impl TrainData {
             inputs.extend_from_slice(self.samples.input(i));
             replayer.context.normalizer.apply(&mut inputs[start..]);
         }
-        let teacher_logits: Option<Vec<Vec<f32>>> =
-            ids.iter().map(|&i| self.evaluation_logits.get(&(i as i64)).cloned()).collect();
-        SplitData {
-            inputs,
-            labels: ids.iter().map(|&i| self.samples.labels[i]).collect(),
-            teacher_logits: teacher_logits.map(|rows| rows.concat()),
-        }
+        let labels: Vec<i64> = ids.iter().map(|&i| self.samples.labels[i]).collect();
+        let each_teacher: Vec<Option<Vec<f32>>> = self
+            .evaluation_logits
+            .iter()
+            .map(|stored| {
+                let rows: Option<Vec<Vec<f32>>> = ids.iter().map(|&i| stored.get(&(i as i64)).cloned()).collect();
+                rows.map(|rows| rows.concat())
+            })
+            .collect();
+        let complete: Option<Vec<&[f32]>> = each_teacher.iter().map(|t| t.as_deref()).collect();
+        let teacher_logits = match complete {
+            Some(teachers) if !labels.is_empty() => Some(rule.evaluation_logits(&teachers, &labels, self.classes)?),
+            _ => None,
+        };
+        Ok(SplitData { inputs, labels, teacher_logits, each_teacher })
     }
 }

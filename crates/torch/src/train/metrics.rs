@@ -28,11 +28,19 @@ fn argmax(z: &[f32]) -> usize {
     z.iter().enumerate().fold(0, |best, (i, &v)| if v > z[best] { i } else { best })
 }
 
+/// The fraction of rows where `student` and `teacher` (logits or log-probabilities) have the same
+/// top class.
+pub fn agreement(student: &[f32], teacher: &[f32], classes: usize) -> f64 {
+    let rows = student.len() / classes.max(1);
+    let agree = student.chunks(classes).zip(teacher.chunks(classes)).filter(|(s, t)| argmax(s) == argmax(t)).count();
+    agree as f64 / rows.max(1) as f64
+}
+
 /// Metrics of `student` logits (row-major, `classes` per row) against `labels` and, when given,
 /// the teacher's logits for the same samples.
 pub fn split_metrics(student: &[f32], labels: &[i64], teacher: Option<&[f32]>, classes: usize) -> SplitMetrics {
     let n = labels.len();
-    let (mut correct, mut nll, mut agree, mut kl) = (0usize, 0.0, 0usize, 0.0);
+    let (mut correct, mut nll, mut kl) = (0usize, 0.0, 0.0);
     let mut confidences = Vec::with_capacity(n);
     let mut hits = Vec::with_capacity(n);
     for (row, &label) in student.chunks(classes).zip(labels) {
@@ -45,7 +53,6 @@ pub fn split_metrics(student: &[f32], labels: &[i64], teacher: Option<&[f32]>, c
     }
     if let Some(teacher) = teacher {
         for (s, t) in student.chunks(classes).zip(teacher.chunks(classes)) {
-            agree += usize::from(argmax(s) == argmax(t));
             let (log_s, log_t) = (log_softmax(s), log_softmax(t));
             kl += log_t.iter().zip(&log_s).map(|(lt, ls)| lt.exp() * (lt - ls)).sum::<f64>();
         }
@@ -55,7 +62,7 @@ pub fn split_metrics(student: &[f32], labels: &[i64], teacher: Option<&[f32]>, c
         accuracy: correct as f64 / count,
         nll: nll / count,
         ece: expected_calibration_error(&confidences, &hits, ECE_BINS),
-        teacher_agreement: teacher.map(|_| agree as f64 / count),
+        teacher_agreement: teacher.map(|teacher| agreement(student, teacher, classes)),
         kl_to_teacher: teacher.map(|_| kl / count),
     }
 }

@@ -10,13 +10,17 @@ pub mod batches;
 pub mod checkpoint;
 pub mod co_train;
 pub mod data;
+pub mod de_weights;
 pub mod finite;
 pub mod metrics;
 pub mod optimizer;
 pub mod schedule;
 pub mod step;
 pub mod student;
+pub mod target;
+pub mod teachers;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -32,12 +36,14 @@ use kdstore_core::progress::Progress;
 use kdstore_core::query::{self, Values};
 use kdstore_core::select::{ReplayError, Replayer, SelectedView};
 use kdstore_core::store::{Split, Store, StoreError};
-use metrics::{split_metrics, SplitMetrics};
+use metrics::{agreement, split_metrics, SplitMetrics};
 pub use optimizer::Optimizer;
 use optimizer::Stepper;
 use schedule::{learning_rate, Schedule};
 use step::Step;
 use student::{Student, StudentSource};
+pub use target::EnsembleChoice;
+use teachers::EnsembleReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -74,7 +80,10 @@ pub enum ViewsPerEpoch {
 /// A resolved training configuration (recorded in `results.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainConfig {
-    pub teacher: String,
+    /// The teachers, as `--teacher` names them (names or globs; resolved in `Results::teachers`).
+    pub teachers: Vec<String>,
+    /// How several teachers make the target (required with more than one).
+    pub ensemble: Option<EnsembleChoice>,
     pub filter: Option<String>,
     pub student: ArchKind,
     /// A TorchScript student to train instead of the built-in one (`student`, `width` and `depth`
@@ -100,8 +109,8 @@ pub struct TrainConfig {
     pub verify_replay: usize,
     /// Render every selected view once before training and batch from memory (no replay per batch).
     pub preload: bool,
-    /// Run the frozen teacher on each batch instead of reading its stored logits (the baseline that
-    /// the store replaces).
+    /// Run the frozen teachers on each batch instead of reading their stored logits (the baseline
+    /// that the store replaces).
     pub online: bool,
     /// Train a fresh teacher of the store teacher's architecture together with the student (DML).
     pub co_train: bool,
@@ -117,14 +126,24 @@ pub struct EpochMetrics {
     pub epoch: usize,
     pub learning_rate: f64,
     pub train_loss: f64,
-    /// Validation metrics (absent when the store has no validation split).
+    /// Validation metrics (absent when the store has no validation split); with several teachers,
+    /// agreement and KL are with the ensemble.
     pub val: Option<SplitMetrics>,
+    /// With several teachers: top-1 agreement with each one on the validation split.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub val_agreement_with: BTreeMap<String, f64>,
     pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
     pub config: TrainConfig,
+    /// The teachers `config.teachers` named, in order.
+    pub teachers: Vec<String>,
+    /// With several teachers: how they were combined (DE weights, curriculum strata) and how the
+    /// ensemble itself does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleReport>,
     pub store: String,
     pub store_version: u64,
     pub train_views: usize,
@@ -140,6 +159,10 @@ pub struct Results {
     /// Test metrics of the kept weights.
     pub test: SplitMetrics,
     pub test_accuracy: f64,
+    /// With several teachers: top-1 agreement with each one on the test split.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub test_agreement_with: BTreeMap<String, f64>,
+    /// The (first) teacher's test accuracy.
     pub teacher_test_accuracy: Option<f64>,
     /// With `--co-train`: the co-trained teacher's test metrics (its last weights).
     pub co_trained_teacher: Option<SplitMetrics>,
@@ -158,20 +181,15 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     if let Some(threads) = config.threads {
         tch::set_num_threads(threads.max(1) as i32);
     }
-    if store.manifest.teacher(&config.teacher).is_none() {
-        let known: Vec<&str> = store.manifest.teachers.iter().map(|t| t.name.as_str()).collect();
-        return Err(TrainError::Config(format!(
-            "--teacher {}: the store has no such teacher (it has: {})",
-            config.teacher,
-            known.join(", ")
-        )));
-    }
+    let teachers = store.manifest.resolve_teachers(&config.teachers).map_err(TrainError::Config)?;
+    let first_teacher = store.manifest.teacher(&teachers[0]).expect("resolved from the manifest");
     if config.losses.is_empty() {
         return Err(TrainError::Config("--loss: name at least one loss".into()));
     }
     let config_json = serde_json::to_value(config).expect("config serialises");
     let resumed = resumable(out, config, &config_json)?;
-    let data = data::load(store, &config.teacher, config.filter.as_deref())?;
+    let data = data::load(store, &teachers, config.filter.as_deref())?;
+    let (rule, mut ensemble) = teachers::resolve(store, config, &data)?;
     let replayer = Replayer::new(store, &data.samples)?;
     let verified = data.verify_replay(&replayer, config.verify_replay, config.seed)?;
 
@@ -214,20 +232,24 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     }
     let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
     let needs_features = config.losses.iter().any(|t| t.config.needs_features());
-    let online_teacher = if config.online {
-        let info = store.manifest.teacher(&config.teacher).expect("checked above");
-        Some(load_classifier(&store.root, info, device).map_err(|e| TrainError::Config(format!("--online: {e}")))?)
+    let online_teachers = if config.online {
+        teachers
+            .iter()
+            .map(|name| {
+                let info = store.manifest.teacher(name).expect("resolved from the manifest");
+                load_classifier(&store.root, info, device).map_err(|e| TrainError::Config(format!("--online: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?
     } else {
-        None
+        Vec::new()
     };
     let stored_features = if needs_features && !config.online && !config.co_train {
-        Some(stored_teacher_features(store, &config.teacher, &data.views)?)
+        Some(stored_teacher_features(store, &teachers[0], &data.views)?)
     } else {
         None
     };
     let mut co_teacher = if config.co_train {
-        let info = store.manifest.teacher(&config.teacher).expect("checked above");
-        Some(CoTeacher::new(info, config, device, resumed.as_ref().map(|c| c.dir.as_path()))?)
+        Some(CoTeacher::new(first_teacher, config, device, resumed.as_ref().map(|c| c.dir.as_path()))?)
     } else {
         None
     };
@@ -242,7 +264,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
                 tch::no_grad(|| net.forward_with_features(&Tensor::from_slice(&first).to_device(device), false, true))?
                     .0
                     .map_or(0, |f| f.size()[1..].iter().product::<i64>());
-            let teacher_width = match (&co_teacher, &stored_features, &online_teacher) {
+            let teacher_width = match (&co_teacher, &stored_features, online_teachers.first()) {
                 (Some(co), _, _) => {
                     tch::no_grad(|| co.net.features(&Tensor::from_slice(&first).to_device(device), false))?.size()[1]
                 }
@@ -276,11 +298,17 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         data: &data,
         replayer: &replayer,
         preloaded: preloaded.as_deref(),
-        stored_logits: online_teacher.is_none() && !config.co_train,
+        stored_logits: online_teachers.is_empty() && !config.co_train,
         stored_features: stored_features.as_ref(),
     };
-    let val = data.split(&replayer, Split::Val);
-    let test = data.split(&replayer, Split::Test);
+    let val = data.split(&replayer, Split::Val, &rule)?;
+    let test = data.split(&replayer, Split::Test, &rule)?;
+    if let Some(report) = ensemble.as_mut() {
+        report.validation_accuracy =
+            val.teacher_logits.as_ref().map(|t| split_metrics(t, &val.labels, None, data.classes).accuracy);
+        report.test_accuracy =
+            test.teacher_logits.as_ref().map(|t| split_metrics(t, &test.labels, None, data.classes).accuracy);
+    }
     std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
     let task = progress.task("train student", config.epochs as u64);
     task.advance(state.epochs_done as u64);
@@ -298,7 +326,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let step = Step {
             config,
             data: &data,
-            online_teacher: online_teacher.as_ref(),
+            online_teachers: &online_teachers,
+            rule: &rule,
             needs_features,
             heads: heads.as_ref(),
             device,
@@ -311,7 +340,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             if let Some(co) = co_teacher.as_mut() {
                 co.stepper.zero_grad();
             }
-            let (mut terms, teacher_loss) = step.objectives(&mut net, co_teacher.as_ref(), &batch, epoch + 1)?;
+            let (mut terms, teacher_loss) =
+                step.objectives(&mut net, co_teacher.as_ref(), &batch, epoch + 1, step_number)?;
             let loss = terms.iter().fold(Tensor::zeros([], (Kind::Float, device)), |sum, (_, term)| sum + term);
             if let Some(teacher_loss) = &teacher_loss {
                 terms.push(("the co-trained teacher's objective".to_string(), teacher_loss.shallow_clone()));
@@ -337,9 +367,13 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let epoch_seconds = steps_started.elapsed().as_secs_f64();
         state.train_seconds += epoch_seconds;
         state.trained_views += epoch_views;
-        let val_metrics = (!val.labels.is_empty())
-            .then(|| evaluate(&mut |x| net.forward(x, false), &val, &spec, data.classes, device))
-            .transpose()?;
+        let (val_metrics, val_agreement_with) = match val.labels.is_empty() {
+            true => (None, BTreeMap::new()),
+            false => {
+                let (metrics, with) = evaluate(&mut |x| net.forward(x, false), &val, &data, &spec, device)?;
+                (Some(metrics), with)
+            }
+        };
         if let Some(metrics) = &val_metrics {
             finite::check_metrics(metrics, "val", epoch + 1, step_number)?;
         }
@@ -353,6 +387,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             learning_rate,
             train_loss: loss_sum / epoch_views.max(1) as f64,
             val: val_metrics,
+            val_agreement_with,
             seconds: started.elapsed().as_secs_f64(),
         };
         task.set_message(&format!(
@@ -403,7 +438,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     net.save_architecture(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
     let mut best_vs = nn::VarStore::new(device);
     let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
-    let test_metrics = evaluate(&mut |x| best_net.forward(x, false), &test, &spec, data.classes, device)?;
+    let (test_metrics, test_agreement_with) =
+        evaluate(&mut |x| best_net.forward(x, false), &test, &data, &spec, device)?;
     finite::check_metrics(&test_metrics, "test", config.epochs, 0)?;
     let co_trained_teacher = match &co_teacher {
         Some(co) => {
@@ -412,7 +448,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             let spec_path = out.join("teacher.json");
             std::fs::write(&spec_path, serde_json::to_string_pretty(&co.spec).expect("spec serialises"))
                 .map_err(|source| TrainError::Write { path: spec_path, source })?;
-            let metrics = evaluate(&mut |x| co.net.forward(x, false), &test, &co.spec, data.classes, device)?;
+            let (metrics, _) = evaluate(&mut |x| co.net.forward(x, false), &test, &data, &co.spec, device)?;
             finite::check_metrics(&metrics, "co-trained teacher's test", config.epochs, 0)?;
             Some(SplitMetrics { teacher_agreement: None, kl_to_teacher: None, ..metrics })
         }
@@ -420,6 +456,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     };
     let results = Results {
         config: config.clone(),
+        teachers: teachers.clone(),
+        ensemble,
         store: store.root.display().to_string(),
         store_version: store.manifest.version,
         train_views: data.views.len(),
@@ -431,7 +469,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         epochs: state.epochs,
         test: test_metrics,
         test_accuracy: test_metrics.accuracy,
-        teacher_test_accuracy: store.manifest.teacher(&config.teacher).and_then(|t| t.accuracy.get("test").copied()),
+        test_agreement_with,
+        teacher_test_accuracy: first_teacher.accuracy.get("test").copied(),
         co_trained_teacher,
         student_parameters: parameters,
     };
@@ -511,17 +550,17 @@ fn stored_teacher_features(
     Ok(stored)
 }
 
-/// A network's metrics on a split (its identity views), against the teacher's stored logits; the
-/// network runs in evaluation mode.
+/// A network's metrics on a split (its identity views), against the teachers' target, and, with
+/// several teachers, its top-1 agreement with each one; the network runs in evaluation mode.
 fn evaluate(
     forward: &mut dyn FnMut(&Tensor) -> Result<Tensor, tch::TchError>,
     split: &data::SplitData,
+    data: &data::TrainData,
     spec: &ArchSpec,
-    classes: usize,
     device: Device,
-) -> Result<SplitMetrics, TrainError> {
+) -> Result<(SplitMetrics, BTreeMap<String, f64>), TrainError> {
     let per_sample: usize = spec.input_shape.iter().product::<i64>() as usize;
-    let mut logits = Vec::with_capacity(split.labels.len() * classes);
+    let mut logits = Vec::with_capacity(split.labels.len() * data.classes);
     tch::no_grad(|| -> Result<(), TrainError> {
         for x in split.inputs.chunks(512 * per_sample) {
             let out = forward(&Tensor::from_slice(x).to_device(device))?;
@@ -529,7 +568,17 @@ fn evaluate(
         }
         Ok(())
     })?;
-    Ok(split_metrics(&logits, &split.labels, split.teacher_logits.as_deref(), classes))
+    let metrics = split_metrics(&logits, &split.labels, split.teacher_logits.as_deref(), data.classes);
+    let each: BTreeMap<String, f64> = match data.teachers.len() {
+        1 => BTreeMap::new(),
+        _ => data
+            .teachers
+            .iter()
+            .zip(&split.each_teacher)
+            .filter_map(|(name, teacher)| Some((name.clone(), agreement(&logits, teacher.as_deref()?, data.classes))))
+            .collect(),
+    };
+    Ok((metrics, each))
 }
 
 fn write_outputs(out: &Path, results: &Results) -> Result<(), TrainError> {

@@ -1,6 +1,7 @@
-//! One training step's objectives: the student's forward pass on a batch, the teacher's logits and
-//! features for it (stored, from the frozen teacher run online, or from the co-trained teacher), and
-//! the weighted sum of the configured losses; with `--co-train`, the teacher's own objective too.
+//! One training step's objectives: the student's forward pass on a batch, the teachers' logits and
+//! features for it (stored, from the frozen teachers run online, or from the co-trained teacher),
+//! and the weighted sum of the configured losses on the target that the run's rule makes of the
+//! teachers (`target`); with `--co-train`, the teacher's own objective too.
 
 use tch::{Device, Tensor};
 
@@ -8,6 +9,7 @@ use super::batches::Batch;
 use super::co_train::{teacher_objective, CoTeacher};
 use super::data::TrainData;
 use super::student::Student;
+use super::target::TargetRule;
 use super::{TrainConfig, TrainError};
 use crate::losses::{dlkd, LossInputs, Targets};
 use crate::teacher::Classifier;
@@ -17,7 +19,9 @@ use kdstore_core::select::SelectedView;
 pub struct Step<'a> {
     pub config: &'a TrainConfig,
     pub data: &'a TrainData,
-    pub online_teacher: Option<&'a Classifier>,
+    /// The frozen teachers run on every batch (`--online`); empty when the logits are stored.
+    pub online_teachers: &'a [Classifier],
+    pub rule: &'a TargetRule,
     pub needs_features: bool,
     pub heads: Option<&'a dlkd::Heads>,
     pub device: Device,
@@ -28,50 +32,65 @@ pub type Objectives = (Vec<(String, Tensor)>, Option<Tensor>);
 
 impl Step<'_> {
     /// The student's objective on a batch (each weighted term, named) and, with a co-trained
-    /// teacher, the teacher's; both networks in training mode.
+    /// teacher, the teacher's; both networks in training mode. `epoch` and `step` are 1-based.
     pub fn objectives(
         &self,
         net: &mut Student,
         co_teacher: Option<&CoTeacher>,
         batch: &Batch,
         epoch: usize,
+        step: usize,
     ) -> Result<Objectives, TrainError> {
         let rows = batch.views.len() as i64;
         let views: Vec<&SelectedView> = batch.views.iter().map(|&i| &self.data.views[i]).collect();
         let targets = self.targets(&views);
         let inputs = Tensor::from_slice(&batch.inputs).to_device(self.device);
         let (student_features, student) = net.forward_with_features(&inputs, true, self.needs_features)?;
-        let (teacher, teacher_features, teacher_loss) = match (co_teacher, self.online_teacher) {
+        let (teachers, teacher_features, teacher_loss) = match (co_teacher, self.online_teachers) {
             (Some(co), _) => {
                 let (features, logits) = co.net.forward_with_features(&inputs, true)?;
                 let loss = teacher_objective(&logits, &student, &targets)?;
-                (logits.detach(), self.needs_features.then(|| features.detach()), Some(loss))
+                (vec![logits.detach()], self.needs_features.then(|| features.detach()), Some(loss))
             }
-            (None, Some(model)) => {
-                let inference = tch::no_grad(|| {
-                    model.infer(&batch.inputs, &self.data.samples.sample_shape, self.device, self.needs_features)
-                })
-                .map_err(|e| TrainError::Config(format!("--online: {e}")))?;
-                let features = self.needs_features.then(|| self.tensor(&inference.features, rows));
-                (self.tensor(&inference.logits, rows), features, None)
+            (None, [_, ..]) => {
+                let mut teachers = Vec::with_capacity(self.online_teachers.len());
+                let mut features = None;
+                for (k, model) in self.online_teachers.iter().enumerate() {
+                    let with_features = self.needs_features && k == 0;
+                    let inference = tch::no_grad(|| {
+                        model.infer(&batch.inputs, &self.data.samples.sample_shape, self.device, with_features)
+                    })
+                    .map_err(|e| TrainError::Config(format!("--online: {e}")))?;
+                    if with_features {
+                        features = Some(self.tensor(&inference.features, rows));
+                    }
+                    teachers.push(self.tensor(&inference.logits, rows));
+                }
+                (teachers, features, None)
             }
-            (None, None) => {
+            (None, []) => {
                 let stored = batch.teacher_logits.as_ref().expect("batches carry the stored logits");
-                (self.tensor(stored, rows), batch.teacher_features.as_ref().map(|f| self.tensor(f, rows)), None)
+                let teachers = stored.iter().map(|logits| self.tensor(logits, rows)).collect();
+                (teachers, batch.teacher_features.as_ref().map(|f| self.tensor(f, rows)), None)
             }
         };
         let loss_inputs = LossInputs {
             student: &student,
-            teacher: Some(&teacher),
+            teacher: None,
             targets: &targets,
             student_features: student_features.as_ref(),
             teacher_features: teacher_features.as_ref(),
             epoch: Some(epoch),
             heads: self.heads,
         };
+        let picks = self.rule.picks(teachers.len(), &batch.views, epoch, step);
         let mut terms = Vec::with_capacity(self.config.losses.len());
         for term in &self.config.losses {
-            let value = term.config.compute(&loss_inputs).map_err(|e| TrainError::Config(e.to_string()))? * term.weight;
+            let value = self
+                .rule
+                .loss(&term.config, &loss_inputs, &teachers, picks.as_deref())
+                .map_err(|e| TrainError::Config(e.to_string()))?
+                * term.weight;
             terms.push((term.config.name().to_string(), value));
         }
         Ok((terms, teacher_loss))

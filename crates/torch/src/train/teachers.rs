@@ -1,0 +1,196 @@
+//! The teachers of a training run and the rule that makes their target: which teachers `--teacher`
+//! names (names or globs), what several teachers allow (an ensemble of at least two, logit losses
+//! only, no co-training), and the rule resolved before the first step — the DE weights searched
+//! on the validation split's stored logits, the curriculum's strata assigned from a stored
+//! difficulty. What was resolved goes into results.json as [`EnsembleReport`].
+
+use serde::Serialize;
+
+use super::data::TrainData;
+use super::de_weights::{self, DeWeights};
+use super::target::{self, EnsembleChoice, TargetRule};
+use super::{TrainConfig, TrainError};
+use crate::build::load_classifier;
+use crate::losses::ensemble::{temperature_of, Ensemble};
+use crate::losses::LossConfig;
+use kdstore_core::augment::seed::purpose_seed;
+use kdstore_core::select::numbers_by_view;
+use kdstore_core::store::{Split, Store};
+
+/// What a multi-teacher run resolved, for results.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnsembleReport {
+    pub kind: &'static str,
+    pub teachers: Vec<String>,
+    /// Each teacher's parameters (`curriculum` orders the teachers by them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Vec<i64>>,
+    /// `de`: the weights found, with the validation accuracies of the weighted and equal averages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub de: Option<DeWeights>,
+    /// `curriculum`: the training views each teacher teaches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curriculum: Option<CurriculumReport>,
+    /// Accuracy of the ensemble's evaluation target (see `target`) on the validation and test splits.
+    pub validation_accuracy: Option<f64>,
+    pub test_accuracy: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CurriculumReport {
+    pub difficulty: String,
+    /// The teacher whose `labels` rows the difficulty is read from (the largest).
+    pub ranked_by: String,
+    /// Training views per teacher, in the run's teacher order.
+    pub views: Vec<usize>,
+}
+
+/// The rule of a run over `data`'s teachers, and its report (None for one teacher).
+pub fn resolve(
+    store: &Store,
+    config: &TrainConfig,
+    data: &TrainData,
+) -> Result<(TargetRule, Option<EnsembleReport>), TrainError> {
+    let teachers = &data.teachers;
+    let choice = match (&config.ensemble, teachers.len()) {
+        (None, 1) => return Ok((TargetRule::One, None)),
+        (None, _) => {
+            return Err(TrainError::Config(format!(
+                "--teacher names {} teachers ({}): say how they teach with --ensemble {}",
+                teachers.len(),
+                teachers.join(", "),
+                EnsembleChoice::NAMES.join("|")
+            )))
+        }
+        (Some(choice), 1) => {
+            return Err(TrainError::Config(format!(
+                "--ensemble {} needs at least two teachers, and --teacher {} names only {}",
+                choice.name(),
+                config.teachers.join(" --teacher "),
+                teachers[0]
+            )))
+        }
+        (Some(choice), _) => choice,
+    };
+    if config.co_train {
+        return Err(TrainError::Config("--co-train trains one teacher with the student: name one --teacher".into()));
+    }
+    for term in &config.losses {
+        check_loss(choice, &term.config).map_err(TrainError::Config)?;
+    }
+    let mut report = EnsembleReport {
+        kind: choice.name(),
+        teachers: teachers.clone(),
+        parameters: None,
+        de: None,
+        curriculum: None,
+        validation_accuracy: None,
+        test_accuracy: None,
+    };
+    let rule = match choice {
+        EnsembleChoice::Mean => TargetRule::Combined(Ensemble::Mean),
+        EnsembleChoice::Camkd => TargetRule::Combined(Ensemble::Camkd),
+        EnsembleChoice::Ebkd => TargetRule::Combined(Ensemble::Ebkd),
+        EnsembleChoice::Random => TargetRule::Random { seed: purpose_seed(config.seed, "ensemble-random") },
+        EnsembleChoice::De => {
+            let found = search_de_weights(data, config.seed)?;
+            let rule = TargetRule::Weighted(found.weights.clone());
+            report.de = Some(found);
+            rule
+        }
+        EnsembleChoice::Curriculum { difficulty } => {
+            let parameters = teachers
+                .iter()
+                .map(|name| {
+                    let info = store.manifest.teacher(name).expect("resolved from the manifest");
+                    load_classifier(&store.root, info, tch::Device::Cpu)
+                        .map_err(|e| TrainError::Config(e.to_string()))?
+                        .parameters()
+                        .map_err(|e| TrainError::Config(e.to_string()))
+                })
+                .collect::<Result<Vec<i64>, _>>()?;
+            // Smallest first; equal sizes keep the order given.
+            let mut by_size: Vec<usize> = (0..teachers.len()).collect();
+            by_size.sort_by_key(|&k| parameters[k]);
+            let ranked_by = teachers[*by_size.last().expect("two teachers")].clone();
+            let values = numbers_by_view(store, &ranked_by, difficulty, "split = 'train'")
+                .map_err(|e| TrainError::Config(format!("--ensemble-difficulty {difficulty}: {e}")))?;
+            let assigned = target::curriculum(&data.views, &values, &by_size)
+                .map_err(|e| TrainError::Config(format!("--ensemble-difficulty {difficulty}: {e}")))?;
+            let mut views = vec![0; teachers.len()];
+            assigned.iter().for_each(|&k| views[k] += 1);
+            report.parameters = Some(parameters);
+            report.curriculum = Some(CurriculumReport { difficulty: difficulty.clone(), ranked_by, views });
+            TargetRule::Assigned(assigned)
+        }
+    };
+    Ok((rule, Some(report)))
+}
+
+/// Whether a loss can learn from the ensemble `choice` makes.
+fn check_loss(choice: &EnsembleChoice, loss: &LossConfig) -> Result<(), String> {
+    let name = loss.name();
+    if loss.needs_features() {
+        return Err(format!(
+            "--loss {name} reads the teacher's features, and a run with several teachers combines logits only: train it from one --teacher"
+        ));
+    }
+    let reads_logits = temperature_of(loss).is_some();
+    match choice {
+        _ if matches!(loss, LossConfig::Ce(_)) => Ok(()),
+        EnsembleChoice::Camkd | EnsembleChoice::Ebkd if !matches!(loss, LossConfig::Kd(_)) => Err(format!(
+            "--ensemble {} weights per-sample KL terms, which only kd has (CA-MKD's and EBKD's logit loss); use --ensemble mean, de, random or curriculum with {name}",
+            choice.name()
+        )),
+        _ if !reads_logits => Err(format!("--loss {name} reads no teacher logits, so it has nothing to ensemble")),
+        _ => Ok(()),
+    }
+}
+
+/// DE weights from every teacher's stored logits on the validation split's identity views.
+fn search_de_weights(data: &TrainData, seed: u64) -> Result<DeWeights, TrainError> {
+    let ids = data.samples.ids_in(Split::Val);
+    if ids.is_empty() {
+        return Err(TrainError::Config(
+            "--ensemble de fits its weights on the validation split, and the store has none (set split.val_fraction in the pipeline)".into(),
+        ));
+    }
+    let mut logits = Vec::with_capacity(data.teachers.len());
+    for (name, stored) in data.teachers.iter().zip(&data.evaluation_logits) {
+        let mut flat = Vec::with_capacity(ids.len() * data.classes);
+        for &id in &ids {
+            let row = stored.get(&(id as i64)).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "--ensemble de: teacher {name} has no logits on validation sample {id}'s identity view"
+                ))
+            })?;
+            flat.extend_from_slice(row);
+        }
+        logits.push(flat);
+    }
+    let labels: Vec<i64> = ids.iter().map(|&i| data.samples.labels[i]).collect();
+    let views: Vec<&[f32]> = logits.iter().map(Vec::as_slice).collect();
+    Ok(de_weights::search(&views, &labels, data.classes, purpose_seed(seed, "ensemble-de")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::losses::parse_terms;
+
+    fn loss(name: &str) -> LossConfig {
+        parse_terms(&[name.to_string()], &[]).unwrap().remove(0).config
+    }
+
+    #[test]
+    fn weighted_ensembles_take_kd_and_ce_and_feature_losses_take_one_teacher() {
+        assert!(check_loss(&EnsembleChoice::Camkd, &loss("kd")).is_ok());
+        assert!(check_loss(&EnsembleChoice::Ebkd, &loss("ce")).is_ok());
+        let error = check_loss(&EnsembleChoice::Camkd, &loss("dist")).unwrap_err();
+        assert!(error.contains("use --ensemble mean, de, random or curriculum with dist"), "{error}");
+        for choice in [EnsembleChoice::Mean, EnsembleChoice::De, EnsembleChoice::Random] {
+            assert!(check_loss(&choice, &loss("dkd")).is_ok());
+        }
+        assert!(check_loss(&EnsembleChoice::Mean, &loss("sp")).unwrap_err().contains("features"));
+    }
+}
