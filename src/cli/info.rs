@@ -149,12 +149,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for t in &m.teachers {
         let accuracy: Vec<String> = t.accuracy.iter().map(|(split, a)| format!("{split} {:.2}%", a * 100.0)).collect();
         let rows: usize = m.files_of(c::LOGITS).filter(|f| f.teacher.as_deref() == Some(&t.name)).map(|f| f.rows).sum();
+        let subset_rows: usize =
+            m.files_of(c::SUBSETS).filter(|f| f.teacher.as_deref() == Some(&t.name)).map(|f| f.rows).sum();
         writeln!(
             out,
-            "  {:<12} {:<11} {:<28} {} {:>7} rows  accuracy: {}",
+            "  {:<12} {:<26} {:>7} params  {:<32} {:<16} {} {:>7} rows  accuracy: {}",
             t.name,
-            t.kind,
             t.architecture,
+            t.parameters.map_or("?".to_string(), short_count),
+            learnt_from(t, subset_rows),
+            match &t.input_channels {
+                Some(channels) =>
+                    format!("channels {}", channels.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")),
+                None => "all channels".to_string(),
+            },
             t.logits_dtype,
             rows,
             accuracy.join(", ")
@@ -167,4 +175,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         per_row
     )?;
     print_stdout(&out)
+}
+
+/// What a teacher learnt from: the labels or another teacher, on which subset, until which epoch.
+fn learnt_from(t: &kdstore_core::store::TeacherInfo, subset_rows: usize) -> String {
+    let mut text = match (t.kind.as_str(), &t.distilled_from) {
+        ("torchscript", _) => "a TorchScript file".to_string(),
+        (_, Some(teacher)) => format!("teacher {teacher}"),
+        (_, None) => "labels".to_string(),
+    };
+    if let Some(k) = t.subset {
+        text.push_str(&format!(", subset {k} ({subset_rows} samples)"));
+    }
+    if let Some(epoch) = t.epoch {
+        text.push_str(&format!(", epoch {epoch}"));
+    }
+    text
+}
+
+/// 1234 → 1.2k, 2_500_000 → 2.5M.
+fn short_count(n: i64) -> String {
+    match n {
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
+        n => n.to_string(),
+    }
 }

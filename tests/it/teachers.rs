@@ -144,3 +144,266 @@ fn what_several_teachers_cannot_do_is_refused_by_name() {
         "--ensemble-difficulty no_such_column",
     );
 }
+
+/// The synthetic pipeline with a chain: `small` (with a checkpoint) → `ta` → `ta2`, and subsets.
+fn chain_pipeline(dir: &Path, n: usize, ta_epochs: usize) -> PathBuf {
+    let extra = format!(
+        r#"checkpoints = [1]
+
+[[teacher]]
+kind = "builtin"
+name = "ta"
+arch = "cnn1d"
+width = 6
+depth = 2
+epochs = {ta_epochs}
+batch_size = 32
+distill_from = "small"
+settings = {{ temperature = 2.0 }}
+
+[[teacher]]
+kind = "builtin"
+name = "ta2"
+arch = "mlp"
+width = 8
+depth = 1
+epochs = 2
+batch_size = 32
+distill_from = "ta"
+
+[[teacher]]
+kind = "builtin"
+name = "sub"
+arch = "mlp"
+width = 8
+depth = 1
+epochs = 2
+batch_size = 32
+subsets = {{ count = 2, fraction = 0.5 }}
+input_channels = [0, 2]
+"#
+    );
+    synthetic_pipeline(dir, n, &extra)
+}
+
+#[test]
+fn a_chain_of_teachers_builds_in_order_and_a_killed_build_resumes_mid_training() {
+    let dir = tempdir();
+    let pipeline = chain_pipeline(dir.path(), 3000, 6);
+    let reference = dir.path().join("reference");
+    let output = run_ok(&["build", path_str(&pipeline), "--store", path_str(&reference)]);
+    let steps = stderr(&output);
+    // The report's lines (not the progress bars' "train teacher …" lines).
+    let position =
+        |needle: &str| steps.find(&format!("\n  {needle}")).unwrap_or_else(|| panic!("no {needle:?} in\n{steps}"));
+    assert!(position("teacher small@e1") < position("teacher small:"));
+    assert!(
+        position("logits small on mix") < position("teacher ta:"),
+        "ta learns from small's stored logits:\n{steps}"
+    );
+    assert!(position("logits ta on mix") < position("teacher ta2:"));
+    let teachers = manifest(&reference)["teachers"].clone();
+    let names: Vec<&str> = teachers.as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["small@e1", "small", "ta", "ta2", "sub#0", "sub#1"]);
+    let by_name = |name: &str| teachers.as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone();
+    assert_eq!(by_name("ta")["distilled_from"], "small");
+    assert_eq!(by_name("small@e1")["epoch"], 1);
+    assert_eq!(by_name("sub#1")["subset"], 1);
+    assert_eq!(by_name("sub#1")["input_channels"], serde_json::json!([0, 2]));
+    assert_eq!(by_name("sub#1")["arch_spec"]["input_shape"], serde_json::json!([2, 32]));
+    assert!(by_name("small@e1")["model_sha256"] != by_name("small")["model_sha256"]);
+    // Each subset teacher learnt from its own half of the training samples, recorded in SQL.
+    let subsets = run_ok(&[
+        "query",
+        path_str(&reference),
+        "SELECT teacher, COUNT(*) AS n FROM subsets GROUP BY teacher ORDER BY teacher",
+        "--format",
+        "csv",
+    ]);
+    let train = run_ok(&[
+        "query",
+        path_str(&reference),
+        "SELECT COUNT(*) AS n FROM samples WHERE split = 'train'",
+        "--format",
+        "csv",
+    ]);
+    let train: usize = stdout(&train).lines().nth(1).unwrap().parse().unwrap();
+    let half = (train as f64 * 0.5).round() as usize;
+    assert_eq!(stdout(&subsets), format!("teacher,n\nsub#0,{half}\nsub#1,{half}\n"));
+    let info = stdout(&run_ok(&["info", path_str(&reference)]));
+    for line in ["teacher small", "labels, epoch 1", "labels, subset 1 (", "channels 0,2"] {
+        assert!(info.contains(line), "kdstore info lacks {line:?}:\n{info}");
+    }
+
+    // Killed while `ta` trains (after one of its epochs), the build resumes from that epoch.
+    let interrupted = dir.path().join("interrupted");
+    let mut child =
+        kdstore().args(["build", path_str(&pipeline), "--store", path_str(&interrupted), "--quiet"]).spawn().unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let training = interrupted.join("_training");
+        let checkpointed = std::fs::read_dir(&training)
+            .map(|d| {
+                d.flatten().any(|e| {
+                    e.file_name().to_string_lossy().starts_with("ta-") && e.path().join("checkpoints").exists()
+                })
+            })
+            .unwrap_or(false);
+        if checkpointed || started.elapsed() > std::time::Duration::from_secs(180) {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            panic!("the build finished before ta's training could be interrupted; give ta more epochs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(manifest(&interrupted)["teachers"].as_array().unwrap().iter().all(|t| t["name"] != "ta"));
+    let resumed = run_ok(&["build", path_str(&pipeline), "--store", path_str(&interrupted)]);
+    assert!(!stderr(&resumed).contains("teacher small:"), "small was committed before the kill");
+    assert_eq!(content(&interrupted), content(&reference));
+    assert_eq!(manifest(&interrupted)["teachers"], manifest(&reference)["teachers"]);
+    assert!(!interrupted.join("_training").exists(), "the finished build cleans its training folder");
+}
+
+#[test]
+fn adding_an_assistant_trains_and_labels_only_the_assistant() {
+    let dir = tempdir();
+    let without = synthetic_pipeline(dir.path(), 600, "");
+    let store = dir.path().join("store");
+    run_ok(&["build", path_str(&without), "--store", path_str(&store)]);
+    let before = content(&store);
+    let with = dir.path().join("with.toml");
+    let text = std::fs::read_to_string(&without).unwrap()
+        + "\n[[teacher]]\nkind = \"builtin\"\nname = \"ta\"\narch = \"mlp\"\nwidth = 8\ndepth = 1\nepochs = 2\ndistill_from = \"small\"\n";
+    std::fs::write(&with, text).unwrap();
+    let output = run_ok(&["build", path_str(&with), "--store", path_str(&store)]);
+    let steps: Vec<String> = stderr(&output)
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.starts_with("pipeline changed"))
+        .collect();
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s.starts_with("teacher ta:") || s.starts_with("logits ta ")),
+        "{steps:?}"
+    );
+    let after = content(&store);
+    assert!(before.iter().all(|file| after.contains(file)), "every part of the store before is kept as it was");
+}
+
+#[test]
+fn validate_reports_every_problem_of_the_teachers() {
+    let dir = tempdir();
+    let extra = r#"
+[[teacher]]
+kind = "builtin"
+name = "a"
+arch = "cnn1d"
+distill_from = "b"
+input_channels = [0, 6]
+
+[[teacher]]
+kind = "builtin"
+name = "b"
+arch = "cnn1d"
+epochs = 4
+distill_from = "a"
+checkpoints = [4]
+
+[[teacher]]
+kind = "builtin"
+name = "c"
+arch = "cnn1d"
+distill_from = "nobody"
+loss = ["kd"]
+subsets = { count = 1, fraction = 1.5 }
+"#;
+    let pipeline = pipeline_copy("hapt.toml", dir.path(), |text| text + extra);
+    let output = run(&["validate", path_str(&pipeline)]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    for expected in [
+        "teacher 2 ('a'): input_channels names channel 6, outside the input's 6 channels (0-5)",
+        "teacher 3 ('b'): checkpoints: epoch 4 is not before the last epoch (4)",
+        "teacher 4 ('c'): subsets.count must be >= 2, got 1",
+        "teacher 4 ('c'): subsets.fraction must be in (0, 1], got 1.5",
+        "distill_from forms a cycle: a → b → a",
+    ] {
+        assert!(error.contains(expected), "missing {expected:?} in\n{error}");
+    }
+    let dangling = pipeline_copy("hapt.toml", dir.path(), |text| {
+        text + "\n[[teacher]]\nkind = \"builtin\"\nname = \"c\"\narch = \"cnn1d\"\ndistill_from = \"nobody\"\n"
+    });
+    let error = stderr(&run(&["validate", path_str(&dangling)]));
+    assert!(
+        error.contains("teacher 'c': distill_from = 'nobody' names no teacher of this pipeline (it has: cnn1d, c)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_student_on_some_channels_learns_from_a_teacher_on_all() {
+    let store = three_teacher_store();
+    let dir = tempdir();
+    let out = dir.path().join("acc");
+    let r = train(&out, &["--teacher", "cnn1d", "--student-channels", "0,1,2"]);
+    assert_eq!(r["config"]["student_channels"], serde_json::json!([0, 1, 2]));
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("student.json")).unwrap()).unwrap();
+    assert_eq!(spec["input_shape"], serde_json::json!([3, 100]));
+    let online = train(&dir.path().join("online"), &["--teacher", "cnn1d", "--student-channels", "0,1,2", "--online"]);
+    for (a, b) in train_losses(&r).iter().zip(train_losses(&online)) {
+        assert!((a - b).abs() <= 1e-5 * a.abs(), "the online teacher sees all six channels too: {a} vs {b}");
+    }
+    let output =
+        run(&["train", path_str(store), "--student-channels", "1,6", "--out", path_str(&dir.path().join("bad"))]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("--student-channels: input_channels names channel 6, outside the input's 6 channels (0-5)"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_random_teacher_can_be_one_that_did_not_see_the_sample() {
+    let dir = tempdir();
+    let pipeline = chain_pipeline(dir.path(), 600, 2);
+    let store = dir.path().join("store");
+    run_ok(&["build", path_str(&pipeline), "--store", path_str(&store)]);
+    let out = dir.path().join("unseen");
+    run_ok(&[
+        "train",
+        path_str(&store),
+        "--teacher",
+        "sub#*",
+        "--ensemble",
+        "random",
+        "--random-unseen",
+        "--epochs",
+        "2",
+        "--out",
+        path_str(&out),
+    ]);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["config"]["ensemble"], serde_json::json!({"kind": "random", "unseen": true}));
+    let output = run(&[
+        "train",
+        path_str(&store),
+        "--teacher",
+        "small",
+        "--teacher",
+        "ta",
+        "--ensemble",
+        "random",
+        "--random-unseen",
+        "--out",
+        path_str(&dir.path().join("none")),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("none of the teachers (small, ta) trained on a subset"), "{}", stderr(&output));
+}

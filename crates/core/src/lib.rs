@@ -29,6 +29,7 @@
 
 pub mod arch;
 pub mod augment;
+pub mod channels;
 pub mod export;
 pub mod panics;
 pub mod pipeline;

@@ -22,13 +22,16 @@ pub fn store_schema() -> String {
             "views/part-<recipe>-r<replica>-<key>.parquet": "the views table, one file per (recipe, replica)",
             "logits/teacher=<name>/part-<recipe>-r<replica>-<key>.parquet": "one logits partition per teacher",
             "embeddings/teacher=<name>/part-<recipe>-r<replica>-<key>.parquet": "optional: a teacher's penultimate features, one partition per teacher that stores them",
+            "subsets/teacher=<name>/part-<key>.parquet": "the training samples of each subset teacher",
             "models/<teacher>-<key>.safetensors": "weights of built-in teachers",
+            "models/<teacher>-<key>.training.json": "the record of the training run that made a built-in teacher (and its checkpoints)",
         },
         "tables": {
             c::SAMPLES: c::SAMPLES_COLUMNS,
             c::VIEWS: c::views_columns(),
             c::LOGITS: c::LOGITS_COLUMNS,
             c::EMBEDDINGS: c::EMBEDDINGS_COLUMNS,
+            c::SUBSETS: c::SUBSETS_COLUMNS,
         },
         "views": {
             c::LABELS: "views JOIN samples (sample_id, split, label, group) USING (sample_id) JOIN logits USING (view_id): one row per (view, teacher)",

@@ -69,7 +69,28 @@ pub fn select(
         sql.push_str(&format!(" AND ({condition})"));
     }
     sql.push_str(&format!(" ORDER BY {}", c::VIEW_ID));
-    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(e.to_string()))?;
+    selection_of(store, samples, &sql, true)
+}
+
+/// Selects views that no teacher has to have labelled: those satisfying `condition`, SQL over
+/// `views` joined with the samples' `split` and `label` (what a teacher that learns
+/// from the labels trains on). Their `teacher_logits` are empty.
+pub fn select_unlabelled(store: &Store, samples: &SampleTable, condition: &str) -> Result<Selection, SelectError> {
+    let sql = format!(
+        "SELECT v.*, s.{split}, s.{label} FROM {views} v JOIN {samples_table} s ON v.{id} = s.{id} WHERE {condition} ORDER BY v.{view}",
+        split = c::SPLIT,
+        label = c::LABEL,
+        views = c::VIEWS,
+        samples_table = c::SAMPLES,
+        id = c::SAMPLE_ID,
+        view = c::VIEW_ID,
+    );
+    selection_of(store, samples, &sql, false)
+}
+
+/// Runs a selecting statement and types its rows.
+fn selection_of(store: &Store, samples: &SampleTable, sql: &str, with_logits: bool) -> Result<Selection, SelectError> {
+    let frame = query::run(store, sql).map_err(|e| SelectError::Query(e.to_string()))?;
     let classes = store.manifest.dataset.class_names.len();
     let column =
         |name: &'static str| move |e: PolarsError| SelectError::Column { column: name.into(), detail: e.to_string() };
@@ -81,8 +102,11 @@ pub fn select(
     let hashes = u64_column(&frame, c::INPUT_HASH).map_err(column(c::INPUT_HASH))?;
     let partners = opt_i64_column(&frame, c::PARTNER_ID).map_err(column(c::PARTNER_ID))?;
     let lams = opt_f32_column(&frame, c::LAM).map_err(column(c::LAM))?;
-    let logits = flat_f32_list(&frame, c::LOGITS_COLUMN, classes)
-        .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?;
+    let logits = match with_logits {
+        true => flat_f32_list(&frame, c::LOGITS_COLUMN, classes)
+            .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?,
+        false => Vec::new(),
+    };
     let views = (0..frame.height())
         .map(|i| {
             let (partner_label, lam) = match (partners[i], lams[i]) {
@@ -99,7 +123,10 @@ pub fn select(
                 partner_id: partners[i],
                 partner_label,
                 lam,
-                teacher_logits: logits[i * classes..(i + 1) * classes].to_vec(),
+                teacher_logits: match with_logits {
+                    true => logits[i * classes..(i + 1) * classes].to_vec(),
+                    false => Vec::new(),
+                },
             }
         })
         .collect();
@@ -206,6 +233,16 @@ pub fn logits_by_view(
     let logits = flat_f32_list(&frame, c::LOGITS_COLUMN, classes)
         .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?;
     Ok(ids.into_iter().zip(logits.chunks(classes.max(1)).map(<[f32]>::to_vec)).collect())
+}
+
+/// The training samples a subset teacher learnt from (the `subsets` table), or None for a teacher
+/// that has no rows there (it learnt from every training sample).
+pub fn subset_of(store: &Store, teacher: &str) -> Result<Option<std::collections::HashSet<i64>>, SelectError> {
+    let sql = format!("SELECT {} FROM {} WHERE {} = {}", c::SAMPLE_ID, c::SUBSETS, c::TEACHER, sql_quote(teacher));
+    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(e.to_string()))?;
+    let ids = i64_column(&frame, c::SAMPLE_ID)
+        .map_err(|e| SelectError::Column { column: c::SAMPLE_ID.into(), detail: e.to_string() })?;
+    Ok((!ids.is_empty()).then(|| ids.into_iter().collect()))
 }
 
 /// A numeric SQL `expression` over `labels` (a difficulty: `teacher_loss`, `1 - p_label`, …) for

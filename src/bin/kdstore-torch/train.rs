@@ -69,6 +69,10 @@ pub struct Args {
     /// rows) that ranks the training views into one stratum per teacher.
     #[arg(long, value_name = "SQL", default_value = "teacher_loss")]
     ensemble_difficulty: String,
+    /// --ensemble random: draw only among the teachers whose training subset left the sample out
+    /// (RoS-KD); a sample that every teacher saw draws among all.
+    #[arg(long)]
+    random_unseen: bool,
     /// A loss of the objective, NAME or NAME=WEIGHT (repeatable; `kdstore loss --help` lists them):
     /// --loss kd, or --loss ce --loss dist=2.
     #[arg(long = "loss", value_name = "NAME[=WEIGHT]", default_values_t = ["kd".to_string()])]
@@ -148,6 +152,9 @@ pub struct Args {
     /// student's losses read its current logits. Stored logits are not used.
     #[arg(long, conflicts_with = "online")]
     co_train: bool,
+    /// The input channels the student sees, e.g. 0,1,2 (default all); the teachers see theirs.
+    #[arg(long, value_delimiter = ',', value_name = "C,C,…")]
+    student_channels: Option<Vec<usize>>,
     /// Output folder (default: <store>-train-<loss>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -163,6 +170,9 @@ pub struct Args {
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = args.store.open()?;
+    if args.random_unseen && !matches!(args.ensemble, Some(EnsembleName::Random)) {
+        return Err(UserError::msg("--random-unseen goes with --ensemble random".into()));
+    }
     let teachers = match args.teachers.is_empty() {
         true => vec![teacher_or_first(&store, None)?],
         false => args.teachers.clone(),
@@ -191,7 +201,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
             EnsembleName::Camkd => EnsembleChoice::Camkd,
             EnsembleName::Ebkd => EnsembleChoice::Ebkd,
             EnsembleName::De => EnsembleChoice::De,
-            EnsembleName::Random => EnsembleChoice::Random,
+            EnsembleName::Random => EnsembleChoice::Random { unseen: args.random_unseen },
             EnsembleName::Curriculum => EnsembleChoice::Curriculum { difficulty: args.ensemble_difficulty.clone() },
         }),
         filter: args.filter.clone(),
@@ -231,6 +241,10 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         online: args.online,
         co_train: args.co_train,
         threads: args.threads,
+        student_channels: args.student_channels.clone(),
+        keep_epochs: Vec::new(),
+        only_samples: None,
+        title: None,
         resume: args.resume,
     };
     let out = args.out.clone().unwrap_or_else(|| {

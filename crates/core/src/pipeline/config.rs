@@ -2,6 +2,7 @@
 //! and then validated as a whole by `validate`. `schemas/pipeline.json` is generated from these
 //! types. Paths are relative to the directory kdstore runs in.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
@@ -180,6 +181,8 @@ fn default_recipe_splits() -> Vec<Split> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TeacherConfig {
+    /// Trained by the build with kdstore's student trainer (the optimiser, schedule, warm-up and
+    /// best-on-validation weights of `kdstore train`), from the labels or from another teacher.
     Builtin {
         name: String,
         arch: ArchKind,
@@ -195,6 +198,44 @@ pub enum TeacherConfig {
         learning_rate: f64,
         #[serde(default)]
         weight_decay: f64,
+        // The settings added after the first release leave the resolved pipeline (and so its hash)
+        // as it was while they keep their defaults.
+        #[serde(default, skip_serializing_if = "is_default")]
+        optimizer: TeacherOptimizer,
+        /// SGD momentum.
+        #[serde(default = "default_momentum", skip_serializing_if = "is_default_momentum")]
+        momentum: f64,
+        #[serde(default, skip_serializing_if = "is_default")]
+        schedule: TeacherSchedule,
+        /// Epochs of linear learning-rate warm-up.
+        #[serde(default, skip_serializing_if = "is_default")]
+        warmup_epochs: usize,
+        /// Train on the training split's views of every recipe (one per sample per epoch), not
+        /// only on the identity views.
+        #[serde(default, skip_serializing_if = "is_default")]
+        augment: bool,
+        /// Learn from this teacher's stored logits (a teacher of this pipeline, trained and labelled
+        /// first) instead of the labels alone: an assistant, a born-again generation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        distill_from: Option<String>,
+        /// The objective, as `kdstore train --loss` takes it (NAME or NAME=WEIGHT); default `ce`,
+        /// and `kd` with `distill_from`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        loss: Vec<String>,
+        /// Loss settings, as `kdstore train --set` takes them: `{ temperature = 2, ce_weight = 0.5 }`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        settings: BTreeMap<String, f64>,
+        /// Also store the logits of the teacher as it was after these epochs, as the teachers
+        /// `NAME@e<epoch>` (each before the last epoch; `NAME` is the kept, best-on-validation one).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        checkpoints: Vec<usize>,
+        /// Train `count` teachers `NAME#0` … instead of one, each on its own random `fraction` of the
+        /// training samples (overlapping), drawn from the pipeline seed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subsets: Option<SubsetsConfig>,
+        /// The input channels this teacher sees (indices), default all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_channels: Option<Vec<usize>>,
         #[serde(default)]
         logits_dtype: LogitsDtype,
         /// Also store the teacher's penultimate features (the `embeddings` table), as f16 or f32,
@@ -206,12 +247,61 @@ pub enum TeacherConfig {
         name: String,
         /// A module saved with `torch.jit.save` (from `torch.jit.script` or `torch.jit.trace`).
         path: PathBuf,
+        /// The input channels the module takes (indices), default all.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_channels: Option<Vec<usize>>,
         #[serde(default)]
         logits_dtype: LogitsDtype,
         /// Also store the teacher's penultimate features (the module returns `(logits, features)`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         embeddings: Option<LogitsDtype>,
     },
+}
+
+/// `count` teachers, each trained on its own random `fraction` of the training samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubsetsConfig {
+    pub count: usize,
+    pub fraction: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TeacherOptimizer {
+    #[default]
+    Adamw,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TeacherSchedule {
+    #[default]
+    Cosine,
+    Constant,
+}
+
+fn default_momentum() -> f64 {
+    0.9
+}
+
+fn is_default_momentum(momentum: &f64) -> bool {
+    *momentum == default_momentum()
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+/// One teacher that a `[[teacher]]` stores: itself, one of its subset teachers, or a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedTeacher {
+    /// `NAME`, `NAME#k`, `NAME@eN` or `NAME#k@eN`.
+    pub name: String,
+    /// The subset it was trained on.
+    pub subset: Option<usize>,
+    /// The epoch after which its weights were taken (None: the kept weights).
+    pub epoch: Option<usize>,
 }
 
 fn default_teacher_width() -> i64 {
@@ -241,6 +331,45 @@ impl TeacherConfig {
         match self {
             TeacherConfig::Builtin { embeddings, .. } | TeacherConfig::Torchscript { embeddings, .. } => *embeddings,
         }
+    }
+
+    pub fn input_channels(&self) -> Option<&[usize]> {
+        match self {
+            TeacherConfig::Builtin { input_channels, .. } | TeacherConfig::Torchscript { input_channels, .. } => {
+                input_channels.as_deref()
+            }
+        }
+    }
+
+    /// The teacher this one learns from, if any.
+    pub fn distill_from(&self) -> Option<&str> {
+        match self {
+            TeacherConfig::Builtin { distill_from, .. } => distill_from.as_deref(),
+            TeacherConfig::Torchscript { .. } => None,
+        }
+    }
+
+    /// The teachers this config stores, in training order: one per subset (`NAME#k`), each with
+    /// its checkpoints (`NAME@eN`, then the kept `NAME`).
+    pub fn produced(&self) -> Vec<ProducedTeacher> {
+        let (subsets, checkpoints): (Vec<Option<usize>>, &[usize]) = match self {
+            TeacherConfig::Builtin { subsets, checkpoints, .. } => {
+                (subsets.map_or(vec![None], |s| (0..s.count).map(Some).collect()), checkpoints)
+            }
+            TeacherConfig::Torchscript { .. } => (vec![None], &[]),
+        };
+        let mut produced = Vec::new();
+        for subset in subsets {
+            let base = match subset {
+                Some(k) => format!("{}#{k}", self.name()),
+                None => self.name().to_string(),
+            };
+            for &epoch in checkpoints {
+                produced.push(ProducedTeacher { name: format!("{base}@e{epoch}"), subset, epoch: Some(epoch) });
+            }
+            produced.push(ProducedTeacher { name: base, subset, epoch: None });
+        }
+        produced
     }
 
     pub fn logits_dtype(&self) -> LogitsDtype {

@@ -1,5 +1,5 @@
 //! Pipelines: the file format (`config`), validation into a plan (`plan`), the parts a plan names
-//! and their content keys (`parts`), and the stages that need no model — reading and splitting the
+//! and their content keys (`parts`), the teachers and who learns from whom (`teachers`), and the stages that need no model — reading and splitting the
 //! samples (`samples`) and rendering views (`views`, over `parallel` chunks). The executor that
 //! also trains and runs teachers lives in the torch crate; [`BuildError`] is the error of a build.
 
@@ -8,6 +8,7 @@ pub mod parallel;
 pub mod parts;
 pub mod plan;
 pub mod samples;
+pub mod teachers;
 pub mod views;
 
 use std::path::PathBuf;

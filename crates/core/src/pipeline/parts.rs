@@ -27,11 +27,26 @@ pub struct ViewPart {
     pub path: String,
 }
 
-/// One teacher the plan names, with the key of its model.
+/// What a built-in teacher's training depends on beyond its settings; bump it when the training
+/// of built-in teachers changes its results, so that stores train their teachers again.
+pub const BUILTIN_TRAINING: &str = "student-trainer-1";
+
+/// One teacher the plan stores (a `[[teacher]]` itself, one of its subsets or checkpoints), with
+/// the key of its model.
 #[derive(Debug, Clone)]
 pub struct TeacherTarget {
+    /// The `[[teacher]]` it comes from.
     pub config: TeacherConfig,
+    /// Its name in the store: `NAME`, `NAME#k`, `NAME@eN`.
+    pub name: String,
+    pub subset: Option<usize>,
+    /// The epoch its weights are taken after (a checkpoint); None for the kept weights.
+    pub epoch: Option<usize>,
     pub key: String,
+    /// The key of the training run that makes it: a teacher and its checkpoints share one.
+    pub training_key: String,
+    /// A subset teacher's `subsets` part (key, path): the training samples it learnt from.
+    pub subset_part: Option<(String, String)>,
 }
 
 /// One logits part: a teacher's logits on one views part.
@@ -59,7 +74,7 @@ impl Parts {
     /// The parts of `plan` over the samples keyed `samples_key`.
     pub fn of(plan: &Plan, samples_key: &str) -> Result<Parts, BuildError> {
         let views = view_parts(plan, samples_key);
-        let teachers = teacher_targets(plan, samples_key)?;
+        let teachers = teacher_targets(plan, samples_key, &views)?;
         let logits = logits_parts(&teachers, &views);
         Ok(Parts { views, teachers, logits })
     }
@@ -69,7 +84,14 @@ impl Parts {
     }
 
     pub fn teacher_missing(manifest: &Manifest, target: &TeacherTarget) -> bool {
-        !manifest.teachers.iter().any(|t| t.name == target.config.name() && t.key == target.key)
+        !manifest.teachers.iter().any(|t| t.name == target.name && t.key == target.key)
+    }
+
+    pub fn subset_missing(manifest: &Manifest, target: &TeacherTarget) -> bool {
+        target
+            .subset_part
+            .as_ref()
+            .is_some_and(|(key, _)| !manifest.files.iter().any(|f| f.table == c::SUBSETS && &f.key == key))
     }
 
     pub fn logits_missing(manifest: &Manifest, part: &LogitsPart) -> bool {
@@ -85,7 +107,7 @@ impl Parts {
     /// Whether `manifest` lacks any part of the plan.
     pub fn anything_missing(&self, manifest: &Manifest) -> bool {
         self.views.iter().any(|p| Parts::view_missing(manifest, p))
-            || self.teachers.iter().any(|t| Parts::teacher_missing(manifest, t))
+            || self.teachers.iter().any(|t| Parts::teacher_missing(manifest, t) || Parts::subset_missing(manifest, t))
             || self.logits.iter().any(|p| Parts::logits_missing(manifest, p) || Parts::embeddings_missing(manifest, p))
     }
 
@@ -103,12 +125,11 @@ impl Parts {
             .map(|p| p.key.as_str())
             .chain(self.logits.iter().map(|p| p.key.as_str()))
             .chain(self.logits.iter().filter_map(|p| p.embeddings.as_ref().map(|(key, _)| key.as_str())))
+            .chain(self.teachers.iter().filter_map(|t| t.subset_part.as_ref().map(|(key, _)| key.as_str())))
             .chain([samples_key])
             .collect();
         manifest.files.retain(|f| keys.contains(f.key.as_str()));
-        manifest
-            .teachers
-            .retain(|t| self.teachers.iter().any(|target| target.config.name() == t.name && target.key == t.key));
+        manifest.teachers.retain(|t| self.teachers.iter().any(|target| target.name == t.name && target.key == t.key));
         manifest.schema_version = SCHEMA_VERSION;
         manifest.pipeline = plan.resolved();
         manifest.pipeline_hash = plan.pipeline_hash.clone();
@@ -169,29 +190,73 @@ fn view_parts(plan: &Plan, samples_key: &str) -> Vec<ViewPart> {
     parts
 }
 
-fn teacher_targets(plan: &Plan, samples_key: &str) -> Result<Vec<TeacherTarget>, BuildError> {
-    plan.file
-        .teachers
-        .iter()
-        .map(|config| {
-            // Storing features or not does not change the teacher: its key leaves them out.
-            let mut value = serde_json::to_value(config).expect("teacher serialises");
-            if let Some(object) = value.as_object_mut() {
-                object.remove("embeddings");
+/// The teachers in training order (each after the one it distils from), each `[[teacher]]`'s
+/// subsets and checkpoints in the order it makes them.
+fn teacher_targets(plan: &Plan, samples_key: &str, views: &[ViewPart]) -> Result<Vec<TeacherTarget>, BuildError> {
+    let order = super::teachers::training_order(&plan.file.teachers)
+        .map_err(|detail| BuildError::TeacherSetup { teacher: "distill_from".into(), detail })?;
+    let mut targets: Vec<TeacherTarget> = Vec::new();
+    for index in order {
+        let config = &plan.file.teachers[index];
+        // Storing features or more checkpoints does not change how the teacher trains.
+        let mut value = serde_json::to_value(config).expect("teacher serialises");
+        if let Some(object) = value.as_object_mut() {
+            object.remove("embeddings");
+            object.remove("checkpoints");
+        }
+        let config_json = serde_json::to_string(&value).expect("json");
+        let training_keys: Vec<String> = match config {
+            TeacherConfig::Builtin { distill_from, augment, subsets, .. } => {
+                let source = distill_from
+                    .as_deref()
+                    .map(|source| targets.iter().find(|t| t.name == source).map_or(String::new(), |t| t.key.clone()));
+                let train_views: Vec<&str> = views
+                    .iter()
+                    .filter(|v| *augment && v.recipe.splits.contains(&crate::store::Split::Train))
+                    .map(|v| v.key.as_str())
+                    .collect();
+                let base = key_of(&[
+                    "teacher",
+                    BUILTIN_TRAINING,
+                    samples_key,
+                    &config_json,
+                    &plan.file.seed.to_string(),
+                    source.as_deref().unwrap_or(""),
+                    &train_views.join(","),
+                ]);
+                match subsets {
+                    Some(subsets) => (0..subsets.count).map(|k| key_of(&[&base, "subset", &k.to_string()])).collect(),
+                    None => vec![base],
+                }
             }
-            let config_json = serde_json::to_string(&value).expect("json");
-            let key = match config {
-                TeacherConfig::Builtin { .. } => {
-                    key_of(&["teacher", samples_key, &config_json, &plan.file.seed.to_string()])
-                }
-                TeacherConfig::Torchscript { path, .. } => {
-                    let (_, sha) = writer::file_digest(path)?;
-                    key_of(&["teacher", &config_json, &sha])
-                }
+            TeacherConfig::Torchscript { path, .. } => {
+                let (_, sha) = writer::file_digest(path)?;
+                vec![key_of(&["teacher", &config_json, &sha])]
+            }
+        };
+        for produced in config.produced() {
+            let training_key = training_keys[produced.subset.unwrap_or(0)].clone();
+            let key = match produced.epoch {
+                Some(epoch) => key_of(&[&training_key, "checkpoint", &epoch.to_string()]),
+                None => training_key.clone(),
             };
-            Ok(TeacherTarget { config: config.clone(), key })
-        })
-        .collect()
+            let subset_part = produced.subset.map(|_| {
+                let subset_key = key_of(&["subsets", &key]);
+                let path = format!("{}/teacher={}/part-{}.parquet", c::SUBSETS, produced.name, short(&subset_key));
+                (subset_key, path)
+            });
+            targets.push(TeacherTarget {
+                config: config.clone(),
+                subset_part,
+                name: produced.name,
+                subset: produced.subset,
+                epoch: produced.epoch,
+                key,
+                training_key,
+            });
+        }
+    }
+    Ok(targets)
 }
 
 fn logits_parts(teachers: &[TeacherTarget], views: &[ViewPart]) -> Vec<LogitsPart> {
@@ -200,7 +265,7 @@ fn logits_parts(teachers: &[TeacherTarget], views: &[ViewPart]) -> Vec<LogitsPar
         for (v, view) in views.iter().enumerate() {
             // A teacher's partitioned tables: <table>/teacher=<name>/part-<recipe>-r<replica>-<key>.parquet
             let path = |table: &str, key: &str| {
-                let (name, recipe, replica) = (teacher.config.name(), &view.recipe.name, view.replica);
+                let (name, recipe, replica) = (&teacher.name, &view.recipe.name, view.replica);
                 format!("{table}/teacher={name}/part-{recipe}-r{replica}-{}.parquet", short(key))
             };
             let key = key_of(&["logits", &teacher.key, &view.key]);

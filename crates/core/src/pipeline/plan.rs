@@ -6,7 +6,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::config::*;
-use crate::arch::ArchKind;
 use crate::augment::OpConfig;
 use crate::store::Split;
 
@@ -97,7 +96,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, PipelineError> {
     Ok(Plan { path: path.to_path_buf(), file, recipes, pipeline_hash })
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -211,47 +210,12 @@ pub fn validate(file: &PipelineFile) -> Vec<String> {
         }
     }
 
-    if file.teachers.is_empty() {
-        problems.push("teacher: at least one [[teacher]] is needed".into());
-    }
-    let mut teacher_names = HashSet::new();
-    for (index, teacher) in file.teachers.iter().enumerate() {
-        let location = format!("teacher {} ('{}')", index + 1, teacher.name());
-        if !valid_name(teacher.name()) {
-            problems.push(format!("{location}: name must be 1-64 letters, digits, '-' or '_'"));
-        } else if !teacher_names.insert(teacher.name().to_string()) {
-            problems.push(format!("{location}: a teacher with this name already exists"));
-        }
-        match teacher {
-            TeacherConfig::Builtin { arch, width, depth, epochs, batch_size, learning_rate, weight_decay, .. } => {
-                match (arch, series) {
-                    (ArchKind::Cnn1d, Some(false)) => problems.push(format!(
-                        "{location}: arch cnn1d needs series input, but the source gives images (use cnn2d or mlp)"
-                    )),
-                    (ArchKind::Cnn2d, Some(true)) => problems.push(format!(
-                        "{location}: arch cnn2d needs image input, but the source gives series (use cnn1d or mlp)"
-                    )),
-                    _ => {}
-                }
-                if *width < 1 || *depth < 1 {
-                    problems.push(format!("{location}: width and depth must be >= 1, got {width} and {depth}"));
-                }
-                if *epochs == 0 {
-                    problems.push(format!("{location}: epochs must be >= 1"));
-                }
-                if *batch_size == 0 {
-                    problems.push(format!("{location}: batch_size must be >= 1"));
-                }
-                if !(learning_rate.is_finite() && *learning_rate > 0.0) {
-                    problems.push(format!("{location}: learning_rate must be > 0, got {learning_rate}"));
-                }
-                if !(weight_decay.is_finite() && *weight_decay >= 0.0) {
-                    problems.push(format!("{location}: weight_decay must be >= 0, got {weight_decay}"));
-                }
-            }
-            TeacherConfig::Torchscript { path, .. } => check_file(&mut problems, &format!("{location}: path"), path),
-        }
-    }
+    let channels = match &file.source {
+        SourceConfig::Hapt { .. } => Some(6),
+        SourceConfig::Idx { .. } => Some(1),
+        SourceConfig::Ts { .. } | SourceConfig::Npy { .. } => None,
+    };
+    super::teachers::check(file, series, channels, &mut problems);
     problems
 }
 

@@ -20,7 +20,7 @@ use crate::store::columns as c;
 use crate::store::PartFilter;
 
 /// The tables `kdstore query` knows.
-pub const TABLES: [&str; 5] = [c::SAMPLES, c::VIEWS, c::LOGITS, c::EMBEDDINGS, c::LABELS];
+pub const TABLES: [&str; 6] = [c::SAMPLES, c::VIEWS, c::LOGITS, c::EMBEDDINGS, c::SUBSETS, c::LABELS];
 
 /// A table reference that reads only some parts: registered as `name` over `table`'s files that
 /// `filter` keeps.

@@ -7,6 +7,8 @@ pub const VIEWS: &str = "views";
 pub const LOGITS: &str = "logits";
 /// Optional: teachers' penultimate features, for feature losses.
 pub const EMBEDDINGS: &str = "embeddings";
+/// Which training samples each subset teacher (`NAME#k`, and its checkpoints) learnt from.
+pub const SUBSETS: &str = "subsets";
 /// The joined view `views ⋈ samples ⋈ logits` that `kdstore query` registers.
 pub const LABELS: &str = "labels";
 
@@ -94,6 +96,16 @@ pub const EMBEDDINGS_COLUMNS: &[ColumnDoc] = &[
     col(VIEW_ID, "int64", false, "the view the teacher saw"),
     col(TEACHER, "string", false, "teacher name (also the partition directory teacher=<name>)"),
     col(FEATURES, "list<float32|float16>", false, "the teacher's penultimate features for the view (built-in teachers: the pooled features before the linear head)"),
+];
+
+pub const SUBSETS_COLUMNS: &[ColumnDoc] = &[
+    col(
+        TEACHER,
+        "string",
+        false,
+        "a subset teacher (`NAME#k`, `NAME#k@eN`; also the partition directory teacher=<name>)",
+    ),
+    col(SAMPLE_ID, "int64", false, "a training sample it learnt from"),
 ];
 
 /// The names of every float column of every table (what SQL rewriting needs to know of types).

@@ -22,7 +22,7 @@ pub struct GcReport {
 }
 
 /// The directories that hold data and model files.
-const DATA_DIRS: [&str; 5] = [c::SAMPLES, c::VIEWS, c::LOGITS, c::EMBEDDINGS, "models"];
+const DATA_DIRS: [&str; 6] = [c::SAMPLES, c::VIEWS, c::LOGITS, c::EMBEDDINGS, c::SUBSETS, "models"];
 
 /// Keeps the newest `keep` (at least 1) versions of the store at `root`.
 pub fn gc(root: &Path, keep: usize) -> Result<GcReport, StoreError> {

@@ -131,6 +131,21 @@ pub struct TeacherInfo {
     /// Training record of a builtin teacher (epochs, final loss); empty for TorchScript teachers.
     #[serde(default)]
     pub training: serde_json::Value,
+    /// Trainable parameters of the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<i64>,
+    /// The teacher whose stored logits it learnt from (None: the labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distilled_from: Option<String>,
+    /// The subset of the training samples it learnt from (`NAME#k`; its samples are in `subsets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<usize>,
+    /// The epoch after which its weights were taken (`NAME@eN`); None for the kept weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<usize>,
+    /// The input channels it sees (None: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_channels: Option<Vec<usize>>,
 }
 
 impl TeacherInfo {

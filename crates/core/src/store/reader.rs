@@ -245,6 +245,7 @@ fn empty_table(table: &str, sample_shape: &[usize]) -> PolarsResult<DataFrame> {
         }
         c::VIEWS => writer::views_frame(&[]),
         c::EMBEDDINGS => writer::embeddings_frame("", &[], &[], LogitsDtype::F32),
+        c::SUBSETS => writer::subsets_frame("", &[]),
         _ => writer::logits_frame("", &[], LogitsDtype::F32),
     }
 }

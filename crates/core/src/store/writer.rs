@@ -202,6 +202,28 @@ pub(crate) fn embeddings_frame(
     )
 }
 
+pub(crate) fn subsets_frame(teacher: &str, sample_ids: &[i64]) -> PolarsResult<DataFrame> {
+    let n = sample_ids.len();
+    DataFrame::new(
+        n,
+        vec![Column::new(c::TEACHER.into(), vec![teacher; n]), Column::new(c::SAMPLE_ID.into(), sample_ids.to_vec())],
+    )
+}
+
+/// Writes the `subsets` rows of one subset teacher: the training samples it learnt from.
+pub fn write_subset(
+    store: &Path,
+    relative: &str,
+    key: &str,
+    teacher: &str,
+    sample_ids: &[i64],
+) -> Result<DataFile, StoreError> {
+    let frame = subsets_frame(teacher, sample_ids).map_err(|source| frame_error(store, c::SUBSETS, source))?;
+    let mut file = write_parquet(store, relative, c::SUBSETS, key, frame)?;
+    file.teacher = Some(teacher.to_string());
+    Ok(file)
+}
+
 /// Writes the samples table's file `store/relative`, keyed `key`.
 pub fn write_samples(store: &Path, relative: &str, key: &str, rows: &SampleRows) -> Result<DataFile, StoreError> {
     let frame = samples_frame(rows).map_err(|source| frame_error(store, c::SAMPLES, source))?;

@@ -115,94 +115,116 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         commit(root, &mut manifest, progress, &mut report, commits)?;
     }
 
-    let missing_teachers: Vec<_> = parts.teachers.iter().filter(|t| Parts::teacher_missing(&manifest, t)).collect();
-    for target in missing_teachers {
-        let mut info = prepare_teacher(plan, root, target, &context, progress)?;
-        report.steps.push(format!("teacher {}: {}", info.name, info.architecture));
-        if let Some(repair) = &repair {
-            let (again, other_weights) = repair.teacher_again(info);
-            if other_weights {
-                // Other weights than the damaged ones: its labels must come from them too.
-                manifest.files.retain(|f| f.teacher.as_deref() != Some(again.name.as_str()));
+    // Teacher by teacher, in training order: a teacher that learns from another one trains once
+    // that one's logits are committed.
+    for (index, target) in parts.teachers.iter().enumerate() {
+        if Parts::teacher_missing(&manifest, target) {
+            let mut info = prepare_teacher(plan, root, target, &parts.teachers, &manifest, &context, progress)?;
+            report.steps.push(format!("teacher {}: {}", info.name, info.architecture));
+            if let Some(repair) = &repair {
+                let (again, other_weights) = repair.teacher_again(info);
+                if other_weights {
+                    // Other weights than the damaged ones: its labels must come from them too.
+                    manifest.files.retain(|f| f.teacher.as_deref() != Some(again.name.as_str()));
+                }
+                info = again;
             }
-            info = again;
-        }
-        manifest.teachers.retain(|t| t.name != info.name);
-        manifest.teachers.push(info);
-        commit(root, &mut manifest, progress, &mut report, commits)?;
-    }
-
-    let missing_logits: Vec<_> = parts
-        .logits
-        .iter()
-        .filter(|p| Parts::logits_missing(&manifest, p) || Parts::embeddings_missing(&manifest, p))
-        .collect();
-    for part in missing_logits {
-        let (need_logits, need_embeddings) =
-            (Parts::logits_missing(&manifest, part), Parts::embeddings_missing(&manifest, part));
-        let teacher = &parts.teachers[part.teacher];
-        let view_part = &parts.views[part.view];
-        let info = manifest.teacher(teacher.config.name()).expect("teacher committed above").clone();
-        let views_file = manifest
-            .files
-            .iter()
-            .find(|f| f.table == c::VIEWS && f.key == view_part.key)
-            .expect("views committed above")
-            .clone();
-        let store = Store { root: root.to_path_buf(), manifest: manifest.clone() };
-        let views = store.load_views(store.scan_files(c::VIEWS, &[&views_file])?)?;
-        let label = format!("logits {} {} r{}", info.name, view_part.recipe.name, view_part.replica);
-        let labelled = label_views(
-            root,
-            &info,
-            &view_part.recipe.ops,
-            &label,
-            &views,
-            &context,
-            options.threads,
-            need_embeddings,
-            progress,
-        )?;
-        let (rows, features): (Vec<LogitsRow>, Vec<Vec<f32>>) = labelled.into_iter().unzip();
-        if let (true, Some((key, path))) = (need_embeddings, &part.embeddings) {
-            let dtype = teacher.config.embeddings().expect("a part with embeddings has a dtype");
-            let ids: Vec<i64> = rows.iter().map(|r| r.view_id).collect();
-            let mut file = writer::write_embeddings(root, path, key, &info.name, &ids, &features, dtype)?;
-            file.views_key = Some(view_part.key.clone());
-            manifest.files.push(file);
-            report.steps.push(format!(
-                "embeddings {} on {} replica {}: {} rows of {}",
-                info.name,
-                view_part.recipe.name,
-                view_part.replica,
-                rows.len(),
-                features.first().map_or(0, Vec::len)
-            ));
-        }
-        if !need_logits {
+            manifest.teachers.retain(|t| t.name != info.name);
+            manifest.teachers.push(info);
             commit(root, &mut manifest, progress, &mut report, commits)?;
-            continue;
         }
-        let dtype = teacher.config.logits_dtype();
-        let mut file = writer::write_logits(root, &part.path, &part.key, &info.name, &rows, dtype)?;
+        if let (true, Some((key, path)), Some(ids)) =
+            (Parts::subset_missing(&manifest, target), &target.subset_part, teacher::subset_of(plan, &samples, target))
+        {
+            manifest.files.push(writer::write_subset(root, path, key, &target.name, &ids)?);
+            report.steps.push(format!("subset {}: {} training samples", target.name, ids.len()));
+            commit(root, &mut manifest, progress, &mut report, commits)?;
+        }
+        let missing_logits: Vec<_> = parts
+            .logits
+            .iter()
+            .filter(|p| p.teacher == index)
+            .filter(|p| Parts::logits_missing(&manifest, p) || Parts::embeddings_missing(&manifest, p))
+            .collect();
+        for part in missing_logits {
+            label_part(root, &parts, part, &mut manifest, &samples, &context, options.threads, progress, &mut report)?;
+            commit(root, &mut manifest, progress, &mut report, commits)?;
+        }
+    }
+    let training = root.join(teacher::TRAINING_DIR);
+    if training.exists() {
+        std::fs::remove_dir_all(&training).map_err(|source| BuildError::Io { path: training, source })?;
+    }
+    finish(root, manifest, repair.as_ref(), report, progress)
+}
+
+/// Labels one views part with one teacher (logits, and embeddings where the teacher stores them)
+/// and adds the files to `manifest`; the caller commits.
+#[allow(clippy::too_many_arguments)]
+fn label_part(
+    root: &Path,
+    parts: &Parts,
+    part: &kdstore_core::pipeline::parts::LogitsPart,
+    manifest: &mut Manifest,
+    samples: &SampleTable,
+    context: &RenderContext,
+    threads: usize,
+    progress: &dyn Progress,
+    report: &mut BuildReport,
+) -> Result<(), BuildError> {
+    let (need_logits, need_embeddings) =
+        (Parts::logits_missing(manifest, part), Parts::embeddings_missing(manifest, part));
+    let teacher = &parts.teachers[part.teacher];
+    let view_part = &parts.views[part.view];
+    let info = manifest.teacher(&teacher.name).expect("teacher committed above").clone();
+    let views_file = manifest
+        .files
+        .iter()
+        .find(|f| f.table == c::VIEWS && f.key == view_part.key)
+        .expect("views committed above")
+        .clone();
+    let store = Store { root: root.to_path_buf(), manifest: manifest.clone() };
+    let views = store.load_views(store.scan_files(c::VIEWS, &[&views_file])?)?;
+    let label = format!("logits {} {} r{}", info.name, view_part.recipe.name, view_part.replica);
+    let labelled =
+        label_views(root, &info, &view_part.recipe.ops, &label, &views, context, threads, need_embeddings, progress)?;
+    let (rows, features): (Vec<LogitsRow>, Vec<Vec<f32>>) = labelled.into_iter().unzip();
+    if let (true, Some((key, path))) = (need_embeddings, &part.embeddings) {
+        let dtype = teacher.config.embeddings().expect("a part with embeddings has a dtype");
+        let ids: Vec<i64> = rows.iter().map(|r| r.view_id).collect();
+        let mut file = writer::write_embeddings(root, path, key, &info.name, &ids, &features, dtype)?;
         file.views_key = Some(view_part.key.clone());
         manifest.files.push(file);
-        if view_part.recipe.name == IDENTITY {
-            let accuracy = split_accuracy(&views, &rows, &samples);
-            if let Some(entry) = manifest.teachers.iter_mut().find(|t| t.name == info.name) {
-                entry.accuracy = accuracy;
-            }
-        }
         report.steps.push(format!(
-            "logits {} on {} replica {}: {} rows",
+            "embeddings {} on {} replica {}: {} rows of {}",
             info.name,
             view_part.recipe.name,
             view_part.replica,
-            rows.len()
+            rows.len(),
+            features.first().map_or(0, Vec::len)
         ));
-        commit(root, &mut manifest, progress, &mut report, commits)?;
     }
-    finish(root, manifest, repair.as_ref(), report, progress)
+    if !need_logits {
+        return Ok(());
+    }
+    let dtype = teacher.config.logits_dtype();
+    let mut file = writer::write_logits(root, &part.path, &part.key, &info.name, &rows, dtype)?;
+    file.views_key = Some(view_part.key.clone());
+    manifest.files.push(file);
+    if view_part.recipe.name == IDENTITY {
+        let accuracy = split_accuracy(&views, &rows, samples);
+        if let Some(entry) = manifest.teachers.iter_mut().find(|t| t.name == info.name) {
+            entry.accuracy = accuracy;
+        }
+    }
+    report.steps.push(format!(
+        "logits {} on {} replica {}: {} rows",
+        info.name,
+        view_part.recipe.name,
+        view_part.replica,
+        rows.len()
+    ));
+    Ok(())
 }
 
 /// Ends a build; a repair that found anything commits its one version here.

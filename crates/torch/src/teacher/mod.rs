@@ -10,7 +10,6 @@
 //! representation `[batch, dim]`.
 
 pub mod arch;
-pub mod builtin;
 pub mod resnet;
 
 use std::path::Path;
@@ -38,10 +37,17 @@ pub enum TeacherError {
     Output { teacher: String, detail: String },
 }
 
-/// A model that maps normalised inputs to logits.
-pub enum Classifier {
-    Builtin { name: String, vs: nn::VarStore, net: Net },
-    TorchScript { name: String, module: tch::CModule },
+/// A model that maps normalised inputs to logits; one with `channels` sees only those channels of
+/// the inputs it is given.
+pub struct Classifier {
+    name: String,
+    model: Model,
+    channels: Option<Vec<usize>>,
+}
+
+enum Model {
+    Builtin { vs: nn::VarStore, net: Net },
+    TorchScript { module: tch::CModule },
 }
 
 impl Classifier {
@@ -58,7 +64,7 @@ impl Classifier {
             path: weights.display().to_string(),
             source,
         })?;
-        Ok(Classifier::Builtin { name: name.into(), vs, net })
+        Ok(Classifier { name: name.into(), model: Model::Builtin { vs, net }, channels: None })
     }
 
     pub fn load_torchscript(name: &str, path: &Path, device: Device) -> Result<Classifier, TeacherError> {
@@ -68,20 +74,23 @@ impl Classifier {
             source,
         })?;
         module.set_eval();
-        Ok(Classifier::TorchScript { name: name.into(), module })
+        Ok(Classifier { name: name.into(), model: Model::TorchScript { module }, channels: None })
+    }
+
+    /// The same model, seeing only `channels` of its inputs (None: all).
+    pub fn with_channels(self, channels: Option<Vec<usize>>) -> Classifier {
+        Classifier { channels, ..self }
     }
 
     fn name(&self) -> &str {
-        match self {
-            Classifier::Builtin { name, .. } | Classifier::TorchScript { name, .. } => name,
-        }
+        &self.name
     }
 
     /// The number of parameters (weights and biases; a TorchScript module's registered parameters).
     pub fn parameters(&self) -> Result<i64, TeacherError> {
-        let tensors = match self {
-            Classifier::Builtin { vs, .. } => vs.trainable_variables(),
-            Classifier::TorchScript { module, .. } => module
+        let tensors = match &self.model {
+            Model::Builtin { vs, .. } => vs.trainable_variables(),
+            Model::TorchScript { module } => module
                 .named_parameters()
                 .map_err(|source| TeacherError::Forward { teacher: self.name().into(), source })?
                 .into_iter()
@@ -112,17 +121,25 @@ impl Classifier {
     ) -> Result<Inference, TeacherError> {
         let per_sample: usize = sample_shape.iter().product();
         let batch = inputs.len() / per_sample.max(1);
+        let selected;
+        let (inputs, sample_shape) = match &self.channels {
+            Some(channels) => {
+                selected = kdstore_core::channels::select(inputs, sample_shape, channels);
+                (selected.as_slice(), kdstore_core::channels::shape_with(sample_shape, Some(channels)))
+            }
+            None => (inputs, sample_shape.to_vec()),
+        };
         let mut shape = vec![batch as i64];
         shape.extend(sample_shape.iter().map(|&d| d as i64));
         let forward_error = |source| TeacherError::Forward { teacher: self.name().into(), source };
         let x = Tensor::from_slice(inputs).f_view(shape.as_slice()).map_err(forward_error)?.to_device(device);
         let (out, features) = tch::no_grad(|| -> Result<(Tensor, Option<Tensor>), TeacherError> {
-            match self {
-                Classifier::Builtin { net, .. } => {
+            match &self.model {
+                Model::Builtin { net, .. } => {
                     let (features, logits) = net.forward_with_features(&x, false).map_err(forward_error)?;
                     Ok((logits, Some(features)))
                 }
-                Classifier::TorchScript { module, .. } => {
+                Model::TorchScript { module } => {
                     let value = module.forward_is(&[tch::IValue::Tensor(x.shallow_clone())]).map_err(forward_error)?;
                     let mut tensors = tensors_of(value).into_iter();
                     let logits = tensors.next().ok_or_else(|| TeacherError::Output {

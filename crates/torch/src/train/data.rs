@@ -9,7 +9,7 @@ use rand::SeedableRng;
 
 use super::target::TargetRule;
 use super::TrainError;
-use kdstore_core::select::{logits_by_view, select, Replayer, SelectedView};
+use kdstore_core::select::{logits_by_view, select, select_unlabelled, Replayer, SelectedView};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
 
@@ -24,6 +24,8 @@ pub struct TrainData {
     pub classes: usize,
     /// Each teacher's logits on the identity view of each validation and test sample.
     pub evaluation_logits: Vec<HashMap<i64, Vec<f32>>>,
+    /// The input channels the student sees (None: all).
+    pub student_channels: Option<Vec<usize>>,
 }
 
 /// A split's normalised identity inputs, labels and, where the teachers labelled them all, the
@@ -36,25 +38,51 @@ pub struct SplitData {
     pub each_teacher: Vec<Option<Vec<f32>>>,
 }
 
-/// Loads the training views selected by `filter` (a SQL condition over `labels`, on the first
-/// teacher's rows) with every teacher's stored logits on them.
-pub fn load(store: &Store, teachers: &[String], filter: Option<&str>) -> Result<TrainData, TrainError> {
-    let teacher = teachers[0].as_str();
+/// What a run trains on: the views selected by `filter` (a SQL condition over `labels`, on the
+/// first teacher's rows; over `views` without teachers), of the training samples in `only` (all
+/// when None), and the channels the student sees.
+pub struct Selecting<'a> {
+    pub filter: Option<&'a str>,
+    pub only: Option<&'a [i64]>,
+    pub student_channels: Option<&'a [usize]>,
+}
+
+/// Loads the training views with every teacher's stored logits on them; without teachers, the
+/// views alone (a run that learns from the labels).
+pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result<TrainData, TrainError> {
+    let filter = selecting.filter;
     let samples = store.load_samples()?;
     let condition = match filter {
         Some(filter) => format!("split = 'train' AND ({filter})"),
         None => "split = 'train'".to_string(),
     };
-    let selection =
-        select(store, &samples, teacher, Some(&condition)).map_err(|e| TrainError::Selection(e.to_string()))?;
+    let mut selection = match teachers.first() {
+        Some(teacher) => select(store, &samples, teacher, Some(&condition)),
+        None => select_unlabelled(store, &samples, &condition),
+    }
+    .map_err(|e| TrainError::Selection(e.to_string()))?;
+    if let Some(only) = selecting.only {
+        let only: std::collections::HashSet<i64> = only.iter().copied().collect();
+        selection.views.retain(|v| only.contains(&v.sample_id));
+    }
     if selection.views.is_empty() {
         return Err(TrainError::Selection(format!(
-            "no training views of teacher {teacher} match{}",
+            "no training views{} match{}",
+            teachers.first().map(|t| format!(" of teacher {t}")).unwrap_or_default(),
             filter.map(|f| format!(" --where {f}")).unwrap_or_default()
         )));
     }
-    let mut other_logits = Vec::with_capacity(teachers.len() - 1);
-    for other in &teachers[1..] {
+    let teacher = teachers.first().map_or("", String::as_str);
+    if let Some(channels) = selecting.student_channels {
+        let mut problems = Vec::new();
+        let count = samples.sample_shape[0];
+        kdstore_core::pipeline::teachers::check_channels("--student-channels", channels, Some(count), &mut problems);
+        if !problems.is_empty() {
+            return Err(TrainError::Config(problems.join("; ")));
+        }
+    }
+    let mut other_logits = Vec::with_capacity(teachers.len().saturating_sub(1));
+    for other in teachers.iter().skip(1) {
         let stored =
             logits_by_view(store, other, "split = 'train'").map_err(|e| TrainError::Selection(e.to_string()))?;
         let mut flat = Vec::with_capacity(selection.views.len() * selection.classes);
@@ -82,6 +110,7 @@ pub fn load(store: &Store, teachers: &[String], filter: Option<&str>) -> Result<
         other_logits,
         classes: selection.classes,
         evaluation_logits,
+        student_channels: selecting.student_channels.map(<[usize]>::to_vec),
     })
 }
 
@@ -118,6 +147,19 @@ impl TrainData {
         Ok(chosen.len())
     }
 
+    /// The sample shape the student sees.
+    pub fn student_shape(&self) -> Vec<usize> {
+        kdstore_core::channels::shape_with(&self.samples.sample_shape, self.student_channels.as_deref())
+    }
+
+    /// Full inputs (flat samples) reduced to the student's channels.
+    pub fn student_inputs<'a>(&self, inputs: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        match &self.student_channels {
+            Some(channels) => kdstore_core::channels::select(inputs, &self.samples.sample_shape, channels).into(),
+            None => inputs.into(),
+        }
+    }
+
     /// Teacher `k`'s stored logits on the selected view at `index`.
     pub fn logits(&self, k: usize, index: usize) -> &[f32] {
         match k {
@@ -147,7 +189,9 @@ impl TrainData {
             .collect();
         let complete: Option<Vec<&[f32]>> = each_teacher.iter().map(|t| t.as_deref()).collect();
         let teacher_logits = match complete {
-            Some(teachers) if !labels.is_empty() => Some(rule.evaluation_logits(&teachers, &labels, self.classes)?),
+            Some(teachers) if !labels.is_empty() && !teachers.is_empty() => {
+                Some(rule.evaluation_logits(&teachers, &labels, self.classes)?)
+            }
             _ => None,
         };
         Ok(SplitData { inputs, labels, teacher_logits, each_teacher })

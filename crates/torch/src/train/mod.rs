@@ -116,6 +116,18 @@ pub struct TrainConfig {
     pub co_train: bool,
     /// libtorch intra-op threads (default: libtorch's choice, all cores).
     pub threads: Option<usize>,
+    /// The input channels the student sees (default all): `--student-channels`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub student_channels: Option<Vec<usize>>,
+    /// Keep the weights after these epochs as `epoch-<N>.<ext>` in the output folder.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keep_epochs: Vec<usize>,
+    /// Train only on these training samples (a subset teacher's share; the build sets it).
+    #[serde(skip)]
+    pub only_samples: Option<std::sync::Arc<Vec<i64>>>,
+    /// What the progress bar calls the run.
+    #[serde(skip)]
+    pub title: Option<String>,
     /// Continue the interrupted run whose checkpoint is in the output folder.
     #[serde(skip)]
     pub resume: bool,
@@ -182,13 +194,26 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         tch::set_num_threads(threads.max(1) as i32);
     }
     let teachers = store.manifest.resolve_teachers(&config.teachers).map_err(TrainError::Config)?;
-    let first_teacher = store.manifest.teacher(&teachers[0]).expect("resolved from the manifest");
+    let first_teacher = teachers.first().map(|name| store.manifest.teacher(name).expect("resolved from the manifest"));
+    if teachers.is_empty() {
+        check_without_teacher(config)?;
+    }
+    if config.student_channels.is_some() && config.co_train {
+        return Err(TrainError::Config(
+            "--student-channels with --co-train: the co-trained teacher would see the student's channels; train them apart".into(),
+        ));
+    }
     if config.losses.is_empty() {
         return Err(TrainError::Config("--loss: name at least one loss".into()));
     }
     let config_json = serde_json::to_value(config).expect("config serialises");
     let resumed = resumable(out, config, &config_json)?;
-    let data = data::load(store, &teachers, config.filter.as_deref())?;
+    let selecting = data::Selecting {
+        filter: config.filter.as_deref(),
+        only: config.only_samples.as_deref().map(Vec::as_slice),
+        student_channels: config.student_channels.as_deref(),
+    };
+    let data = data::load(store, &teachers, &selecting)?;
     let (rule, mut ensemble) = teachers::resolve(store, config, &data)?;
     let replayer = Replayer::new(store, &data.samples)?;
     let verified = data.verify_replay(&replayer, config.verify_replay, config.seed)?;
@@ -197,7 +222,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         kind: config.student,
         width: config.width,
         depth: config.depth,
-        input_shape: data.samples.sample_shape.iter().map(|&d| d as i64).collect(),
+        input_shape: data.student_shape().iter().map(|&d| d as i64).collect(),
         classes: data.classes as i64,
     };
     let source = match &config.torchscript_student {
@@ -249,7 +274,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         None
     };
     let mut co_teacher = if config.co_train {
-        Some(CoTeacher::new(first_teacher, config, device, resumed.as_ref().map(|c| c.dir.as_path()))?)
+        let info = first_teacher.expect("checked: co-training needs a teacher");
+        Some(CoTeacher::new(info, config, device, resumed.as_ref().map(|c| c.dir.as_path()))?)
     } else {
         None
     };
@@ -260,10 +286,12 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     }) {
         Some(dlkd) => {
             let first = data.render(&replayer, &[&data.views[0]])?;
-            let student_width =
-                tch::no_grad(|| net.forward_with_features(&Tensor::from_slice(&first).to_device(device), false, true))?
-                    .0
-                    .map_or(0, |f| f.size()[1..].iter().product::<i64>());
+            let student_first = data.student_inputs(&first);
+            let student_width = tch::no_grad(|| {
+                net.forward_with_features(&Tensor::from_slice(&student_first).to_device(device), false, true)
+            })?
+            .0
+            .map_or(0, |f| f.size()[1..].iter().product::<i64>());
             let teacher_width = match (&co_teacher, &stored_features, online_teachers.first()) {
                 (Some(co), _, _) => {
                     tch::no_grad(|| co.net.features(&Tensor::from_slice(&first).to_device(device), false))?.size()[1]
@@ -310,7 +338,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             test.teacher_logits.as_ref().map(|t| split_metrics(t, &test.labels, None, data.classes).accuracy);
     }
     std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
-    let task = progress.task("train student", config.epochs as u64);
+    let task = progress.task(config.title.as_deref().unwrap_or("train student"), config.epochs as u64);
     task.advance(state.epochs_done as u64);
     for epoch in state.epochs_done..config.epochs {
         let started = std::time::Instant::now();
@@ -370,7 +398,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let (val_metrics, val_agreement_with) = match val.labels.is_empty() {
             true => (None, BTreeMap::new()),
             false => {
-                let (metrics, with) = evaluate(&mut |x| net.forward(x, false), &val, &data, &spec, device)?;
+                let (metrics, with) = evaluate(&mut |x| net.forward(x, false), &val, &data, device)?;
                 (Some(metrics), with)
             }
         };
@@ -413,6 +441,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             if let Some(co) = &co_teacher {
                 co.save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
+            if config.keep_epochs.contains(&(epoch + 1)) {
+                let kept = out.join(format!("epoch-{}.{extension}", epoch + 1));
+                std::fs::copy(&last, &kept).map(drop).map_err(|e| format!("{}: {e}", kept.display()))?;
+            }
             stepper.save(&checkpoint::optimizer_state(dir)).map_err(|e| format!("{}: {e}", dir.display()))
         })
         .map_err(|e| TrainError::Write { path: checkpoint::folder(out), source: std::io::Error::other(e) })?;
@@ -438,8 +470,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     net.save_architecture(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
     let mut best_vs = nn::VarStore::new(device);
     let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
-    let (test_metrics, test_agreement_with) =
-        evaluate(&mut |x| best_net.forward(x, false), &test, &data, &spec, device)?;
+    let (test_metrics, test_agreement_with) = evaluate(&mut |x| best_net.forward(x, false), &test, &data, device)?;
     finite::check_metrics(&test_metrics, "test", config.epochs, 0)?;
     let co_trained_teacher = match &co_teacher {
         Some(co) => {
@@ -448,7 +479,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             let spec_path = out.join("teacher.json");
             std::fs::write(&spec_path, serde_json::to_string_pretty(&co.spec).expect("spec serialises"))
                 .map_err(|source| TrainError::Write { path: spec_path, source })?;
-            let (metrics, _) = evaluate(&mut |x| co.net.forward(x, false), &test, &data, &co.spec, device)?;
+            let (metrics, _) = evaluate(&mut |x| co.net.forward(x, false), &test, &data, device)?;
             finite::check_metrics(&metrics, "co-trained teacher's test", config.epochs, 0)?;
             Some(SplitMetrics { teacher_agreement: None, kl_to_teacher: None, ..metrics })
         }
@@ -470,7 +501,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         test: test_metrics,
         test_accuracy: test_metrics.accuracy,
         test_agreement_with,
-        teacher_test_accuracy: first_teacher.accuracy.get("test").copied(),
+        teacher_test_accuracy: first_teacher.and_then(|t| t.accuracy.get("test").copied()),
         co_trained_teacher,
         student_parameters: parameters,
     };
@@ -478,6 +509,21 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let checkpoints = checkpoint::folder(out);
     std::fs::remove_dir_all(&checkpoints).map_err(|source| TrainError::Write { path: checkpoints, source })?;
     Ok(results)
+}
+
+/// A run without teachers learns from the labels alone: its losses must not read a teacher, and
+/// there is nothing to run online or to co-train.
+fn check_without_teacher(config: &TrainConfig) -> Result<(), TrainError> {
+    if let Some(term) = config.losses.iter().find(|t| !matches!(t.config, LossConfig::Ce(_))) {
+        return Err(TrainError::Config(format!(
+            "--loss {} learns from a teacher, and this run has none",
+            term.config.name()
+        )));
+    }
+    if config.online || config.co_train {
+        return Err(TrainError::Config("--online and --co-train need a teacher".into()));
+    }
+    Ok(())
 }
 
 /// The checkpoint to continue from: `--resume` needs one written with the same settings, and a
@@ -556,14 +602,13 @@ fn evaluate(
     forward: &mut dyn FnMut(&Tensor) -> Result<Tensor, tch::TchError>,
     split: &data::SplitData,
     data: &data::TrainData,
-    spec: &ArchSpec,
     device: Device,
 ) -> Result<(SplitMetrics, BTreeMap<String, f64>), TrainError> {
-    let per_sample: usize = spec.input_shape.iter().product::<i64>() as usize;
+    let per_sample = data.samples.sample_len;
     let mut logits = Vec::with_capacity(split.labels.len() * data.classes);
     tch::no_grad(|| -> Result<(), TrainError> {
         for x in split.inputs.chunks(512 * per_sample) {
-            let out = forward(&Tensor::from_slice(x).to_device(device))?;
+            let out = forward(&Tensor::from_slice(&data.student_inputs(x)).to_device(device))?;
             logits.extend(Vec::<f32>::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?);
         }
         Ok(())

@@ -44,7 +44,7 @@ impl Step<'_> {
         let rows = batch.views.len() as i64;
         let views: Vec<&SelectedView> = batch.views.iter().map(|&i| &self.data.views[i]).collect();
         let targets = self.targets(&views);
-        let inputs = Tensor::from_slice(&batch.inputs).to_device(self.device);
+        let inputs = Tensor::from_slice(&self.data.student_inputs(&batch.inputs)).to_device(self.device);
         let (student_features, student) = net.forward_with_features(&inputs, true, self.needs_features)?;
         let (teachers, teacher_features, teacher_loss) = match (co_teacher, self.online_teachers) {
             (Some(co), _) => {

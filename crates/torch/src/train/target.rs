@@ -6,7 +6,8 @@
 //! - `de`: the probability average with fixed weights found by differential evolution on the
 //!   validation split (`de_weights`);
 //! - `random`: one teacher per row, drawn from the step's own seed (RoS-KD's stochastic teacher),
-//!   so a resumed run draws what an uninterrupted one would;
+//!   so a resumed run draws what an uninterrupted one would; with `unseen`, only among the
+//!   teachers that did not train on the row's sample (all of them where every one did);
 //! - `curriculum`: one teacher per view, fixed before training (CES-KD; see [`curriculum`]).
 //!
 //! For evaluation (agreement and KL with "the ensemble"), the teachers combine as the
@@ -33,7 +34,10 @@ pub enum EnsembleChoice {
     Camkd,
     Ebkd,
     De,
-    Random,
+    /// RoS-KD; `unseen`: draw only among teachers whose subset left the sample out.
+    Random {
+        unseen: bool,
+    },
     /// CES-KD: views ranked by `difficulty` (SQL over `labels`, read from the largest teacher's
     /// rows) into as many strata as teachers; the easiest stratum is taught by the smallest teacher.
     Curriculum {
@@ -50,7 +54,7 @@ impl EnsembleChoice {
             EnsembleChoice::Camkd => "camkd",
             EnsembleChoice::Ebkd => "ebkd",
             EnsembleChoice::De => "de",
-            EnsembleChoice::Random => "random",
+            EnsembleChoice::Random { .. } => "random",
             EnsembleChoice::Curriculum { .. } => "curriculum",
         }
     }
@@ -65,8 +69,9 @@ pub enum TargetRule {
     Combined(Ensemble),
     /// `de`: fixed weights, one per teacher, summing to 1.
     Weighted(Vec<f64>),
-    /// `random`: one teacher per row from the step's seed, derived from this seed.
-    Random { seed: u64 },
+    /// `random`: one teacher per row from the step's seed, derived from this seed; `allowed`, per
+    /// selected view, the teachers it may draw (a bit mask; 0: all).
+    Random { seed: u64, allowed: Option<Vec<u64>> },
     /// `curriculum`: the teacher of each selected view (by its index in the selection).
     Assigned(Vec<usize>),
 }
@@ -76,12 +81,22 @@ impl TargetRule {
     /// `rows` are the batch's views (indices into the selection); `epoch` and `step` are 1-based.
     pub fn picks(&self, teachers: usize, rows: &[usize], epoch: usize, step: usize) -> Option<Vec<usize>> {
         match self {
-            TargetRule::Random { seed } => {
+            TargetRule::Random { seed, allowed } => {
                 let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(
                     *seed,
                     &format!("ensemble-random/epoch-{epoch}/step-{step}"),
                 ));
-                Some(rows.iter().map(|_| rng.gen_range(0..teachers)).collect())
+                Some(
+                    rows.iter()
+                        .map(|&row| match allowed.as_ref().map(|masks| masks[row]).filter(|&mask| mask != 0) {
+                            Some(mask) => {
+                                let nth = rng.gen_range(0..mask.count_ones() as usize);
+                                (0..teachers).filter(|k| mask & (1 << k) != 0).nth(nth).expect("a set bit")
+                            }
+                            None => rng.gen_range(0..teachers),
+                        })
+                        .collect(),
+                )
             }
             TargetRule::Assigned(assigned) => Some(rows.iter().map(|&row| assigned[row]).collect()),
             TargetRule::One | TargetRule::Combined(_) | TargetRule::Weighted(_) => None,
@@ -98,7 +113,7 @@ impl TargetRule {
         picks: Option<&[usize]>,
     ) -> Result<Tensor, LossError> {
         let with = |teacher: &Tensor| config.compute(&LossInputs { teacher: Some(teacher), ..*inputs });
-        if matches!(config, LossConfig::Ce(_)) {
+        if matches!(config, LossConfig::Ce(_)) || teachers.is_empty() {
             return config.compute(inputs);
         }
         match (self, picks) {
@@ -248,13 +263,18 @@ mod tests {
 
     #[test]
     fn random_picks_come_from_the_steps_own_seed() {
-        let rule = TargetRule::Random { seed: 5 };
+        let rule = TargetRule::Random { seed: 5, allowed: None };
         let rows: Vec<usize> = (0..64).collect();
         let first = rule.picks(3, &rows, 2, 7).unwrap();
         assert_eq!(Some(first.clone()), rule.picks(3, &rows, 2, 7));
         assert_ne!(Some(first.clone()), rule.picks(3, &rows, 2, 8));
         assert!((0..3).all(|k| first.contains(&k)) && first.iter().all(|&k| k < 3));
         assert_eq!(TargetRule::Combined(Ensemble::Mean).picks(3, &rows, 1, 1), None);
+        // Row r may draw teacher 2 only when r is even, and any teacher when its mask is 0.
+        let masks: Vec<u64> = rows.iter().map(|r| if r % 2 == 0 { 0b100 } else { 0 }).collect();
+        let unseen = TargetRule::Random { seed: 5, allowed: Some(masks) }.picks(3, &rows, 2, 7).unwrap();
+        assert!(unseen.iter().step_by(2).all(|&k| k == 2), "{unseen:?}");
+        assert!(unseen.iter().skip(1).step_by(2).any(|&k| k != 2), "{unseen:?}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::build::load_classifier;
 use crate::losses::ensemble::{temperature_of, Ensemble};
 use crate::losses::LossConfig;
 use kdstore_core::augment::seed::purpose_seed;
-use kdstore_core::select::numbers_by_view;
+use kdstore_core::select::{numbers_by_view, subset_of};
 use kdstore_core::store::{Split, Store};
 
 /// What a multi-teacher run resolved, for results.json.
@@ -53,7 +53,7 @@ pub fn resolve(
 ) -> Result<(TargetRule, Option<EnsembleReport>), TrainError> {
     let teachers = &data.teachers;
     let choice = match (&config.ensemble, teachers.len()) {
-        (None, 1) => return Ok((TargetRule::One, None)),
+        (None, 0 | 1) => return Ok((TargetRule::One, None)),
         (None, _) => {
             return Err(TrainError::Config(format!(
                 "--teacher names {} teachers ({}): say how they teach with --ensemble {}",
@@ -62,12 +62,12 @@ pub fn resolve(
                 EnsembleChoice::NAMES.join("|")
             )))
         }
-        (Some(choice), 1) => {
+        (Some(choice), 0 | 1) => {
             return Err(TrainError::Config(format!(
                 "--ensemble {} needs at least two teachers, and --teacher {} names only {}",
                 choice.name(),
                 config.teachers.join(" --teacher "),
-                teachers[0]
+                teachers.first().map_or("none", String::as_str)
             )))
         }
         (Some(choice), _) => choice,
@@ -91,7 +91,10 @@ pub fn resolve(
         EnsembleChoice::Mean => TargetRule::Combined(Ensemble::Mean),
         EnsembleChoice::Camkd => TargetRule::Combined(Ensemble::Camkd),
         EnsembleChoice::Ebkd => TargetRule::Combined(Ensemble::Ebkd),
-        EnsembleChoice::Random => TargetRule::Random { seed: purpose_seed(config.seed, "ensemble-random") },
+        EnsembleChoice::Random { unseen } => TargetRule::Random {
+            seed: purpose_seed(config.seed, "ensemble-random"),
+            allowed: unseen.then(|| unseen_masks(store, data)).transpose()?,
+        },
         EnsembleChoice::De => {
             let found = search_de_weights(data, config.seed)?;
             let rule = TargetRule::Weighted(found.weights.clone());
@@ -125,6 +128,34 @@ pub fn resolve(
         }
     };
     Ok((rule, Some(report)))
+}
+
+/// For each selected view, the teachers (bits) whose subset left its sample out: RoS-KD's
+/// "teachers that did not train on the sample". A teacher without a subset trained on them all.
+fn unseen_masks(store: &Store, data: &TrainData) -> Result<Vec<u64>, TrainError> {
+    if data.teachers.len() > 64 {
+        return Err(TrainError::Config("--random-unseen draws among at most 64 teachers".into()));
+    }
+    let mut subsets = Vec::with_capacity(data.teachers.len());
+    for name in &data.teachers {
+        subsets.push(subset_of(store, name).map_err(|e| TrainError::Selection(e.to_string()))?);
+    }
+    if subsets.iter().all(Option::is_none) {
+        return Err(TrainError::Config(format!(
+            "--random-unseen: none of the teachers ({}) trained on a subset, so every one saw every sample; give the pipeline's teacher `subsets`",
+            data.teachers.join(", ")
+        )));
+    }
+    Ok(data
+        .views
+        .iter()
+        .map(|view| {
+            subsets.iter().enumerate().fold(0u64, |mask, (k, subset)| match subset {
+                Some(seen) if !seen.contains(&view.sample_id) => mask | (1 << k),
+                _ => mask,
+            })
+        })
+        .collect())
 }
 
 /// Whether a loss can learn from the ensemble `choice` makes.
@@ -188,7 +219,7 @@ mod tests {
         assert!(check_loss(&EnsembleChoice::Ebkd, &loss("ce")).is_ok());
         let error = check_loss(&EnsembleChoice::Camkd, &loss("dist")).unwrap_err();
         assert!(error.contains("use --ensemble mean, de, random or curriculum with dist"), "{error}");
-        for choice in [EnsembleChoice::Mean, EnsembleChoice::De, EnsembleChoice::Random] {
+        for choice in [EnsembleChoice::Mean, EnsembleChoice::De, EnsembleChoice::Random { unseen: false }] {
             assert!(check_loss(&choice, &loss("dkd")).is_ok());
         }
         assert!(check_loss(&EnsembleChoice::Mean, &loss("sp")).unwrap_err().contains("features"));
