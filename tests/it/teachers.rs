@@ -341,6 +341,19 @@ subsets = { count = 1, fraction = 1.5 }
         error.contains("teacher 'c': distill_from = 'nobody' names no teacher of this pipeline (it has: cnn1d, c)"),
         "{error}"
     );
+    // An .npy source's channels are known once it is read: the build refuses before anything trains.
+    let npy = synthetic_pipeline(dir.path(), 200, "input_channels = [1, 3]\n");
+    run_ok(&["validate", path_str(&npy)]);
+    let store = dir.path().join("npy-store");
+    let output = run(&["build", path_str(&npy), "--store", path_str(&store)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("teacher 1 ('small'): input_channels names channel 3, outside the input's 3 channels (0-2)"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(manifest(&store)["teachers"], serde_json::json!([]));
 }
 
 #[test]

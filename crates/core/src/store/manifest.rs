@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 
 /// The store layout this code writes. Schema 3 adds each file's xxh3-128 and each version's commit
-/// time and change; it reads schema 2 stores as well (checking their files by sha256) and upgrades
-/// them on their next build.
-pub const SCHEMA_VERSION: u32 = 3;
+/// time and change; schema 4 each teacher's provenance (what it learnt from, its subset, epoch,
+/// channels and parameters) and the `subsets` table. It reads schema 2 and 3 stores as well
+/// (checking schema 2 files by sha256) and upgrades them on their next build.
+pub const SCHEMA_VERSION: u32 = 4;
 /// The oldest store layout this code reads.
 pub const OLDEST_SCHEMA_VERSION: u32 = 2;
 pub const MANIFEST_DIR: &str = "_manifest";

@@ -103,6 +103,7 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
     };
     let context = RenderContext::new(&samples, &manifest);
     check_recipes(plan, &samples.sample_shape)?;
+    check_channels(plan, &samples.sample_shape)?;
 
     let missing_views: Vec<_> = parts.views.iter().filter(|p| Parts::view_missing(&manifest, p)).collect();
     for part in missing_views {
@@ -156,6 +157,22 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         std::fs::remove_dir_all(&training).map_err(|source| BuildError::Io { path: training, source })?;
     }
     finish(root, manifest, repair.as_ref(), report, progress)
+}
+
+/// Every teacher's `input_channels` against the samples' channels, before anything trains (a
+/// source whose channels `validate` cannot know without reading it).
+fn check_channels(plan: &Plan, sample_shape: &[usize]) -> Result<(), BuildError> {
+    let mut problems = Vec::new();
+    for (index, teacher) in plan.file.teachers.iter().enumerate() {
+        if let Some(channels) = teacher.input_channels() {
+            let location = format!("teacher {} ('{}')", index + 1, teacher.name());
+            kdstore_core::pipeline::teachers::check_channels(&location, channels, Some(sample_shape[0]), &mut problems);
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(BuildError::TeacherSetup { teacher: "input_channels".into(), detail: problems.join("; ") }),
+    }
 }
 
 /// Labels one views part with one teacher (logits, and embeddings where the teacher stores them)

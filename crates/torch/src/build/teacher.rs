@@ -119,8 +119,12 @@ fn model_path(target: &TeacherTarget) -> String {
 
 /// The record of the training run that made a built-in teacher (shared with its checkpoints).
 fn record_path(target: &TeacherTarget) -> String {
-    let base = target.name.split('@').next().unwrap_or(&target.name);
-    format!("models/{base}-{}.training.json", short(&target.training_key))
+    format!("models/{}-{}.training.json", run_name(target), short(&target.training_key))
+}
+
+/// The name of the training run that makes a teacher: `NAME` or `NAME#k`, without the checkpoint.
+fn run_name(target: &TeacherTarget) -> &str {
+    target.name.split('@').next().unwrap_or(&target.name)
 }
 
 /// The student trainer's configuration for a built-in teacher.
@@ -148,7 +152,7 @@ fn teacher_training(plan: &Plan, store: &Store, target: &TeacherTarget, out: &Pa
     else {
         unreachable!("only built-in teachers train")
     };
-    let base = target.name.split('@').next().unwrap_or(&target.name).to_string();
+    let base = run_name(target);
     let setup = |detail: String| BuildError::TeacherSetup { teacher: target.name.clone(), detail };
     let default_loss = if distill_from.is_some() { "kd" } else { "ce" };
     let losses: Vec<String> = if loss.is_empty() { vec![default_loss.to_string()] } else { loss.clone() };
@@ -214,7 +218,7 @@ fn train_builtin(
     progress: &dyn Progress,
 ) -> Result<(), BuildError> {
     let root = &store.root;
-    let base = target.name.split('@').next().unwrap_or(&target.name).to_string();
+    let base = run_name(target).to_string();
     let out = root.join(TRAINING_DIR).join(format!("{base}-{}", short(&target.training_key)));
     let failed = |e: crate::train::TrainError| BuildError::Training { teacher: base.clone(), source: Box::new(e) };
     let config = teacher_training(plan, store, target, &out)?;
@@ -226,12 +230,14 @@ fn train_builtin(
     let record = serde_json::json!({
         "trainer": "kdstore train",
         "config": results.config,
-        "data": match (&config.filter, config.only_samples.as_ref()) {
-            (Some(_), None) => "train split, identity views".to_string(),
-            (None, None) => "train split, one view of every recipe per sample per epoch".to_string(),
-            (_, Some(only)) => format!("{} of the train split's samples (its subset), {}", only.len(),
-                if config.filter.is_some() { "identity views" } else { "every recipe's views" }),
-        },
+        "data": format!(
+            "{}, {}",
+            config.only_samples.as_ref().map_or("the train split".to_string(), |only| format!(
+                "{} of the train split's samples (its subset)",
+                only.len()
+            )),
+            if config.filter.is_some() { "identity views" } else { "one view of any recipe per sample per epoch" }
+        ),
         "train_samples": results.train_samples,
         "best_epoch": results.best_epoch,
         "test_accuracy": results.test_accuracy,

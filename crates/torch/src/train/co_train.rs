@@ -27,6 +27,15 @@ pub struct CoTeacher {
 }
 
 impl CoTeacher {
+    /// Writes the trained teacher into a run's output folder: `teacher.safetensors` (its last
+    /// weights) and `teacher.json` (its architecture).
+    pub fn write(&self, out: &Path) -> Result<(), TrainError> {
+        self.vs.save(out.join("teacher.safetensors"))?;
+        let spec_path = out.join("teacher.json");
+        std::fs::write(&spec_path, serde_json::to_string_pretty(&self.spec).expect("spec serialises"))
+            .map_err(|source| TrainError::Write { path: spec_path, source })
+    }
+
     /// A fresh teacher of `info`'s architecture, or the one saved in a checkpoint's folder.
     pub fn new(
         info: &TeacherInfo,

@@ -195,14 +195,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     }
     let teachers = store.manifest.resolve_teachers(&config.teachers).map_err(TrainError::Config)?;
     let first_teacher = teachers.first().map(|name| store.manifest.teacher(name).expect("resolved from the manifest"));
-    if teachers.is_empty() {
-        check_without_teacher(config)?;
-    }
-    if config.student_channels.is_some() && config.co_train {
-        return Err(TrainError::Config(
-            "--student-channels with --co-train: the co-trained teacher would see the student's channels; train them apart".into(),
-        ));
-    }
+    check_combinations(config, teachers.is_empty())?;
     if config.losses.is_empty() {
         return Err(TrainError::Config("--loss: name at least one loss".into()));
     }
@@ -257,17 +250,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     }
     let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
     let needs_features = config.losses.iter().any(|t| t.config.needs_features());
-    let online_teachers = if config.online {
-        teachers
-            .iter()
-            .map(|name| {
-                let info = store.manifest.teacher(name).expect("resolved from the manifest");
-                load_classifier(&store.root, info, device).map_err(|e| TrainError::Config(format!("--online: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        Vec::new()
-    };
+    let online_teachers = if config.online { load_teachers(store, &teachers, device)? } else { Vec::new() };
     let stored_features = if needs_features && !config.online && !config.co_train {
         Some(stored_teacher_features(store, &teachers[0], &data.views)?)
     } else {
@@ -286,25 +269,12 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     }) {
         Some(dlkd) => {
             let first = data.render(&replayer, &[&data.views[0]])?;
-            let student_first = data.student_inputs(&first);
-            let student_width = tch::no_grad(|| {
-                net.forward_with_features(&Tensor::from_slice(&student_first).to_device(device), false, true)
-            })?
-            .0
-            .map_or(0, |f| f.size()[1..].iter().product::<i64>());
-            let teacher_width = match (&co_teacher, &stored_features, online_teachers.first()) {
-                (Some(co), _, _) => {
-                    tch::no_grad(|| co.net.features(&Tensor::from_slice(&first).to_device(device), false))?.size()[1]
-                }
-                (None, Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
-                (None, None, Some(model)) => {
-                    tch::no_grad(|| model.infer(&first, &data.samples.sample_shape, device, true))
-                        .map_err(|e| TrainError::Config(format!("--online: {e}")))?
-                        .features
-                        .len() as i64
-                }
-                (None, None, None) => unreachable!("feature losses read stored, online or co-trained teacher features"),
+            let sources = FeatureSources {
+                co_teacher: co_teacher.as_ref(),
+                stored: stored_features.as_ref(),
+                online: online_teachers.first(),
             };
+            let (student_width, teacher_width) = feature_widths(&mut net, &first, &data, &sources, device)?;
             let heads = seeded_init(purpose_seed(config.seed, "dlkd-heads"), || {
                 dlkd::Heads::new(&(heads_vs.root() / "dlkd"), dlkd, student_width, teacher_width)
             });
@@ -332,10 +302,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let val = data.split(&replayer, Split::Val, &rule)?;
     let test = data.split(&replayer, Split::Test, &rule)?;
     if let Some(report) = ensemble.as_mut() {
-        report.validation_accuracy =
-            val.teacher_logits.as_ref().map(|t| split_metrics(t, &val.labels, None, data.classes).accuracy);
-        report.test_accuracy =
-            test.teacher_logits.as_ref().map(|t| split_metrics(t, &test.labels, None, data.classes).accuracy);
+        report.evaluate(&val, &test, data.classes);
     }
     std::fs::create_dir_all(out).map_err(|source| TrainError::Write { path: out.to_path_buf(), source })?;
     let task = progress.task(config.title.as_deref().unwrap_or("train student"), config.epochs as u64);
@@ -453,20 +420,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     }
     task.finish();
 
-    let (best_path, last_path) = (out.join(format!("student.{extension}")), out.join(format!("last.{extension}")));
-    let copy = |from: &Path, to: &Path| {
-        std::fs::copy(from, to).map(drop).map_err(|source| TrainError::Write { path: to.to_path_buf(), source })
-    };
-    match &latest_checkpoint {
-        Some(dir) => {
-            copy(&checkpoint::best_weights(dir, extension), &best_path)?;
-            copy(&checkpoint::last_weights(dir, extension), &last_path)?;
-        }
-        None => {
-            net.save_weights(&vs, &best_path)?;
-            net.save_weights(&vs, &last_path)?;
-        }
-    }
+    let best_path = write_final_weights(out, latest_checkpoint.as_deref(), &net, &vs, extension)?;
     net.save_architecture(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
     let mut best_vs = nn::VarStore::new(device);
     let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
@@ -474,11 +428,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     finite::check_metrics(&test_metrics, "test", config.epochs, 0)?;
     let co_trained_teacher = match &co_teacher {
         Some(co) => {
-            let path = out.join("teacher.safetensors");
-            co.vs.save(&path)?;
-            let spec_path = out.join("teacher.json");
-            std::fs::write(&spec_path, serde_json::to_string_pretty(&co.spec).expect("spec serialises"))
-                .map_err(|source| TrainError::Write { path: spec_path, source })?;
+            co.write(out)?;
             let (metrics, _) = evaluate(&mut |x| co.net.forward(x, false), &test, &data, device)?;
             finite::check_metrics(&metrics, "co-trained teacher's test", config.epochs, 0)?;
             Some(SplitMetrics { teacher_agreement: None, kl_to_teacher: None, ..metrics })
@@ -511,19 +461,99 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     Ok(results)
 }
 
-/// A run without teachers learns from the labels alone: its losses must not read a teacher, and
-/// there is nothing to run online or to co-train.
-fn check_without_teacher(config: &TrainConfig) -> Result<(), TrainError> {
-    if let Some(term) = config.losses.iter().find(|t| !matches!(t.config, LossConfig::Ce(_))) {
+/// Writes `student.<ext>` (the kept weights) and `last.<ext>` into `out`, from the newest
+/// checkpoint (or the network itself when no epoch ran), and gives the kept weights' path.
+fn write_final_weights(
+    out: &Path,
+    latest_checkpoint: Option<&Path>,
+    net: &Student,
+    vs: &nn::VarStore,
+    extension: &str,
+) -> Result<PathBuf, TrainError> {
+    let (best_path, last_path) = (out.join(format!("student.{extension}")), out.join(format!("last.{extension}")));
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to).map(drop).map_err(|source| TrainError::Write { path: to.to_path_buf(), source })
+    };
+    match latest_checkpoint {
+        Some(dir) => {
+            copy(&checkpoint::best_weights(dir, extension), &best_path)?;
+            copy(&checkpoint::last_weights(dir, extension), &last_path)?;
+        }
+        None => {
+            net.save_weights(vs, &best_path)?;
+            net.save_weights(vs, &last_path)?;
+        }
+    }
+    Ok(best_path)
+}
+
+/// Where a run's teacher features come from (the first that is there).
+struct FeatureSources<'a> {
+    co_teacher: Option<&'a CoTeacher>,
+    stored: Option<&'a std::collections::HashMap<i64, Vec<f32>>>,
+    online: Option<&'a crate::teacher::Classifier>,
+}
+
+/// The widths of the student's and the teacher's penultimate features, from one rendered view.
+fn feature_widths(
+    net: &mut Student,
+    first: &[f32],
+    data: &data::TrainData,
+    sources: &FeatureSources,
+    device: Device,
+) -> Result<(i64, i64), TrainError> {
+    let student_first = data.student_inputs(first);
+    let student_width =
+        tch::no_grad(|| net.forward_with_features(&Tensor::from_slice(&student_first).to_device(device), false, true))?
+            .0
+            .map_or(0, |f| f.size()[1..].iter().product::<i64>());
+    let teacher_width = match (sources.co_teacher, sources.stored, sources.online) {
+        (Some(co), _, _) => {
+            tch::no_grad(|| co.net.features(&Tensor::from_slice(first).to_device(device), false))?.size()[1]
+        }
+        (None, Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
+        (None, None, Some(model)) => tch::no_grad(|| model.infer(first, &data.samples.sample_shape, device, true))
+            .map_err(|e| TrainError::Config(format!("--online: {e}")))?
+            .features
+            .len() as i64,
+        (None, None, None) => unreachable!("feature losses read stored, online or co-trained teacher features"),
+    };
+    Ok((student_width, teacher_width))
+}
+
+/// Settings that cannot go together. A run without teachers learns from the labels alone: its
+/// losses must not read a teacher, and there is nothing to run online or to co-train.
+fn check_combinations(config: &TrainConfig, no_teacher: bool) -> Result<(), TrainError> {
+    if let Some(term) = config.losses.iter().find(|t| no_teacher && !matches!(t.config, LossConfig::Ce(_))) {
         return Err(TrainError::Config(format!(
             "--loss {} learns from a teacher, and this run has none",
             term.config.name()
         )));
     }
-    if config.online || config.co_train {
+    if no_teacher && (config.online || config.co_train) {
         return Err(TrainError::Config("--online and --co-train need a teacher".into()));
     }
+    if config.student_channels.is_some() && config.co_train {
+        return Err(TrainError::Config(
+            "--student-channels with --co-train: the co-trained teacher would see the student's channels; train them apart".into(),
+        ));
+    }
     Ok(())
+}
+
+/// The run's teachers as models, to run on every batch (`--online`).
+fn load_teachers(
+    store: &Store,
+    teachers: &[String],
+    device: Device,
+) -> Result<Vec<crate::teacher::Classifier>, TrainError> {
+    teachers
+        .iter()
+        .map(|name| {
+            let info = store.manifest.teacher(name).expect("resolved from the manifest");
+            load_classifier(&store.root, info, device).map_err(|e| TrainError::Config(format!("--online: {e}")))
+        })
+        .collect()
 }
 
 /// The checkpoint to continue from: `--resume` needs one written with the same settings, and a

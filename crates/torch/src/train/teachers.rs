@@ -6,8 +6,9 @@
 
 use serde::Serialize;
 
-use super::data::TrainData;
+use super::data::{SplitData, TrainData};
 use super::de_weights::{self, DeWeights};
+use super::metrics::split_metrics;
 use super::target::{self, EnsembleChoice, TargetRule};
 use super::{TrainConfig, TrainError};
 use crate::build::load_classifier;
@@ -43,6 +44,17 @@ pub struct CurriculumReport {
     pub ranked_by: String,
     /// Training views per teacher, in the run's teacher order.
     pub views: Vec<usize>,
+}
+
+impl EnsembleReport {
+    /// The accuracy of the ensemble's evaluation target on the validation and test splits.
+    pub fn evaluate(&mut self, val: &SplitData, test: &SplitData, classes: usize) {
+        let accuracy = |split: &SplitData| {
+            split.teacher_logits.as_ref().map(|target| split_metrics(target, &split.labels, None, classes).accuracy)
+        };
+        self.validation_accuracy = accuracy(val);
+        self.test_accuracy = accuracy(test);
+    }
 }
 
 /// The rule of a run over `data`'s teachers, and its report (None for one teacher).
