@@ -81,8 +81,8 @@ def main():
                 weights = ", ".join(f"{w:.2f}" for w in first["ensemble"]["de"]["weights"])
                 extra = f" (weights {weights})"
             teacher_text = f"{teacher * 100:.2f}%{extra}"
-        elif "--loss" in dict(zip(RUNS_ARGS[label], RUNS_ARGS[label][1:])) and "--teacher" not in RUNS_ARGS[label]:
-            teacher_text = "-"
+        elif "--teacher" not in RUNS_ARGS[label]:
+            teacher_text = "-"  # from the labels alone
         else:
             teacher_text = f"{first['teacher_test_accuracy'] * 100:.2f}%"
         print(f"| {group} | {label} | {statistics.mean(accuracies):.2f} ± {spread:.2f}% | {teacher_text} |")
