@@ -170,6 +170,10 @@ depth = 1
 epochs = 2
 batch_size = 32
 distill_from = "ta"
+augment = true
+optimizer = "sgd"
+schedule = "constant"
+learning_rate = 0.01
 
 [[teacher]]
 kind = "builtin"
@@ -207,6 +211,11 @@ fn a_chain_of_teachers_builds_in_order_and_a_killed_build_resumes_mid_training()
     assert_eq!(names, ["small@e1", "small", "ta", "ta2", "sub#0", "sub#1"]);
     let by_name = |name: &str| teachers.as_array().unwrap().iter().find(|t| t["name"] == name).unwrap().clone();
     assert_eq!(by_name("ta")["distilled_from"], "small");
+    let ta2 = &by_name("ta2")["training"];
+    assert_eq!(ta2["data"], "the train split, one view of any recipe per sample per epoch");
+    assert_eq!(ta2["config"]["optimizer"]["kind"], "sgd");
+    assert_eq!(ta2["config"]["teachers"], serde_json::json!(["ta"]));
+    assert_eq!(by_name("small")["training"]["data"], "the train split, identity views");
     assert_eq!(by_name("small@e1")["epoch"], 1);
     assert_eq!(by_name("sub#1")["subset"], 1);
     assert_eq!(by_name("sub#1")["input_channels"], serde_json::json!([0, 2]));

@@ -186,7 +186,9 @@ fn teacher_training(plan: &Plan, store: &Store, target: &TeacherTarget, out: &Pa
         seed: seed::purpose_seed(plan.file.seed, &format!("teacher/{base}")),
         device: "cpu".into(),
         verify_replay: 64,
-        preload: true,
+        // The identity views are one per training sample, as many as the samples table holds; every
+        // recipe's views can be many times that, so those are replayed batch by batch.
+        preload: !augment,
         online: false,
         co_train: false,
         threads: Some(1),
