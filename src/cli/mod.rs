@@ -11,6 +11,7 @@
 mod export;
 mod gc;
 mod info;
+mod pacing;
 pub mod progress;
 mod query;
 mod show;
@@ -76,6 +77,8 @@ enum Command {
     Loss(ForTorch),
     /// Time the labelling stage against the teacher's bare forward passes (reads the store only).
     Bench(ForTorch),
+    /// Print a curriculum pacing's admitted samples at every step, before spending compute on it.
+    Pacing(pacing::Args),
 }
 
 /// Runs `kdstore` with the process's arguments and returns its exit code.
@@ -127,6 +130,7 @@ fn run() -> anyhow::Result<()> {
         Command::Show(args) => show::run(args),
         Command::Verify(args) => verify::run(args, &progress::Bars::new(cli.globals.quiet)),
         Command::Gc(args) => gc::run(args),
+        Command::Pacing(args) => pacing::run(args),
         Command::Build(_) | Command::Train(_) | Command::Loss(_) | Command::Bench(_) => torch::run_beside(),
     }
 }

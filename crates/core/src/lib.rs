@@ -31,6 +31,7 @@ pub mod arch;
 pub mod augment;
 pub mod channels;
 pub mod export;
+pub mod pacing;
 pub mod panics;
 pub mod pipeline;
 pub mod progress;
