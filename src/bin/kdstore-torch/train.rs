@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use kdstore_core::arch::ArchKind;
+use kdstore_core::pacing::Pacing;
 use kdstore_torch::losses::parse_terms;
+use kdstore_torch::train::curriculum::CurriculumConfig;
 use kdstore_torch::train::schedule::Schedule;
 use kdstore_torch::train::{self, EnsembleChoice, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
 
@@ -152,6 +154,18 @@ pub struct Args {
     /// student's losses read its current logits. Stored logits are not used.
     #[arg(long, conflicts_with = "online")]
     co_train: bool,
+    /// Order the training samples by this difficulty (SQL over `labels`, on each sample's identity
+    /// view: teacher_loss, 1 - p_label, entropy, -margin, …), easiest first, and admit them at the
+    /// pace of --pacing.
+    #[arg(long, value_name = "SQL")]
+    curriculum: Option<String>,
+    /// With --curriculum: hardest first.
+    #[arg(long, requires = "curriculum")]
+    anti_curriculum: bool,
+    /// With --curriculum: how many of the easiest samples each step admits (`kdstore pacing --help`);
+    /// its settings are --set pacing.KEY=VALUE.
+    #[arg(long, requires = "curriculum", default_value = "linear")]
+    pacing: String,
     /// The input channels the student sees, e.g. 0,1,2 (default all); the teachers see theirs.
     #[arg(long, value_delimiter = ',', value_name = "C,C,…")]
     student_channels: Option<Vec<usize>>,
@@ -177,7 +191,20 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         true => vec![teacher_or_first(&store, None)?],
         false => args.teachers.clone(),
     };
-    let losses = parse_terms(&args.losses, &args.settings).map_err(UserError::msg)?;
+    let (pacing_settings, loss_settings): (Vec<String>, Vec<String>) =
+        args.settings.iter().cloned().partition(|s| s.starts_with("pacing."));
+    let losses = parse_terms(&args.losses, &loss_settings).map_err(UserError::msg)?;
+    let curriculum = match &args.curriculum {
+        Some(difficulty) => Some(CurriculumConfig {
+            difficulty: difficulty.clone(),
+            anti: args.anti_curriculum,
+            pacing: Pacing::parse(&args.pacing, &pacing_settings).map_err(UserError::msg)?,
+        }),
+        None if !pacing_settings.is_empty() => {
+            return Err(UserError::msg(format!("--set {}: pacing settings go with --curriculum", pacing_settings[0])))
+        }
+        None => None,
+    };
     if !(0.0..1.0).contains(&args.momentum) {
         return Err(UserError::msg(format!("--momentum must be in [0, 1), got {}", args.momentum)));
     }
@@ -229,6 +256,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
             ScheduleChoice::Step => Schedule::Step { step: args.step_size, gamma: args.step_gamma },
         },
         warmup_epochs: args.warmup_epochs,
+        curriculum,
         clip_grad_norm: args.clip_grad_norm,
         views: match args.views {
             Views::OnePerSample => ViewsPerEpoch::OnePerSample,

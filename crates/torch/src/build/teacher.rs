@@ -181,6 +181,7 @@ fn teacher_training(plan: &Plan, store: &Store, target: &TeacherTarget, out: &Pa
             TeacherSchedule::Constant => Schedule::Constant,
         },
         warmup_epochs: *warmup_epochs,
+        curriculum: None,
         clip_grad_norm: None,
         views: ViewsPerEpoch::OnePerSample,
         seed: seed::purpose_seed(plan.file.seed, &format!("teacher/{base}")),

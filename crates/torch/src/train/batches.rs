@@ -57,7 +57,7 @@ pub struct SampleViews {
 }
 
 impl SampleViews {
-    fn all(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn all(&self) -> impl Iterator<Item = usize> + '_ {
         self.identity.iter().copied().chain(self.others.iter().copied())
     }
 }

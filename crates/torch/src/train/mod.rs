@@ -9,6 +9,7 @@
 pub mod batches;
 pub mod checkpoint;
 pub mod co_train;
+pub mod curriculum;
 pub mod data;
 pub mod de_weights;
 pub mod finite;
@@ -101,6 +102,9 @@ pub struct TrainConfig {
     pub schedule: Schedule,
     /// Epochs of linear learning-rate warm-up.
     pub warmup_epochs: usize,
+    /// Order and pace the training samples by a stored difficulty (`--curriculum`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curriculum: Option<curriculum::CurriculumConfig>,
     /// Clip the gradients' global L2 norm to this value.
     pub clip_grad_norm: Option<f64>,
     pub views: ViewsPerEpoch,
@@ -248,6 +252,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         }
         check_groups(&data, &by_sample, views)?;
     }
+    let paced = match &config.curriculum {
+        Some(c) => Some(paced_order(store, c, config, &data, &by_sample, views_per_sample.is_some())?),
+        None => None,
+    };
     let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
     let needs_features = config.losses.iter().any(|t| t.config.needs_features());
     let online_teachers = if config.online { load_teachers(store, &teachers, device)? } else { Vec::new() };
@@ -313,8 +321,17 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         tch::manual_seed(purpose_seed(config.seed, &format!("torch/epoch-{epoch}")) as i64);
         let learning_rate =
             learning_rate(config.schedule, config.learning_rate, config.warmup_epochs, epoch, config.epochs);
-        let plans =
-            batches::epoch_plan(&by_sample, config.views, views_per_sample, config.batch_size, config.seed, epoch + 1);
+        let plans = match &paced {
+            Some(curriculum) => curriculum.epoch_plan(&by_sample, config.batch_size, config.seed, epoch + 1),
+            None => batches::epoch_plan(
+                &by_sample,
+                config.views,
+                views_per_sample,
+                config.batch_size,
+                config.seed,
+                epoch + 1,
+            ),
+        };
         let epoch_views: usize = plans.iter().map(Vec::len).sum();
         let mut loss_sum = 0.0;
         let steps_started = std::time::Instant::now();
@@ -519,6 +536,38 @@ fn feature_widths(
         (None, None, None) => unreachable!("feature losses read stored, online or co-trained teacher features"),
     };
     Ok((student_width, teacher_width))
+}
+
+/// The curriculum of a run: its difficulty read from the first teacher's identity views, the
+/// samples ordered by it.
+fn paced_order(
+    store: &Store,
+    config: &curriculum::CurriculumConfig,
+    train: &TrainConfig,
+    data: &data::TrainData,
+    by_sample: &[batches::SampleViews],
+    grouped: bool,
+) -> Result<curriculum::Curriculum, TrainError> {
+    if grouped || train.views == ViewsPerEpoch::All {
+        return Err(TrainError::Config(
+            "--curriculum draws one view per admitted sample at each step: it goes with neither --views all nor dlkd"
+                .into(),
+        ));
+    }
+    let teacher = data.teachers.first().ok_or_else(|| {
+        TrainError::Config(
+            "--curriculum reads its difficulty from a teacher's rows of `labels`: name a --teacher".into(),
+        )
+    })?;
+    let difficulty = kdstore_core::select::numbers_by_view(
+        store,
+        teacher,
+        &config.difficulty,
+        "split = 'train' AND recipe = 'identity'",
+    )
+    .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))?;
+    curriculum::Curriculum::new(config, by_sample, &data.views, &difficulty, train.batch_size, train.epochs)
+        .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))
 }
 
 /// Settings that cannot go together. A run without teachers learns from the labels alone: its
