@@ -54,13 +54,18 @@ fn a_curriculum_orders_and_paces_the_training_samples() {
     let easy = train("easy", &["--curriculum", "teacher_loss", "--pacing", "quad", "--set", "pacing.b=0.25"]);
     assert_eq!(
         easy["config"]["curriculum"],
-        serde_json::json!({"difficulty": "teacher_loss", "anti": false, "pacing": {"name": "quad", "a": 0.8, "b": 0.25}})
+        serde_json::json!({
+            "difficulty": "teacher_loss", "anti": false, "class_balanced": false,
+            "pacing": {"name": "quad", "a": 0.8, "b": 0.25}
+        })
     );
     let hard = train(
         "hard",
         &["--curriculum", "teacher_loss", "--anti-curriculum", "--pacing", "quad", "--set", "pacing.b=0.25"],
     );
     let plain = train("plain", &[]);
+    let balanced = train("balanced", &["--curriculum", "1 - p_label", "--class-balanced", "--pacing", "baby-steps"]);
+    assert_eq!(balanced["config"]["curriculum"]["class_balanced"], true);
     // Which samples come first is the unit test's (train::curriculum); here: it changes the run.
     // (With kd, the teacher's easy samples give the larger loss at first: its confident targets are
     // far from an untrained student.)

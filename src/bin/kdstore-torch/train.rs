@@ -162,6 +162,9 @@ pub struct Args {
     /// With --curriculum: hardest first.
     #[arg(long, requires = "curriculum")]
     anti_curriculum: bool,
+    /// With --curriculum: interleave the classes, the easiest of each first (balance_order).
+    #[arg(long, requires = "curriculum")]
+    class_balanced: bool,
     /// With --curriculum: how many of the easiest samples each step admits (`kdstore pacing --help`);
     /// its settings are --set pacing.KEY=VALUE.
     #[arg(long, requires = "curriculum", default_value = "linear")]
@@ -198,6 +201,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         Some(difficulty) => Some(CurriculumConfig {
             difficulty: difficulty.clone(),
             anti: args.anti_curriculum,
+            class_balanced: args.class_balanced,
             pacing: Pacing::parse(&args.pacing, &pacing_settings).map_err(UserError::msg)?,
         }),
         None if !pacing_settings.is_empty() => {

@@ -1,6 +1,8 @@
 //! Curriculum batches (`kdstore train --curriculum EXPR --pacing NAME`): the training samples
 //! ordered by a stored difficulty — EXPR, SQL over `labels`, on each sample's identity view for the
-//! run's first teacher — easiest first (`--anti-curriculum`: hardest first); at every step the
+//! run's first teacher — easiest first, optionally with the classes interleaved (`--class-balanced`,
+//! [`balance`]), and `--anti-curriculum` reversing the result, in that order as Wu et al.'s
+//! `main_wo_test.py` does; at every step the
 //! pacing function admits the easiest prefix of that order, and the step's batch is drawn from the
 //! prefix (without replacement, at least a batch's worth of samples) and one of each drawn
 //! sample's selected views, all from the step's own seed. An epoch keeps the number of steps of
@@ -25,6 +27,8 @@ pub struct CurriculumConfig {
     pub difficulty: String,
     /// Hardest first.
     pub anti: bool,
+    /// Interleave the classes, easiest of each first.
+    pub class_balanced: bool,
     pub pacing: Pacing,
 }
 
@@ -59,16 +63,19 @@ impl Curriculum {
             if !value.is_finite() {
                 return Err(format!("sample {} has a difficulty of {value}", view.sample_id));
             }
-            keyed.push((if config.anti { -value } else { value }, view.sample_id, index));
+            keyed.push((value, view.sample_id, index, view.label));
         }
         keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let labels: Vec<i64> = keyed.iter().map(|k| k.3).collect();
+        let mut order: Vec<usize> = keyed.into_iter().map(|(_, _, index, _)| index).collect();
+        if config.class_balanced {
+            order = balance(&order, &labels);
+        }
+        if config.anti {
+            order.reverse();
+        }
         let steps_per_epoch = by_sample.len().div_ceil(batch_size.max(1));
-        Ok(Curriculum {
-            order: keyed.into_iter().map(|(_, _, index)| index).collect(),
-            pacing: config.pacing.clone(),
-            steps_per_epoch,
-            total_steps: steps_per_epoch * epochs,
-        })
+        Ok(Curriculum { order, pacing: config.pacing.clone(), steps_per_epoch, total_steps: steps_per_epoch * epochs })
     }
 
     /// The batches of `epoch` (1-based).
@@ -91,6 +98,25 @@ impl Curriculum {
             })
             .collect()
     }
+}
+
+/// Hacohen & Weinshall's `balance_order`, in Wu et al.'s version that also takes classes of
+/// unequal size: round g takes the g-th easiest item of every class that has one, in their order
+/// of difficulty, so that every prefix holds the classes nearly equally. `labels[i]` is the class
+/// of `order[i]`.
+pub fn balance(order: &[usize], labels: &[i64]) -> Vec<usize> {
+    let mut by_class: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
+    for (position, &label) in labels.iter().enumerate() {
+        by_class.entry(label).or_default().push(position);
+    }
+    let rounds = by_class.values().map(Vec::len).max().unwrap_or(0);
+    let mut balanced = Vec::with_capacity(order.len());
+    for round in 0..rounds {
+        let mut group: Vec<usize> = by_class.values().filter_map(|positions| positions.get(round).copied()).collect();
+        group.sort_unstable();
+        balanced.extend(group.into_iter().map(|position| order[position]));
+    }
+    balanced
 }
 
 #[cfg(test)]
@@ -127,6 +153,7 @@ mod tests {
         let config = CurriculumConfig {
             difficulty: "teacher_loss".into(),
             anti: false,
+            class_balanced: false,
             pacing: Pacing::parse("linear", &["a=0.5".into(), "b=0.2".into()]).unwrap(),
         };
         let curriculum = Curriculum::new(&config, &by_sample, &views, &difficulty, 4, 2).unwrap();
@@ -145,12 +172,25 @@ mod tests {
     }
 
     #[test]
+    fn class_balancing_interleaves_the_classes_easiest_first() {
+        // Difficulty order of items 10..17 with classes a a a b a c b c (as positions 0..7).
+        let order = [10, 11, 12, 13, 14, 15, 16, 17];
+        let labels = [0, 0, 0, 1, 0, 2, 1, 2];
+        // Round 0: first of each class (positions 0, 3, 5), round 1: (1, 6, 7), then (2), then (4).
+        assert_eq!(balance(&order, &labels), [10, 13, 15, 11, 16, 17, 12, 14]);
+    }
+
+    #[test]
     fn every_sample_needs_its_identity_view() {
         let (views, _, difficulty) = fixture();
         let jitter_only: Vec<SelectedView> = views.into_iter().filter(|v| v.recipe == "jitter").collect();
         let by_sample = super::super::batches::group_by_sample(&jitter_only);
-        let config =
-            CurriculumConfig { difficulty: "x".into(), anti: false, pacing: Pacing::parse("root", &[]).unwrap() };
+        let config = CurriculumConfig {
+            difficulty: "x".into(),
+            anti: false,
+            class_balanced: false,
+            pacing: Pacing::parse("root", &[]).unwrap(),
+        };
         let error = Curriculum::new(&config, &by_sample, &jitter_only, &difficulty, 4, 1).err().unwrap();
         assert!(error.contains("sample 0 has no identity view"), "{error}");
     }
