@@ -31,7 +31,9 @@ fn kdstore_links_no_libtorch_and_kdstore_torch_does() {
 #[test]
 fn help_lists_every_command_and_version_names_kdstore() {
     let help = stdout(&run_ok(&["--help"]));
-    for command in ["validate", "build", "query", "info", "train", "export", "show", "loss", "bench"] {
+    for command in
+        ["validate", "build", "query", "info", "train", "export", "show", "verify", "gc", "loss", "bench", "pacing"]
+    {
         assert!(help.lines().any(|line| line.trim_start().starts_with(command)), "{command} missing in:\n{help}");
     }
     let version = stdout(&run_ok(&["--version"]));
