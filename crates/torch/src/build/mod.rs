@@ -134,9 +134,8 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
             manifest.teachers.push(info);
             commit(root, &mut manifest, progress, &mut report, commits)?;
         }
-        if let (true, Some((key, path)), Some(ids)) =
-            (Parts::subset_missing(&manifest, target), &target.subset_part, teacher::subset_of(plan, &samples, target))
-        {
+        let missing_subset = target.subset_part.as_ref().filter(|_| Parts::subset_missing(&manifest, target));
+        if let Some(((key, path), ids)) = missing_subset.zip(teacher::subset_of(plan, &samples, target)) {
             manifest.files.push(writer::write_subset(root, path, key, &target.name, &ids)?);
             report.steps.push(format!("subset {}: {} training samples", target.name, ids.len()));
             commit(root, &mut manifest, progress, &mut report, commits)?;

@@ -89,7 +89,7 @@ pub(super) fn prepare_teacher(
             let model = model_path(target);
             if !root.join(&model).is_file() || !root.join(record_path(target)).is_file() {
                 let store = Store { root: root.to_path_buf(), manifest: manifest.clone() };
-                train_builtin(plan, &store, target, siblings, progress)?;
+                train_builtin(plan, &store, samples, target, siblings, progress)?;
             }
             let record_file = root.join(record_path(target));
             let record: serde_json::Value = std::fs::read_to_string(&record_file)
@@ -128,7 +128,12 @@ fn run_name(target: &TeacherTarget) -> &str {
 }
 
 /// The student trainer's configuration for a built-in teacher.
-fn teacher_training(plan: &Plan, store: &Store, target: &TeacherTarget, out: &Path) -> Result<TrainConfig, BuildError> {
+fn teacher_training(
+    plan: &Plan,
+    samples: &SampleTable,
+    target: &TeacherTarget,
+    out: &Path,
+) -> Result<TrainConfig, BuildError> {
     let TeacherConfig::Builtin {
         arch,
         width,
@@ -158,7 +163,7 @@ fn teacher_training(plan: &Plan, store: &Store, target: &TeacherTarget, out: &Pa
     let losses: Vec<String> = if loss.is_empty() { vec![default_loss.to_string()] } else { loss.clone() };
     let settings: Vec<String> = settings.iter().map(|(key, value)| format!("{key}={value}")).collect();
     let losses = parse_terms(&losses, &settings).map_err(|e| setup(format!("loss: {e}")))?;
-    let only_samples = subset_of(plan, &store.load_samples()?, target).map(Arc::new);
+    let only_samples = subset_of(plan, samples, target).map(Arc::new);
     Ok(TrainConfig {
         teachers: distill_from.iter().cloned().collect(),
         ensemble: None,
@@ -216,6 +221,7 @@ pub(super) fn subset_of(plan: &Plan, samples: &SampleTable, target: &TeacherTarg
 fn train_builtin(
     plan: &Plan,
     store: &Store,
+    samples: &SampleTable,
     target: &TeacherTarget,
     siblings: &[TeacherTarget],
     progress: &dyn Progress,
@@ -224,7 +230,7 @@ fn train_builtin(
     let base = run_name(target).to_string();
     let out = root.join(TRAINING_DIR).join(format!("{base}-{}", short(&target.training_key)));
     let failed = |e: crate::train::TrainError| BuildError::Training { teacher: base.clone(), source: Box::new(e) };
-    let config = teacher_training(plan, store, target, &out)?;
+    let config = teacher_training(plan, samples, target, &out)?;
     if !config.resume && out.exists() {
         // A finished run whose models were not all written: train it again.
         std::fs::remove_dir_all(&out).map_err(|source| BuildError::Io { path: out.clone(), source })?;

@@ -122,21 +122,7 @@ pub fn balance(order: &[usize], labels: &[i64]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn view(view_id: i64, sample_id: i64, recipe: &str) -> SelectedView {
-        SelectedView {
-            view_id,
-            sample_id,
-            recipe: recipe.into(),
-            seed: 0,
-            input_hash: 0,
-            label: 0,
-            partner_id: None,
-            partner_label: 0,
-            lam: 1.0,
-            teacher_logits: vec![],
-        }
-    }
+    use crate::train::test_view as view;
 
     /// 20 samples, each an identity view (id 2s) and a jitter view (2s + 1); difficulty = s.
     fn fixture() -> (Vec<SelectedView>, Vec<SampleViews>, HashMap<i64, f64>) {

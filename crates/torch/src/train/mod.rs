@@ -742,6 +742,23 @@ fn epochs_table(epochs: &[EpochMetrics]) -> Vec<(&'static str, Values)> {
     ]
 }
 
+/// A selected view with only its identifiers set, for the unit tests of the batch pieces.
+#[cfg(test)]
+pub(crate) fn test_view(view_id: i64, sample_id: i64, recipe: &str) -> SelectedView {
+    SelectedView {
+        view_id,
+        sample_id,
+        recipe: recipe.into(),
+        seed: 0,
+        input_hash: 0,
+        label: 0,
+        partner_id: None,
+        partner_label: 0,
+        lam: 1.0,
+        teacher_logits: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::keeps;

@@ -222,21 +222,7 @@ fn stratum(rank: usize, n: usize, k: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn view(view_id: i64) -> SelectedView {
-        SelectedView {
-            view_id,
-            sample_id: view_id / 2,
-            recipe: "identity".into(),
-            seed: 0,
-            input_hash: 0,
-            label: 0,
-            partner_id: None,
-            partner_label: 0,
-            lam: 1.0,
-            teacher_logits: vec![],
-        }
-    }
+    use crate::train::test_view as view;
 
     #[test]
     fn strata_are_near_equal_and_cover_every_rank() {
@@ -253,7 +239,7 @@ mod tests {
 
     #[test]
     fn the_easiest_views_go_to_the_smallest_teacher() {
-        let views: Vec<SelectedView> = (0..6).map(view).collect();
+        let views: Vec<SelectedView> = (0..6).map(|id| view(id, id / 2, "identity")).collect();
         // Teacher 1 is the smallest, then 0.
         let difficulty: HashMap<i64, f64> = [(0, 0.9), (1, 0.1), (2, 0.5), (3, 0.2), (4, 0.7), (5, 0.2)].into();
         assert_eq!(curriculum(&views, &difficulty, &[1, 0]).unwrap(), [0, 1, 0, 1, 0, 1]);
