@@ -280,3 +280,39 @@ batch_size = 64
     run_ok(&["build", path_str(&pipeline)]);
     (store, pipeline)
 }
+
+/// A training's `results.json`.
+pub fn results(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
+}
+
+/// Starts `kdstore ARGS` (a training into `out`) and kills it as soon as its first checkpoint is
+/// on disk, leaving an interrupted run.
+pub fn interrupt_at_first_checkpoint(args: &[String], out: &Path) {
+    let mut child = kdstore().args(args).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    let checkpointed = || {
+        std::fs::read_dir(out.join("checkpoints"))
+            .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("epoch-")))
+    };
+    while !checkpointed() {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.join("results.json").exists(), "the run was interrupted before its end");
+}
+
+/// Asserts that two finished trainings ended with the same weights, losses and test metrics.
+pub fn assert_same_training(a: &Path, b: &Path) {
+    for file in ["student.safetensors", "last.safetensors"] {
+        assert_eq!(std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap(), "{file}");
+    }
+    let (a, b) = (results(a), results(b));
+    let losses = |r: &serde_json::Value| -> Vec<serde_json::Value> {
+        r["epochs"].as_array().unwrap().iter().map(|e| e["train_loss"].clone()).collect()
+    };
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!((&a["test"], &a["best_epoch"]), (&b["test"], &b["best_epoch"]));
+}

@@ -15,12 +15,28 @@ fn every_loss_matches_its_official_formula() {
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "check_losses.py:\n{report}");
     let checked = report.lines().filter(|l| l.starts_with("ok: ")).count();
-    // Per trial: 16 logit cases, 3 mixed, 1 warm-up and 7 ensembles of three and of two teachers.
-    assert_eq!(checked, 3 * (16 + 3 + 1 + 2 * 7) + 3 + 2 + 2 + 4, "{report}");
+    // Per trial: 28 logit cases, 3 mixed, 1 warm-up, 4 self-paced weightings and 7 ensembles of
+    // three and of two teachers.
+    assert_eq!(checked, 3 * (28 + 3 + 1 + 4 + 2 * 7) + 3 + 2 + 2 + 4, "{report}");
     for ensemble in ["camkd", "ebkd", "mean"] {
         assert!(report.contains(&format!("ok: kd --ensemble {ensemble} ")), "{ensemble} unchecked:\n{report}");
     }
-    for name in ["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk", "dlkd"] {
+    for name in [
+        "ce",
+        "kd",
+        "reverse-kl",
+        "jsd",
+        "dist",
+        "dkd",
+        "mixkd",
+        "sp",
+        "sk",
+        "dlkd",
+        "tfkd",
+        "tfkd-self",
+        "pskd",
+        "bdkd",
+    ] {
         assert!(report.contains(&format!("ok: {name} ")), "{name} unchecked:\n{report}");
     }
 }

@@ -9,6 +9,7 @@ mod errors;
 mod export;
 mod integrity;
 mod losses;
+mod objectives;
 mod pacing;
 mod python;
 mod query;

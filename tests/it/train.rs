@@ -4,10 +4,6 @@ use polars::prelude::SerReader;
 
 use crate::common::*;
 
-fn results(dir: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
-}
-
 #[test]
 fn students_train_from_the_store_and_report_their_results() {
     let store = basicmotions_store();
@@ -344,19 +340,7 @@ fn an_interrupted_training_resumes_to_the_same_weights() {
 
     // Kill a run as soon as its first checkpoint is on disk.
     let out = dir.path().join("interrupted");
-    let mut child = kdstore().args(args(&out)).stderr(std::process::Stdio::null()).spawn().unwrap();
-    let started = std::time::Instant::now();
-    let checkpointed = || {
-        std::fs::read_dir(out.join("checkpoints"))
-            .is_ok_and(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("epoch-")))
-    };
-    while !checkpointed() {
-        assert!(started.elapsed().as_secs() < 120, "no checkpoint appeared");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(!out.join("results.json").exists(), "the run was interrupted before its end");
+    interrupt_at_first_checkpoint(&args(&out), &out);
 
     let again = run(&args(&out).iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(again.status.code(), Some(1));
@@ -367,15 +351,7 @@ fn an_interrupted_training_resumes_to_the_same_weights() {
     assert!(stderr(&changed).contains("learning_rate: 0.02 then, 0.03 now"), "{}", stderr(&changed));
 
     run_ok(&[args(&out).iter().map(String::as_str).collect::<Vec<_>>(), vec!["--resume"]].concat());
-    for file in ["student.safetensors", "last.safetensors"] {
-        assert_eq!(std::fs::read(straight.join(file)).unwrap(), std::fs::read(out.join(file)).unwrap(), "{file}");
-    }
-    let (a, b) = (results(&straight), results(&out));
-    let losses = |r: &serde_json::Value| -> Vec<serde_json::Value> {
-        r["epochs"].as_array().unwrap().iter().map(|e| e["train_loss"].clone()).collect()
-    };
-    assert_eq!(losses(&a), losses(&b));
-    assert_eq!((&a["test"], &a["best_epoch"]), (&b["test"], &b["best_epoch"]));
+    assert_same_training(&straight, &out);
     let nothing = run(&[args(&out).iter().map(String::as_str).collect::<Vec<_>>(), vec!["--resume"]].concat());
     assert_eq!(nothing.status.code(), Some(1));
     assert!(stderr(&nothing).contains("holds no checkpoint"), "{}", stderr(&nothing));

@@ -4,7 +4,10 @@ hunto/image_classification_sota (DIST), hchoi71/MIX-KD (MIXSTD), RepDistiller (S
 (SK), TRL's generalised JSD and reverse KL (with kdstore's documented T² factor), ifding/DLKD
 (AlignLoss, CorrLoss, SupConLoss and their heads, as its `mlkd` mode combines them), and for
 several teachers Rorozhl/CA-MKD (its CAMKD logit term and EBKD baseline) and the probability mean
-of `--ensemble mean`. Random inputs,
+of `--ensemble mean`; yuanli2333/Teacher-free-Knowledge-Distillation (`loss_kd_regularization`,
+`loss_kd_self`), lgcnsai/PS-KD-Pytorch (its soft targets and `Custom_CrossEntropy_PSKD`), an
+independent reference of kdstore's documented BD-KD construction, and ljrprocc/DFKD's `curr_v`
+self-paced weights on per-sample KD losses (`--sample-weight`). Random inputs,
 several settings each; plus two values printed by the official SP and SK code on fixed inputs.
 
 usage: check_losses.py KDSTORE_BINARY
@@ -18,11 +21,15 @@ import subprocess
 import sys
 import tempfile
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 torch.set_default_dtype(torch.float64)
+# Tf-KD runs on torch 1.2, where nn.KLDivLoss() means over batch x classes; newer torch says so.
+warnings.filterwarnings("ignore", message="reduction: .mean. divides")
 
 
 # ---- the official formulas -----------------------------------------------------------------------
@@ -149,6 +156,65 @@ def dlkd(zs, y, fs, ft, heads, views=4, gamma=1.0, alpha=50.0, beta=1.0, delta=2
     return gamma * ce_loss + alpha * corr_loss + beta * supcon + delta * align_loss
 
 
+# ---- Teacher-free KD: my_loss_function.py (torch 1.2: nn.KLDivLoss() means over batch x classes) ---
+
+def tfkd(zs, zt, y, yp, lam, alpha=0.1, temperature=20.0, multiplier=100.0, correct_prob=0.99):
+    T = temperature
+    loss_CE = F.cross_entropy(zs, y)
+    K = zs.size(1)
+    teacher_soft = torch.ones_like(zs)
+    teacher_soft = teacher_soft * (1 - correct_prob) / (K - 1)
+    for i in range(zs.shape[0]):
+        teacher_soft[i, y[i]] = correct_prob
+    loss_soft_regu = torch.nn.KLDivLoss()(F.log_softmax(zs, dim=1), F.softmax(teacher_soft / T, dim=1)) * multiplier
+    return (1.0 - alpha) * loss_CE + alpha * loss_soft_regu
+
+
+def tfkd_self(zs, zt, y, yp, lam, alpha=0.95, temperature=6.0, multiplier=50.0):
+    T = temperature
+    loss_CE = F.cross_entropy(zs, y)
+    D_KL = torch.nn.KLDivLoss()(F.log_softmax(zs / T, dim=1), F.softmax(zt / T, dim=1)) * (T * T) * multiplier
+    return (1.0 - alpha) * loss_CE + alpha * D_KL
+
+
+# ---- PS-KD: main.py's soft targets, loss/pskd_loss.py; zt holds the previous epoch's logits -------
+
+def pskd(zs, zt, y, yp, lam, alpha=0.8):
+    targets_one_hot = torch.eye(zs.shape[1])[y]
+    soft_targets = ((1 - alpha) * targets_one_hot) + (alpha * F.softmax(zt, dim=1))
+    log_probs = F.log_softmax(zs, dim=1)
+    return (-soft_targets * log_probs).mean(0).sum()
+
+
+# ---- BD-KD: kdstore's documented construction (README), written independently --------------------
+
+def bdkd(zs, zt, y, yp, lam, temperature=4.0, ce_weight=0.1, kd_weight=0.9, scale=0.1, beta=1.0):
+    T = temperature
+    ls, lt = F.log_softmax(zs / T, dim=1), F.log_softmax(zt / T, dim=1)
+    h_s, h_t = -(ls.exp() * ls).sum(1), -(lt.exp() * lt).sum(1)
+    w = (h_s > h_t).double() if scale == 0 else torch.sigmoid((h_s - h_t) / scale)
+    forward = (lt.exp() * (lt - ls)).sum(1)
+    reverse = (ls.exp() * (ls - lt)).sum(1)
+    return ce_weight * F.cross_entropy(zs, y) + kd_weight * T**2 * (w * reverse + (1 - w) * forward).mean()
+
+
+# ---- CuDFKD: datafree/datasets/utils.py curr_v, used per sample as (v * l).mean() ----------------
+
+def curr_v(l, lamda, spl_type):
+    if spl_type == "hard":
+        v = (l < lamda).double()
+    elif spl_type == "soft":
+        v = (l < lamda).double()
+        v *= 1 - l / lamda
+    elif spl_type == "log":
+        v = (1 + math.exp(-lamda)) / (1 + (l - lamda).exp())
+    return v
+
+
+SPL_CASES = [("spl", "log", {}), ("spl", "log", {"lambda_0": 2.0, "alpha": 0.0001}),
+             ("spl-hard", "hard", {"lambda_0": 1.5}), ("spl-soft", "soft", {"lambda_0": 2.5, "alpha": 0.001})]
+
+
 LOGIT_CASES = [
     ("ce", ce, {}), ("kd", kd, {}), ("kd", kd, {"temperature": 1.0, "ce_weight": 0.0, "kd_weight": 1.0}),
     ("kd", kd, {"temperature": 2.5, "ce_weight": 0.5, "kd_weight": 0.5}),
@@ -158,6 +224,12 @@ LOGIT_CASES = [
     ("dkd", dkd, {}), ("dkd", dkd, {"alpha": 1.0, "beta": 2.0, "temperature": 1.0}),
     ("dkd", dkd, {"alpha": 0.5, "beta": 0.5, "temperature": 1.0}),
     ("mixkd", mixkd, {}), ("mixkd", mixkd, {"ce_weight": 0.0, "kd_weight": 1.0, "temperature": 2.0}),
+    ("tfkd", tfkd, {}), ("tfkd", tfkd, {"alpha": 0.95, "temperature": 40.0, "multiplier": 1.0}),
+    ("tfkd", tfkd, {"alpha": 0.5, "temperature": 1.0, "multiplier": 10.0, "correct_prob": 0.9}),
+    ("tfkd-self", tfkd_self, {}), ("tfkd-self", tfkd_self, {"alpha": 0.4, "temperature": 20.0, "multiplier": 50.0}),
+    ("pskd", pskd, {}), ("pskd", pskd, {"alpha": 0.0}), ("pskd", pskd, {"alpha": 0.37}),
+    ("bdkd", bdkd, {}), ("bdkd", bdkd, {"scale": 0.0}), ("bdkd", bdkd, {"temperature": 1.0, "scale": 2.0}),
+    ("bdkd", bdkd, {"ce_weight": 0.0, "kd_weight": 1.0, "temperature": 2.0, "scale": 0.5}),
 ]
 
 
@@ -203,12 +275,12 @@ ENSEMBLE_CASES = [
 ]
 
 
-def run(binary, args):
+def run(binary, args, field="value"):
     out = subprocess.run([binary, "loss", *args, "--json"], capture_output=True, text=True)
     if out.returncode != 0:
         print(f"FAIL: kdstore loss {' '.join(args)}: {out.stderr.strip()}")
         sys.exit(1)
-    return json.loads(out.stdout)["value"]
+    return json.loads(out.stdout)[field]
 
 
 def compare(label, got, want):
@@ -266,6 +338,20 @@ def main(binary):
                     got = run(binary, ["kd", *several, "--ensemble", ensemble, *sets])
                     want = reference(zs_t, teachers, y_t, **settings).item()
                     compare(f"kd --ensemble {ensemble} {settings} K={count} B={batch} C={classes}", got, want)
+            # Self-paced weights on the per-sample KD losses (CuDFKD: KL at T, times T^2, no CE).
+            rows = kl_rows_t2(zs_t, zt_t, 4.0)
+            for flag, variant, settings in SPL_CASES:
+                iteration = 1200
+                lamda = settings.get("lambda_0", 1.0) + settings.get("alpha", 0.0001) * iteration
+                sets = [a for k, v in settings.items() for a in ("--set", f"spl.{k}={v}")]
+                args = ["kd", *files, "--set", "ce_weight=0", "--set", "kd_weight=1", "--sample-weight", flag, *sets,
+                        "--iteration", str(iteration)]
+                v = curr_v(rows, lamda, variant)
+                compare(f"kd --sample-weight {flag} {settings} B={batch}", run(binary, args), (v * rows).mean().item())
+                for b, (got, want) in enumerate(zip(run(binary, args, "weights"), v.tolist())):
+                    if abs(got - want) > 1e-9 * max(1.0, abs(want)):
+                        print(f"FAIL: {flag} weight of row {b}: kdstore {got!r}, curr_v {want!r}")
+                        sys.exit(1)
             # DKD during warm-up: epoch 5 of 20.
             got = run(binary, ["dkd", *files, "--epoch", "5"])
             compare(f"dkd epoch 5 B={batch}", got, 0.25 * dkd(zs_t, zt_t, y_t, y_t, lam1).item())

@@ -54,7 +54,7 @@ impl Pacing {
         let pacing = match name {
             "linear" | "quad" | "root" | "step" | "exp" | "log" => {
                 let (a, b) = (take("a", 0.8), take("b", 0.2));
-                if !(a.is_finite() && a > 0.0) || !(0.0..=1.0).contains(&b) {
+                if !(a.is_finite() && a > 0.0 && (0.0..=1.0).contains(&b)) {
                     return Err(format!("pacing {name}: a must be > 0 and b in [0, 1], got a = {a}, b = {b}"));
                 }
                 match name {
@@ -69,7 +69,7 @@ impl Pacing {
             "exponential" => {
                 let (start, factor, step_length) =
                     (take("start", 0.04), take("factor", 1.9), take("step_length", 100.0));
-                if !(start > 0.0 && start <= 1.0) || !(factor.is_finite() && factor >= 1.0) || step_length < 1.0 {
+                if !(start > 0.0 && start <= 1.0 && factor.is_finite() && factor >= 1.0) || step_length < 1.0 {
                     return Err(format!(
                         "pacing exponential: start must be in (0, 1], factor >= 1 and step_length >= 1, got {start}, {factor}, {step_length}"
                     ));

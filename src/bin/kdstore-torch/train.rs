@@ -6,6 +6,7 @@ use kdstore_core::arch::ArchKind;
 use kdstore_core::pacing::Pacing;
 use kdstore_torch::losses::parse_terms;
 use kdstore_torch::train::curriculum::CurriculumConfig;
+use kdstore_torch::train::sample_weights::SampleWeight;
 use kdstore_torch::train::schedule::Schedule;
 use kdstore_torch::train::{self, EnsembleChoice, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
 
@@ -150,8 +151,9 @@ pub struct Args {
     #[arg(long)]
     online: bool,
     /// Online KD: train a fresh teacher of the store teacher's built-in architecture together with
-    /// the student (Deep Mutual Learning: the teacher minimises CE + KL(student ‖ teacher)); the
-    /// student's losses read its current logits. Stored logits are not used.
+    /// the student (Deep Mutual Learning: the teacher minimises CE + KL(student ‖ teacher); with
+    /// --loss bdkd, CE + beta·T²·KL(teacher ‖ student)); the student's losses read its current
+    /// logits. Stored logits are not used.
     #[arg(long, conflicts_with = "online")]
     co_train: bool,
     /// Order the training samples by this difficulty (SQL over `labels`, on each sample's identity
@@ -159,6 +161,10 @@ pub struct Args {
     /// pace of --pacing.
     #[arg(long, value_name = "SQL")]
     curriculum: Option<String>,
+    /// With --curriculum: order every selected view by its own difficulty (not each sample by its
+    /// identity view's), and admit views.
+    #[arg(long, requires = "curriculum")]
+    curriculum_per_view: bool,
     /// With --curriculum: hardest first.
     #[arg(long, requires = "curriculum")]
     anti_curriculum: bool,
@@ -169,6 +175,11 @@ pub struct Args {
     /// its settings are --set pacing.KEY=VALUE.
     #[arg(long, requires = "curriculum", default_value = "linear")]
     pacing: String,
+    /// Weigh each sample's objective: spl (CuDFKD's self-paced log weights, v = (1 + e^-λ) /
+    /// (1 + e^(l-λ)), λ = λ0 + α·step; --set spl.lambda_0=1 --set spl.alpha=0.0001), spl-hard,
+    /// spl-soft, or a static weight per view, an SQL expression over the first teacher's `labels`.
+    #[arg(long, value_name = "spl|spl-hard|spl-soft|SQL")]
+    sample_weight: Option<String>,
     /// The input channels the student sees, e.g. 0,1,2 (default all); the teachers see theirs.
     #[arg(long, value_delimiter = ',', value_name = "C,C,…")]
     student_channels: Option<Vec<usize>>,
@@ -194,14 +205,28 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         true => vec![teacher_or_first(&store, None)?],
         false => args.teachers.clone(),
     };
-    let (pacing_settings, loss_settings): (Vec<String>, Vec<String>) =
+    let (pacing_settings, settings): (Vec<String>, Vec<String>) =
         args.settings.iter().cloned().partition(|s| s.starts_with("pacing."));
+    let (spl_settings, loss_settings): (Vec<String>, Vec<String>) =
+        settings.into_iter().partition(|s| s.starts_with("spl."));
     let losses = parse_terms(&args.losses, &loss_settings).map_err(UserError::msg)?;
+    let spl_settings: Vec<String> = spl_settings.iter().map(|s| s["spl.".len()..].to_string()).collect();
+    let sample_weight = match &args.sample_weight {
+        Some(name) => Some(SampleWeight::parse(name, &spl_settings).map_err(UserError::msg)?),
+        None if !spl_settings.is_empty() => {
+            return Err(UserError::msg(format!(
+                "--set spl.{}: self-paced settings go with --sample-weight spl",
+                spl_settings[0]
+            )))
+        }
+        None => None,
+    };
     let curriculum = match &args.curriculum {
         Some(difficulty) => Some(CurriculumConfig {
             difficulty: difficulty.clone(),
             anti: args.anti_curriculum,
             class_balanced: args.class_balanced,
+            per_view: args.curriculum_per_view,
             pacing: Pacing::parse(&args.pacing, &pacing_settings).map_err(UserError::msg)?,
         }),
         None if !pacing_settings.is_empty() => {
@@ -261,6 +286,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         },
         warmup_epochs: args.warmup_epochs,
         curriculum,
+        sample_weight,
         clip_grad_norm: args.clip_grad_norm,
         views: match args.views {
             Views::OnePerSample => ViewsPerEpoch::OnePerSample,

@@ -187,6 +187,7 @@ fn teacher_training(
         },
         warmup_epochs: *warmup_epochs,
         curriculum: None,
+        sample_weight: None,
         clip_grad_norm: None,
         views: ViewsPerEpoch::OnePerSample,
         seed: seed::purpose_seed(plan.file.seed, &format!("teacher/{base}")),

@@ -66,9 +66,14 @@ pub fn mixed_nll(log_p: &Tensor, targets: &Targets) -> Result<Tensor, tch::TchEr
     Ok(-(log_p * &targets.distribution).f_sum_dim_intlist(1, false, log_p.kind())?)
 }
 
+/// Cross-entropy with the (mixed) labels of each row.
+pub fn ce_rows(student: &Tensor, targets: &Targets) -> Result<Tensor, tch::TchError> {
+    mixed_nll(&student.f_log_softmax(-1, student.kind())?, targets)
+}
+
 /// Cross-entropy with the (mixed) labels, batch mean.
 pub fn cross_entropy(student: &Tensor, targets: &Targets) -> Result<Tensor, tch::TchError> {
-    let per_sample = mixed_nll(&student.f_log_softmax(-1, student.kind())?, targets)?;
+    let per_sample = ce_rows(student, targets)?;
     Ok(per_sample.mean(per_sample.kind()))
 }
 

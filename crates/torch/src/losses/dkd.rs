@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::{kl_rows, non_negative, positive, LossError, Targets};
+use super::{kl_rows, non_negative, positive, Targets};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,19 +56,20 @@ impl DkdConfig {
         .collect()
     }
 
-    pub fn compute(
+    /// Per-sample values; their batch mean is the loss (mdistiller's sums over the batch divided by B).
+    pub fn rows(
         &self,
         student: &Tensor,
         teacher: &Tensor,
         targets: &Targets,
         epoch: Option<usize>,
-    ) -> Result<Tensor, LossError> {
+    ) -> Result<Tensor, tch::TchError> {
         let (tckd, nckd) = self.terms(student, teacher, &targets.labels)?;
         let ramp = epoch.map_or(1.0, |e| (e as f64 / self.warmup).min(1.0));
         Ok((tckd * self.alpha + nckd * self.beta) * ramp)
     }
 
-    /// (TCKD, NCKD), each already multiplied by T² and divided by the batch size.
+    /// (TCKD, NCKD) of each row, each already multiplied by T².
     pub fn terms(
         &self,
         student: &Tensor,
@@ -76,7 +77,6 @@ impl DkdConfig {
         labels: &Tensor,
     ) -> Result<(Tensor, Tensor), tch::TchError> {
         let (t, kind) = (self.temperature, student.kind());
-        let batch = student.size()[0] as f64;
         let classes = student.size()[1];
         let gt = labels.f_one_hot(classes)?.to_kind(kind);
         let other: Tensor = 1.0 - &gt;
@@ -86,9 +86,9 @@ impl DkdConfig {
             let rest = (&p * &other).f_sum_dim_intlist(&[1i64][..], true, kind)?;
             Tensor::f_cat(&[target, rest], 1)?.f_log()
         };
-        let tckd = kl_rows(&binary(teacher)?, &binary(student)?)?.sum(kind) * (t * t) / batch;
+        let tckd = kl_rows(&binary(teacher)?, &binary(student)?)? * (t * t);
         let masked = |z: &Tensor| -> Result<Tensor, tch::TchError> { (z / t - &gt * 1000.0).f_log_softmax(-1, kind) };
-        let nckd = kl_rows(&masked(teacher)?, &masked(student)?)?.sum(kind) * (t * t) / batch;
+        let nckd = kl_rows(&masked(teacher)?, &masked(student)?)? * (t * t);
         Ok((tckd, nckd))
     }
 }
@@ -108,6 +108,7 @@ mod tests {
         let labels = Tensor::from_slice(&[0i64, 1]);
         let config = DkdConfig { alpha: 1.0, beta: 1.0, temperature: 1.0, warmup: 20.0 };
         let (tckd, nckd) = config.terms(&s, &t, &labels).unwrap();
+        let (tckd, nckd) = (tckd.sum(Kind::Double), nckd.sum(Kind::Double));
         let p_t = t.softmax(-1, Kind::Double);
         let p_target = [p_t.double_value(&[0, 0]), p_t.double_value(&[1, 1])];
         // Per-sample NCKD weights differ, so check on one sample at a time.
@@ -116,7 +117,8 @@ mod tests {
             let label = labels.narrow(0, row as i64, 1);
             let (tc, nc) = config.terms(&pick(&s), &pick(&t), &label).unwrap();
             let kd = value(&kd_term(&pick(&s), &pick(&t), 1.0).unwrap());
-            assert!((value(&tc) + (1.0 - p) * value(&nc) - kd).abs() < 1e-9);
+            let (tc, nc) = (value(&tc.sum(Kind::Double)), value(&nc.sum(Kind::Double)));
+            assert!((tc + (1.0 - p) * nc - kd).abs() < 1e-9);
         }
         assert!(value(&tckd) > 0.0 && value(&nckd) > 0.0);
     }
@@ -127,9 +129,9 @@ mod tests {
         let t = matrix(&[&[3.0, 0.0, -1.0]]);
         let targets = Targets::plain(Tensor::from_slice(&[2i64]), 3);
         let config = DkdConfig { alpha: 1.0, beta: 8.0, temperature: 4.0, warmup: 20.0 };
-        let full = value(&config.compute(&s, &t, &targets, None).unwrap());
-        let early = value(&config.compute(&s, &t, &targets, Some(5)).unwrap());
+        let full = value(&config.rows(&s, &t, &targets, None).unwrap().sum(Kind::Double));
+        let early = value(&config.rows(&s, &t, &targets, Some(5)).unwrap().sum(Kind::Double));
         assert!((early - full * 0.25).abs() < 1e-12);
-        assert_eq!(value(&config.compute(&s, &t, &targets, Some(40)).unwrap()), full);
+        assert_eq!(value(&config.rows(&s, &t, &targets, Some(40)).unwrap().sum(Kind::Double)), full);
     }
 }

@@ -62,7 +62,14 @@ pub fn temperature_of(config: &LossConfig) -> Option<f64> {
         LossConfig::Dist(c) => Some(c.tau),
         LossConfig::Dkd(c) => Some(c.temperature),
         LossConfig::Mixkd(c) => Some(c.temperature),
-        LossConfig::Ce(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_) => None,
+        LossConfig::TfkdSelf(c) => Some(c.temperature),
+        LossConfig::Bdkd(c) => Some(c.temperature),
+        LossConfig::Ce(_)
+        | LossConfig::Sp(_)
+        | LossConfig::Sk(_)
+        | LossConfig::Dlkd(_)
+        | LossConfig::Tfkd(_)
+        | LossConfig::Pskd(_) => None,
     }
 }
 
@@ -118,8 +125,9 @@ pub fn weights(ensemble: Ensemble, teachers: &[Tensor], targets: &Targets) -> Re
     })
 }
 
-/// `Σ_k Σ_b w[k,b] · T² · KL(softmax(t^k_b/T) ‖ softmax(s_b/T)) / (B · K)`, CA-MKD's reduction.
-pub fn weighted_kd_term(
+/// `Σ_k w[k,b] · T² · KL(softmax(t^k_b/T) ‖ softmax(s_b/T)) / K` of each row b; their batch mean is
+/// CA-MKD's reduction, `/ (B · K)`.
+pub fn weighted_kd_rows(
     student: &Tensor,
     teachers: &[Tensor],
     weights: &Tensor,
@@ -131,18 +139,19 @@ pub fn weighted_kd_term(
         .map(|t| kl_rows(&log_softmax_t(&t.detach(), temperature)?, &log_q))
         .collect::<Result<_, _>>()?;
     let rows = Tensor::f_stack(&rows, 0)? * (temperature * temperature);
-    let (k, b) = (teachers.len() as f64, student.size()[0].max(1) as f64);
-    Ok((rows * weights).f_sum(student.kind())? / (b * k))
+    Ok((rows * weights).f_sum_dim_intlist(0, false, student.kind())? / teachers.len() as f64)
 }
 
-/// The value of `config` with `teachers` combined by `ensemble`; `compute` runs the loss on a
-/// single teacher's logits (the mean target), `targets` are the batch's labels.
+/// The value of `config` with `teachers` combined by `ensemble` (per row with `per_row`, as
+/// [`LossConfig::compute`] gives it); `compute` runs the loss on a single teacher's logits (the mean
+/// target), `targets` are the batch's labels.
 pub fn compute(
     config: &LossConfig,
     ensemble: Ensemble,
     student: &Tensor,
     teachers: &[Tensor],
     targets: &Targets,
+    per_row: bool,
     compute: impl FnOnce(&Tensor) -> Result<Tensor, LossError>,
 ) -> Result<Tensor, LossError> {
     let name = config.name();
@@ -162,11 +171,11 @@ pub fn compute(
         }
         (Ensemble::Camkd | Ensemble::Ebkd, LossConfig::Kd(kd)) => {
             let weights = weights(ensemble, teachers, targets)?;
-            let mut loss = weighted_kd_term(student, teachers, &weights, kd.temperature)? * kd.kd_weight;
+            let mut rows = weighted_kd_rows(student, teachers, &weights, kd.temperature)? * kd.kd_weight;
             if kd.ce_weight != 0.0 {
-                loss += super::cross_entropy(student, targets)? * kd.ce_weight;
+                rows += super::ce::ce_rows(student, targets)? * kd.ce_weight;
             }
-            Ok(loss)
+            Ok(if per_row { rows } else { super::batch_mean(&rows) })
         }
         (_, _) => Err(input(format!(
             "the {} ensemble weights per-sample KL terms, which only kd has (CA-MKD's and EBKD's logit loss); use --ensemble mean with {name}",
@@ -178,7 +187,7 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::losses::{kd::KdConfig, matrix, value};
+    use crate::losses::{kd::KdConfig, matrix, value, LossInputs};
 
     /// The test vector of docs/notes/multi-teacher-targets.md (a transcription of the official code).
     fn fixture() -> (Tensor, Vec<Tensor>, Targets) {
@@ -199,17 +208,9 @@ mod tests {
         let (student, teachers, targets) = fixture();
         let config = term_only();
         let single = |teacher: &Tensor| {
-            config.compute(&crate::losses::LossInputs {
-                student: &student,
-                teacher: Some(teacher),
-                targets: &targets,
-                student_features: None,
-                teacher_features: None,
-                epoch: None,
-                heads: None,
-            })
+            config.compute(&crate::losses::LossInputs { teacher: Some(teacher), ..LossInputs::new(&student, &targets) })
         };
-        value(&compute(&config, ensemble, &student, &teachers, &targets, single).unwrap())
+        value(&compute(&config, ensemble, &student, &teachers, &targets, false, single).unwrap())
     }
 
     #[test]
@@ -237,10 +238,11 @@ mod tests {
     #[test]
     fn one_teacher_or_a_loss_without_rows_is_refused() {
         let (student, teachers, targets) = fixture();
-        let error = compute(&term_only(), Ensemble::Camkd, &student, &teachers[..1], &targets, |_| unreachable!());
+        let error =
+            compute(&term_only(), Ensemble::Camkd, &student, &teachers[..1], &targets, false, |_| unreachable!());
         assert!(error.unwrap_err().to_string().contains("at least two teachers"));
         let dist = LossConfig::parse("dist", &[]).unwrap();
-        let error = compute(&dist, Ensemble::Ebkd, &student, &teachers, &targets, |_| unreachable!());
+        let error = compute(&dist, Ensemble::Ebkd, &student, &teachers, &targets, false, |_| unreachable!());
         assert!(error.unwrap_err().to_string().contains("use --ensemble mean"));
     }
 }

@@ -48,6 +48,15 @@ fn optional(path: &Option<PathBuf>, integers: bool) -> Result<Option<Tensor>, St
 
 /// The value of `config` on the files.
 pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, String> {
+    Ok(compute(config, files, false)?.double_value(&[]))
+}
+
+/// The per-sample values of `config` on the files (their mean is [`loss_from_files`]'s value).
+pub fn loss_rows_from_files(config: &LossConfig, files: &LossFiles) -> Result<Vec<f64>, String> {
+    Vec::<f64>::try_from(compute(config, files, true)?).map_err(|e| e.to_string())
+}
+
+fn compute(config: &LossConfig, files: &LossFiles, per_row: bool) -> Result<Tensor, String> {
     let name = config.name();
     let needed =
         |flag: &str, value: &Option<PathBuf>| value.clone().ok_or_else(|| format!("loss {name}: needs {flag}"));
@@ -116,20 +125,23 @@ pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, St
         }
         _ => None,
     };
+    // pskd's teacher is the student of the previous epoch.
+    let is_pskd = matches!(config, LossConfig::Pskd(_));
     let inputs = LossInputs {
-        student: &student,
-        teacher: teachers.first(),
-        targets: &targets,
+        teacher: teachers.first().filter(|_| !is_pskd),
+        previous: teachers.first().filter(|_| is_pskd),
         student_features: student_features.as_ref(),
         teacher_features: teacher_features.as_ref(),
         epoch: files.epoch,
         heads: heads.as_ref(),
+        per_row,
+        ..LossInputs::new(&student, &targets)
     };
     let value = match files.ensemble {
-        Some(e) => ensemble::compute(config, e, &student, &teachers, &targets, |target| {
+        Some(e) => ensemble::compute(config, e, &student, &teachers, &targets, per_row, |target| {
             config.compute(&LossInputs { teacher: Some(target), ..inputs })
         }),
         None => config.compute(&inputs),
     };
-    Ok(value.map_err(|e| e.to_string())?.double_value(&[]))
+    value.map_err(|e| e.to_string())
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::reverse_kl::one;
-use super::{batch_mean, kl_rows, log_softmax_t, positive};
+use super::{kl_rows, log_softmax_t, positive};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,13 +35,14 @@ impl JsdConfig {
         problems
     }
 
-    pub fn compute(&self, student: &Tensor, teacher: &Tensor) -> Result<Tensor, tch::TchError> {
+    /// Per-sample values; their batch mean is the loss.
+    pub fn rows(&self, student: &Tensor, teacher: &Tensor) -> Result<Tensor, tch::TchError> {
         let t = self.temperature;
         let (log_s, log_t) = (log_softmax_t(student, t)?, log_softmax_t(teacher, t)?);
         let log_m = Tensor::f_stack(&[&log_s + (1.0 - self.beta).ln(), &log_t + self.beta.ln()], 0)?
             .f_logsumexp(&[0i64][..], false)?;
         let rows = kl_rows(&log_t, &log_m)? * self.beta + kl_rows(&log_s, &log_m)? * (1.0 - self.beta);
-        Ok(batch_mean(&rows) * (t * t))
+        Ok(rows * (t * t))
     }
 }
 
@@ -55,9 +56,10 @@ mod tests {
         let s = matrix(&[&[1.0, -0.5, 2.0], &[0.1, 0.2, 0.3]]);
         let t = matrix(&[&[3.0, 0.0, -1.0], &[-2.0, 1.0, 0.5]]);
         let config = JsdConfig { temperature: 1.0, beta: 0.5 };
-        let forward = value(&config.compute(&s, &t).unwrap());
-        assert!((forward - value(&config.compute(&t, &s).unwrap())).abs() < 1e-12);
+        let mean = |a: &Tensor, b: &Tensor| value(&crate::losses::batch_mean(&config.rows(a, b).unwrap()));
+        let forward = mean(&s, &t);
+        assert!((forward - mean(&t, &s)).abs() < 1e-12);
         assert!(forward > 0.0 && forward < 2f64.ln());
-        assert!(value(&config.compute(&s, &s).unwrap()).abs() < 1e-12);
+        assert!(mean(&s, &s).abs() < 1e-12);
     }
 }

@@ -8,7 +8,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::{cross_entropy, kl_rows, log_softmax_t, non_negative, positive, LossError, Targets};
+use super::ce::ce_rows;
+use super::{batch_mean, kl_rows, log_softmax_t, non_negative, positive, Targets};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,28 +53,33 @@ impl KdConfig {
         .collect()
     }
 
-    pub fn compute(&self, student: &Tensor, teacher: &Tensor, targets: &Targets) -> Result<Tensor, LossError> {
-        let mut loss = kd_term(student, teacher, self.temperature)? * self.kd_weight;
+    /// Per-sample values; their batch mean is the loss.
+    pub fn rows(&self, student: &Tensor, teacher: &Tensor, targets: &Targets) -> Result<Tensor, tch::TchError> {
+        let mut rows = kd_rows(student, teacher, self.temperature)? * self.kd_weight;
         if self.ce_weight != 0.0 {
-            loss += cross_entropy(student, targets)? * self.ce_weight;
+            rows += ce_rows(student, targets)? * self.ce_weight;
         }
-        Ok(loss)
+        Ok(rows)
     }
 }
 
-/// `T² · (1/B) Σ_b KL(softmax(z_t/T) ‖ softmax(z_s/T))`, the teacher's distribution a constant
+/// `T² · KL(softmax(z_t/T) ‖ softmax(z_s/T))` of each row, the teacher's distribution a constant
 /// target. Written as `Σ p_t·log p_t − Σ p_t·log p_s` with the first sum computed outside autograd,
 /// which keeps the differentiated part to a few operations (training calls this every batch).
-pub fn kd_term(student: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor, tch::TchError> {
-    let rows = student.size()[0].max(1) as f64;
+pub fn kd_rows(student: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor, tch::TchError> {
     let (target, negative_entropy) = tch::no_grad(|| -> Result<(Tensor, Tensor), tch::TchError> {
         let log_p = log_softmax_t(&teacher.detach(), temperature)?;
         let p = log_p.exp();
-        let negative_entropy = kl_rows(&log_p, &log_p.zeros_like())?.f_sum(log_p.kind())?;
+        let negative_entropy = kl_rows(&log_p, &log_p.zeros_like())?;
         Ok((p, negative_entropy))
     })?;
-    let cross = (target * log_softmax_t(student, temperature)?).f_sum(student.kind())?;
-    Ok((negative_entropy - cross) * (temperature * temperature / rows))
+    let cross = (target * log_softmax_t(student, temperature)?).f_sum_dim_intlist(-1, false, student.kind())?;
+    Ok((negative_entropy - cross) * (temperature * temperature))
+}
+
+/// The batch mean of [`kd_rows`].
+pub fn kd_term(student: &Tensor, teacher: &Tensor, temperature: f64) -> Result<Tensor, tch::TchError> {
+    Ok(batch_mean(&kd_rows(student, teacher, temperature)?))
 }
 
 #[cfg(test)]

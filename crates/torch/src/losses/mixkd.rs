@@ -13,7 +13,7 @@ use tch::Tensor;
 
 use super::ce::mixed_nll;
 use super::reverse_kl::one;
-use super::{batch_mean, kl_rows, log_softmax_t, non_negative, positive, Targets};
+use super::{kl_rows, log_softmax_t, non_negative, positive, Targets};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,12 +48,13 @@ impl MixkdConfig {
         .collect()
     }
 
-    pub fn compute(&self, student: &Tensor, teacher: &Tensor, targets: &Targets) -> Result<Tensor, tch::TchError> {
+    /// Per-sample values; their batch mean is the loss.
+    pub fn rows(&self, student: &Tensor, teacher: &Tensor, targets: &Targets) -> Result<Tensor, tch::TchError> {
         let (s, t) = (standardise(student)?, standardise(teacher)?);
-        let ce = batch_mean(&mixed_nll(&s.f_log_softmax(-1, s.kind())?, targets)?);
+        let ce = mixed_nll(&s.f_log_softmax(-1, s.kind())?, targets)?;
         let temperature = self.temperature;
-        let kl = batch_mean(&kl_rows(&log_softmax_t(&t, temperature)?, &log_softmax_t(&s, temperature)?)?)
-            * (temperature * temperature);
+        let kl =
+            kl_rows(&log_softmax_t(&t, temperature)?, &log_softmax_t(&s, temperature)?)? * (temperature * temperature);
         Ok(ce * self.ce_weight + kl * self.kd_weight)
     }
 }
@@ -74,8 +75,8 @@ mod tests {
         let t = matrix(&[&[3.0, 0.0, -1.0], &[-2.0, 1.0, 0.5]]);
         let targets = Targets::plain(Tensor::from_slice(&[2i64, 0]), 3);
         let config = MixkdConfig { ce_weight: 0.1, kd_weight: 0.9, temperature: 1.0 };
-        let base = value(&config.compute(&s, &t, &targets).unwrap());
-        let scaled = value(&config.compute(&(&s * 7.0), &(&t * 0.25), &targets).unwrap());
+        let base = value(&crate::losses::batch_mean(&config.rows(&s, &t, &targets).unwrap()));
+        let scaled = value(&crate::losses::batch_mean(&config.rows(&(&s * 7.0), &(&t * 0.25), &targets).unwrap()));
         assert!((base - scaled).abs() < 1e-12, "{base} vs {scaled}");
     }
 }

@@ -4,6 +4,7 @@
 //! losses, the penultimate features, and returns a scalar. Every loss computes in the kind of its
 //! inputs (float32 in training, float64 in `kdstore loss`). Losses combine by weights in training.
 
+pub mod bdkd;
 pub mod ce;
 pub mod dist;
 pub mod dkd;
@@ -13,9 +14,11 @@ pub mod from_files;
 pub mod jsd;
 pub mod kd;
 pub mod mixkd;
+pub mod pskd;
 pub mod reverse_kl;
 pub mod sk;
 pub mod sp;
+pub mod tfkd;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -45,9 +48,34 @@ pub struct LossInputs<'a> {
     pub epoch: Option<usize>,
     /// The trainable heads of `dlkd`.
     pub heads: Option<&'a dlkd::Heads>,
+    /// `pskd`: the student's own logits of the rows' samples in the previous epoch (`None` in the
+    /// first epoch, when the targets are the labels alone).
+    pub previous: Option<&'a Tensor>,
+    /// The run's number of epochs, for objectives that move with training (`pskd`'s α_t);
+    /// `None` in `kdstore loss`, where the settings are taken as they are.
+    pub epochs: Option<usize>,
+    /// Give one value per row `[batch]` instead of the batch mean (per-sample weights); losses
+    /// that do not decompose into per-sample terms refuse.
+    pub per_row: bool,
 }
 
-impl LossInputs<'_> {
+impl<'a> LossInputs<'a> {
+    /// A batch's student logits and targets, nothing else.
+    pub fn new(student: &'a Tensor, targets: &'a Targets) -> LossInputs<'a> {
+        LossInputs {
+            student,
+            teacher: None,
+            targets,
+            student_features: None,
+            teacher_features: None,
+            epoch: None,
+            heads: None,
+            previous: None,
+            epochs: None,
+            per_row: false,
+        }
+    }
+
     fn teacher(&self, loss: &'static str) -> Result<&Tensor, LossError> {
         self.teacher.ok_or(LossError::Input { loss, detail: "needs teacher logits".into() })
     }
@@ -74,10 +102,15 @@ pub enum LossConfig {
     Sp(sp::SpConfig),
     Sk(sk::SkConfig),
     Dlkd(dlkd::DlkdConfig),
+    Tfkd(tfkd::TfkdConfig),
+    TfkdSelf(tfkd::TfkdSelfConfig),
+    Pskd(pskd::PskdConfig),
+    Bdkd(bdkd::BdkdConfig),
 }
 
 /// Every loss's name, in the order `kdstore loss --help` lists them.
-pub const NAMES: &[&str] = &["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk", "dlkd"];
+pub const NAMES: &[&str] =
+    &["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk", "dlkd", "tfkd", "tfkd-self", "pskd", "bdkd"];
 
 impl LossConfig {
     pub fn name(&self) -> &'static str {
@@ -92,6 +125,10 @@ impl LossConfig {
             LossConfig::Sp(_) => "sp",
             LossConfig::Sk(_) => "sk",
             LossConfig::Dlkd(_) => "dlkd",
+            LossConfig::Tfkd(_) => "tfkd",
+            LossConfig::TfkdSelf(_) => "tfkd-self",
+            LossConfig::Pskd(_) => "pskd",
+            LossConfig::Bdkd(_) => "bdkd",
         }
     }
 
@@ -128,19 +165,45 @@ impl LossConfig {
             LossConfig::Dkd(c) => c.validate(),
             LossConfig::Mixkd(c) => c.validate(),
             LossConfig::Dlkd(c) => c.validate(),
+            LossConfig::Tfkd(c) => c.validate(),
+            LossConfig::TfkdSelf(c) => c.validate(),
+            LossConfig::Pskd(c) => c.validate(),
+            LossConfig::Bdkd(c) => c.validate(),
         }
     }
 
     /// Whether the loss reads teacher logits (feature losses read teacher features instead).
     pub fn needs_teacher_logits(&self) -> bool {
-        !matches!(self, LossConfig::Ce(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_))
+        !matches!(
+            self,
+            LossConfig::Ce(_)
+                | LossConfig::Sp(_)
+                | LossConfig::Sk(_)
+                | LossConfig::Dlkd(_)
+                | LossConfig::Tfkd(_)
+                | LossConfig::Pskd(_)
+        )
+    }
+
+    /// Whether the loss learns from the labels and the student alone, so a run without a teacher
+    /// may use it (`pskd`'s teacher is the student's previous epoch).
+    pub fn teacher_free(&self) -> bool {
+        matches!(self, LossConfig::Ce(_) | LossConfig::Tfkd(_) | LossConfig::Pskd(_))
     }
 
     /// Whether the loss reads the hard labels.
     pub fn needs_labels(&self) -> bool {
         matches!(
             self,
-            LossConfig::Ce(_) | LossConfig::Kd(_) | LossConfig::Dkd(_) | LossConfig::Mixkd(_) | LossConfig::Dlkd(_)
+            LossConfig::Ce(_)
+                | LossConfig::Kd(_)
+                | LossConfig::Dkd(_)
+                | LossConfig::Mixkd(_)
+                | LossConfig::Dlkd(_)
+                | LossConfig::Tfkd(_)
+                | LossConfig::TfkdSelf(_)
+                | LossConfig::Pskd(_)
+                | LossConfig::Bdkd(_)
         )
     }
 
@@ -156,16 +219,50 @@ impl LossConfig {
         }
     }
 
+    /// The loss on a batch: the batch mean of its per-sample values, or those values themselves
+    /// (`[batch]`) when `inputs.per_row` asks for them.
     pub fn compute(&self, inputs: &LossInputs) -> Result<Tensor, LossError> {
+        match self.rows(inputs)? {
+            Some(rows) if inputs.per_row => Ok(rows),
+            Some(rows) => Ok(batch_mean(&rows)),
+            None if inputs.per_row => Err(LossError::Input {
+                loss: self.name(),
+                detail: "is not a mean of per-sample terms, so it cannot be weighted per sample".into(),
+            }),
+            None => self.batch_value(inputs),
+        }
+    }
+
+    /// Whether the loss is a batch mean of per-sample terms (and can be weighted per sample).
+    pub fn decomposes(&self) -> bool {
+        !matches!(self, LossConfig::Dist(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_))
+    }
+
+    /// The per-sample values of the losses that are batch means of them.
+    fn rows(&self, inputs: &LossInputs) -> Result<Option<Tensor>, LossError> {
+        let name = self.name();
+        let (student, targets) = (inputs.student, inputs.targets);
+        let rows = match self {
+            LossConfig::Ce(_) => ce::ce_rows(student, targets)?,
+            LossConfig::Kd(c) => c.rows(student, inputs.teacher(name)?, targets)?,
+            LossConfig::ReverseKl(c) => c.rows(student, inputs.teacher(name)?)?,
+            LossConfig::Jsd(c) => c.rows(student, inputs.teacher(name)?)?,
+            LossConfig::Dkd(c) => c.rows(student, inputs.teacher(name)?, targets, inputs.epoch)?,
+            LossConfig::Mixkd(c) => c.rows(student, inputs.teacher(name)?, targets)?,
+            LossConfig::Tfkd(c) => c.rows(student, targets)?,
+            LossConfig::TfkdSelf(c) => c.rows(student, inputs.teacher(name)?, targets)?,
+            LossConfig::Pskd(c) => c.rows(student, inputs.previous, targets, inputs.epoch.zip(inputs.epochs))?,
+            LossConfig::Bdkd(c) => c.rows(student, inputs.teacher(name)?, targets)?,
+            LossConfig::Dist(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_) => return Ok(None),
+        };
+        Ok(Some(rows))
+    }
+
+    /// The losses that are computed over the whole batch at once.
+    fn batch_value(&self, inputs: &LossInputs) -> Result<Tensor, LossError> {
         let name = self.name();
         match self {
-            LossConfig::Ce(_) => Ok(cross_entropy(inputs.student, inputs.targets)?),
-            LossConfig::Kd(c) => c.compute(inputs.student, inputs.teacher(name)?, inputs.targets),
-            LossConfig::ReverseKl(c) => Ok(c.compute(inputs.student, inputs.teacher(name)?)?),
-            LossConfig::Jsd(c) => Ok(c.compute(inputs.student, inputs.teacher(name)?)?),
             LossConfig::Dist(c) => Ok(c.compute(inputs.student, inputs.teacher(name)?)?),
-            LossConfig::Dkd(c) => c.compute(inputs.student, inputs.teacher(name)?, inputs.targets, inputs.epoch),
-            LossConfig::Mixkd(c) => Ok(c.compute(inputs.student, inputs.teacher(name)?, inputs.targets)?),
             LossConfig::Sp(_) => {
                 let (s, t) = inputs.features(name)?;
                 Ok(sp::sp_loss(s, t)?)
@@ -179,6 +276,7 @@ impl LossConfig {
                 let heads = inputs.heads.ok_or(LossError::Input { loss: name, detail: "needs its heads".into() })?;
                 c.compute(heads, inputs.student, inputs.targets, s, t)
             }
+            _ => unreachable!("{name} is a mean of per-sample terms"),
         }
     }
 }
@@ -229,6 +327,9 @@ pub fn keys_help() -> String {
         let properties = &variant["properties"];
         let name = properties["loss"]["enum"][0].as_str().unwrap_or("?");
         text.push_str(&format!("  {name}\n"));
+        if let Some(note) = variant["description"].as_str() {
+            text.push_str(&format!("      {note}\n"));
+        }
         for (key, property) in properties.as_object().into_iter().flatten().filter(|(k, _)| k.as_str() != "loss") {
             text.push_str(&format!(
                 "      {key} [{}]  {}\n",

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::{batch_mean, kl_rows, log_softmax_t, positive};
+use super::{kl_rows, log_softmax_t, positive};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,10 +27,10 @@ impl ReverseKlConfig {
         positive("temperature", self.temperature).into_iter().collect()
     }
 
-    pub fn compute(&self, student: &Tensor, teacher: &Tensor) -> Result<Tensor, tch::TchError> {
+    /// Per-sample values; their batch mean is the loss.
+    pub fn rows(&self, student: &Tensor, teacher: &Tensor) -> Result<Tensor, tch::TchError> {
         let t = self.temperature;
-        let rows = kl_rows(&log_softmax_t(student, t)?, &log_softmax_t(teacher, t)?)?;
-        Ok(batch_mean(&rows) * (t * t))
+        Ok(kl_rows(&log_softmax_t(student, t)?, &log_softmax_t(teacher, t)?)? * (t * t))
     }
 }
 
@@ -45,7 +45,7 @@ mod tests {
         let s = matrix(&[&[1.0, -0.5, 2.0], &[0.1, 0.2, 0.3]]);
         let t = matrix(&[&[3.0, 0.0, -1.0], &[-2.0, 1.0, 0.5]]);
         for temperature in [1.0, 3.0] {
-            let reverse = value(&ReverseKlConfig { temperature }.compute(&s, &t).unwrap());
+            let reverse = value(&crate::losses::batch_mean(&ReverseKlConfig { temperature }.rows(&s, &t).unwrap()));
             let swapped = value(&kd_term(&t, &s, temperature).unwrap());
             assert!((reverse - swapped).abs() < 1e-12);
         }

@@ -21,6 +21,9 @@ pub struct RunState {
     pub best: Option<(usize, Option<f64>)>,
     pub train_seconds: f64,
     pub trained_views: usize,
+    /// Training steps done, over all epochs (self-paced weights' λ moves with them).
+    #[serde(default)]
+    pub steps_done: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

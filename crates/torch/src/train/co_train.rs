@@ -3,8 +3,9 @@
 //! on the same batches. The teacher is a fresh copy of the store teacher's built-in architecture. The
 //! student minimises its configured objective against the teacher's current logits (held fixed); the
 //! teacher minimises `CE(z_t, y) + KL(softmax(z_s) ‖ softmax(z_t))` at temperature 1, batch-mean, the
-//! student's prediction held fixed (DML's loss for two networks). BD-KD's teacher-side regulariser
-//! is not offered: its formula could not be read here (see the README).
+//! student's prediction held fixed (DML's loss for two networks). With `--loss bdkd` the teacher
+//! minimises bdkd's teacher-side objective instead, `CE + beta·T²·KL(p_t ‖ p_s)` (kdstore's
+//! documented construction of BD-KD, `losses::bdkd`).
 
 use std::path::Path;
 
@@ -13,7 +14,7 @@ use tch::{nn, Device, Tensor};
 use super::optimizer::Stepper;
 use super::{TrainConfig, TrainError};
 use crate::losses::kd::kd_term;
-use crate::losses::{cross_entropy, Targets};
+use crate::losses::{cross_entropy, LossConfig, LossTerm, Targets};
 use crate::teacher::arch::{ArchSpec, Net};
 use kdstore_core::augment::seed::purpose_seed;
 use kdstore_core::store::manifest::TeacherInfo;
@@ -70,9 +71,20 @@ const WEIGHTS: &str = "co-teacher.safetensors";
 const OPTIMIZER: &str = "co-teacher-optimizer.safetensors";
 
 /// The teacher's objective: cross-entropy with the targets plus KL(student ‖ teacher) at T = 1,
-/// the student's logits held fixed.
-pub fn teacher_objective(teacher: &Tensor, student: &Tensor, targets: &Targets) -> Result<Tensor, tch::TchError> {
-    Ok(cross_entropy(teacher, targets)? + kd_term(teacher, &student.detach(), 1.0)?)
+/// the student's logits held fixed; with a `bdkd` term among the student's losses, bdkd's.
+pub fn teacher_objective(
+    losses: &[LossTerm],
+    teacher: &Tensor,
+    student: &Tensor,
+    targets: &Targets,
+) -> Result<Tensor, tch::TchError> {
+    match losses.iter().find_map(|term| match &term.config {
+        LossConfig::Bdkd(bdkd) => Some(bdkd),
+        _ => None,
+    }) {
+        Some(bdkd) => bdkd.teacher_objective(teacher, student, targets),
+        None => Ok(cross_entropy(teacher, targets)? + kd_term(teacher, &student.detach(), 1.0)?),
+    }
 }
 
 #[cfg(test)]
@@ -98,7 +110,7 @@ mod tests {
             })
             .sum::<f64>()
             / 2.0;
-        let got = value(&teacher_objective(&teacher, &student, &targets).unwrap());
+        let got = value(&teacher_objective(&[], &teacher, &student, &targets).unwrap());
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
     }
 }

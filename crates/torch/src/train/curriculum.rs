@@ -1,11 +1,11 @@
 //! Curriculum batches (`kdstore train --curriculum EXPR --pacing NAME`): the training samples
 //! ordered by a stored difficulty — EXPR, SQL over `labels`, on each sample's identity view for the
-//! run's first teacher — easiest first, optionally with the classes interleaved (`--class-balanced`,
+//! run's first teacher; with `--curriculum-per-view`, every selected view by its own value — easiest first, optionally with the classes interleaved (`--class-balanced`,
 //! [`balance`]), and `--anti-curriculum` reversing the result, in that order as Wu et al.'s
 //! `main_wo_test.py` does; at every step the
 //! pacing function admits the easiest prefix of that order, and the step's batch is drawn from the
 //! prefix (without replacement, at least a batch's worth of samples) and one of each drawn
-//! sample's selected views, all from the step's own seed. An epoch keeps the number of steps of
+//! sample's selected views (per view: the drawn views themselves), all from the step's own seed. An epoch keeps the number of steps of
 //! plain training (⌈samples / batch⌉), so runs with and without a curriculum compare at equal
 //! steps, and a resumed run draws what an uninterrupted one would.
 
@@ -29,13 +29,18 @@ pub struct CurriculumConfig {
     pub anti: bool,
     /// Interleave the classes, easiest of each first.
     pub class_balanced: bool,
+    /// Order and admit the views by their own difficulty instead of the samples by their identity
+    /// view's.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub per_view: bool,
     pub pacing: Pacing,
 }
 
-/// The samples in curriculum order and the pacing that admits them.
+/// The samples (or views) in curriculum order and the pacing that admits them.
 pub struct Curriculum {
-    /// Indices into the run's samples (`group_by_sample`'s order), easiest first.
-    order: Vec<usize>,
+    /// What the pacing admits, easiest first: each a sample's selected views (indices into the
+    /// selection), or one view with `per_view`.
+    order: Vec<Vec<usize>>,
     pacing: Pacing,
     steps_per_epoch: usize,
     total_steps: usize,
@@ -43,7 +48,7 @@ pub struct Curriculum {
 
 impl Curriculum {
     /// Orders `by_sample` by the difficulty of each sample's identity view (`difficulty`, by view
-    /// id); ties go by sample id.
+    /// id), or with `per_view` the views by their own; ties go by sample id, then view id.
     pub fn new(
         config: &CurriculumConfig,
         by_sample: &[SampleViews],
@@ -52,25 +57,38 @@ impl Curriculum {
         batch_size: usize,
         epochs: usize,
     ) -> Result<Curriculum, String> {
-        let mut keyed = Vec::with_capacity(by_sample.len());
-        for (index, sample) in by_sample.iter().enumerate() {
-            let view = sample.identity.map(|i| &views[i]).ok_or_else(|| {
-                let any = sample.others.first().map_or(-1, |&i| views[i].sample_id);
-                format!("sample {any} has no identity view among the selected views, and its difficulty is its identity view's: select the identity views too")
-            })?;
+        // Each unit with the view whose difficulty it takes.
+        let units: Vec<(Vec<usize>, &SelectedView)> = match config.per_view {
+            true => (0..views.len()).map(|i| (vec![i], &views[i])).collect(),
+            false => by_sample
+                .iter()
+                .map(|sample| {
+                    let view = sample.identity.map(|i| &views[i]).ok_or_else(|| {
+                        let any = sample.others.first().map_or(-1, |&i| views[i].sample_id);
+                        format!("sample {any} has no identity view among the selected views, and its difficulty is its identity view's: select the identity views too, or order by each view's own difficulty (--curriculum-per-view)")
+                    })?;
+                    Ok((sample.all().collect(), view))
+                })
+                .collect::<Result<_, String>>()?,
+        };
+        let mut keyed = Vec::with_capacity(units.len());
+        for (index, (_, view)) in units.iter().enumerate() {
             let value =
                 *difficulty.get(&view.view_id).ok_or_else(|| format!("view {} has no difficulty", view.view_id))?;
             if !value.is_finite() {
-                return Err(format!("sample {} has a difficulty of {value}", view.sample_id));
+                return Err(format!("view {} (sample {}) has a difficulty of {value}", view.view_id, view.sample_id));
             }
-            keyed.push((value, view.sample_id, index, view.label));
+            keyed.push((value, (view.sample_id, view.view_id), index, view.label));
         }
         keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let labels: Vec<i64> = keyed.iter().map(|k| k.3).collect();
-        let mut order: Vec<usize> = keyed.into_iter().map(|(_, _, index, _)| index).collect();
+        let mut positions: Vec<usize> = keyed.into_iter().map(|(_, _, index, _)| index).collect();
         if config.class_balanced {
-            order = balance(&order, &labels);
+            positions = balance(&positions, &labels);
         }
+        let mut units: Vec<Option<Vec<usize>>> = units.into_iter().map(|(unit, _)| Some(unit)).collect();
+        let mut order: Vec<Vec<usize>> =
+            positions.into_iter().map(|i| units[i].take().expect("each unit once")).collect();
         if config.anti {
             order.reverse();
         }
@@ -79,7 +97,7 @@ impl Curriculum {
     }
 
     /// The batches of `epoch` (1-based).
-    pub fn epoch_plan(&self, by_sample: &[SampleViews], batch_size: usize, seed: u64, epoch: usize) -> Vec<BatchPlan> {
+    pub fn epoch_plan(&self, batch_size: usize, seed: u64, epoch: usize) -> Vec<BatchPlan> {
         let n = self.order.len();
         let batch = batch_size.max(1).min(n);
         (0..self.steps_per_epoch)
@@ -90,10 +108,7 @@ impl Curriculum {
                     rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(seed, &format!("curriculum/step-{step}")));
                 self.order[..admitted]
                     .choose_multiple(&mut rng, batch)
-                    .map(|&sample| {
-                        let views: Vec<usize> = by_sample[sample].all().collect();
-                        *views.choose(&mut rng).expect("samples have views")
-                    })
+                    .map(|views| *views.choose(&mut rng).expect("samples have views"))
                     .collect()
             })
             .collect()
@@ -140,10 +155,11 @@ mod tests {
             difficulty: "teacher_loss".into(),
             anti: false,
             class_balanced: false,
+            per_view: false,
             pacing: Pacing::parse("linear", &["a=0.5".into(), "b=0.2".into()]).unwrap(),
         };
         let curriculum = Curriculum::new(&config, &by_sample, &views, &difficulty, 4, 2).unwrap();
-        let first = curriculum.epoch_plan(&by_sample, 4, 1, 1);
+        let first = curriculum.epoch_plan(4, 1, 1);
         assert_eq!(first.len(), 5, "⌈20 / 4⌉ steps per epoch");
         let samples = |plan: &BatchPlan| plan.iter().map(|&v| views[v].sample_id).collect::<Vec<_>>();
         assert!(samples(&first[0]).iter().all(|&s| s < 4), "step 0 admits b·N = 4: {:?}", samples(&first[0]));
@@ -151,10 +167,10 @@ mod tests {
         distinct.sort();
         distinct.dedup();
         assert_eq!(distinct.len(), 4, "drawn without replacement");
-        assert_eq!(first, curriculum.epoch_plan(&by_sample, 4, 1, 1), "from the steps' own seeds");
+        assert_eq!(first, curriculum.epoch_plan(4, 1, 1), "from the steps' own seeds");
         let anti =
             Curriculum::new(&CurriculumConfig { anti: true, ..config }, &by_sample, &views, &difficulty, 4, 2).unwrap();
-        assert!(samples(&anti.epoch_plan(&by_sample, 4, 1, 1)[0]).iter().all(|&s| s >= 16));
+        assert!(samples(&anti.epoch_plan(4, 1, 1)[0]).iter().all(|&s| s >= 16));
     }
 
     #[test]
@@ -175,9 +191,32 @@ mod tests {
             difficulty: "x".into(),
             anti: false,
             class_balanced: false,
+            per_view: false,
             pacing: Pacing::parse("root", &[]).unwrap(),
         };
         let error = Curriculum::new(&config, &by_sample, &jitter_only, &difficulty, 4, 1).err().unwrap();
         assert!(error.contains("sample 0 has no identity view"), "{error}");
+    }
+
+    #[test]
+    fn per_view_orders_every_view_by_its_own_difficulty() {
+        let (views, by_sample, _) = fixture();
+        // The jitter views (odd ids) are the easiest: difficulty −id for them, id for identity views.
+        let difficulty: HashMap<i64, f64> = views
+            .iter()
+            .map(|v| (v.view_id, if v.view_id % 2 == 1 { -(v.view_id as f64) } else { v.view_id as f64 }))
+            .collect();
+        let config = CurriculumConfig {
+            difficulty: "x".into(),
+            anti: false,
+            class_balanced: false,
+            per_view: true,
+            pacing: Pacing::parse("linear", &["a=0.5".into(), "b=0.1".into()]).unwrap(),
+        };
+        let curriculum = Curriculum::new(&config, &by_sample, &views, &difficulty, 4, 2).unwrap();
+        let first = &curriculum.epoch_plan(4, 1, 1)[0];
+        // b·N = 4 of the 40 views: the jitter views of samples 16..19.
+        assert!(first.iter().all(|&v| views[v].recipe == "jitter" && views[v].sample_id >= 16), "{first:?}");
+        assert_eq!(curriculum.epoch_plan(4, 1, 1).len(), 5, "still ⌈samples / batch⌉ steps");
     }
 }

@@ -15,6 +15,8 @@ pub mod de_weights;
 pub mod finite;
 pub mod metrics;
 pub mod optimizer;
+pub mod previous;
+pub mod sample_weights;
 pub mod schedule;
 pub mod step;
 pub mod student;
@@ -105,6 +107,9 @@ pub struct TrainConfig {
     /// Order and pace the training samples by a stored difficulty (`--curriculum`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub curriculum: Option<curriculum::CurriculumConfig>,
+    /// Weigh each sample's objective (`--sample-weight`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_weight: Option<sample_weights::SampleWeight>,
     /// Clip the gradients' global L2 norm to this value.
     pub clip_grad_norm: Option<f64>,
     pub views: ViewsPerEpoch,
@@ -256,6 +261,18 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         Some(c) => Some(paced_order(store, c, config, &data, &by_sample, views_per_sample.is_some())?),
         None => None,
     };
+    let weighting = match &config.sample_weight {
+        Some(rule) => Some(sample_weighting(store, rule, config, &data)?),
+        None => None,
+    };
+    let memory = config
+        .losses
+        .iter()
+        .any(|t| matches!(t.config, LossConfig::Pskd(_)))
+        .then(|| std::cell::RefCell::new(previous::PreviousPredictions::new(&data.views, data.classes)));
+    if let (Some(memory), Some(checkpoint)) = (&memory, &resumed) {
+        memory.borrow_mut().load(&checkpoint.dir).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
+    }
     let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
     let needs_features = config.losses.iter().any(|t| t.config.needs_features());
     let online_teachers = if config.online { load_teachers(store, &teachers, device)? } else { Vec::new() };
@@ -322,7 +339,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let learning_rate =
             learning_rate(config.schedule, config.learning_rate, config.warmup_epochs, epoch, config.epochs);
         let plans = match &paced {
-            Some(curriculum) => curriculum.epoch_plan(&by_sample, config.batch_size, config.seed, epoch + 1),
+            Some(curriculum) => curriculum.epoch_plan(config.batch_size, config.seed, epoch + 1),
             None => batches::epoch_plan(
                 &by_sample,
                 config.views,
@@ -342,6 +359,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             rule: &rule,
             needs_features,
             heads: heads.as_ref(),
+            weighting: weighting.as_ref(),
+            memory: memory.as_ref(),
             device,
         };
         let mut step_number = 0;
@@ -352,8 +371,9 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             if let Some(co) = co_teacher.as_mut() {
                 co.stepper.zero_grad();
             }
-            let (mut terms, teacher_loss) =
-                step.objectives(&mut net, co_teacher.as_ref(), &batch, epoch + 1, step_number)?;
+            let at =
+                step::Position { epoch: epoch + 1, step: step_number, iteration: state.steps_done + step_number - 1 };
+            let (mut terms, teacher_loss) = step.objectives(&mut net, co_teacher.as_ref(), &batch, at)?;
             let loss = terms.iter().fold(Tensor::zeros([], (Kind::Float, device)), |sum, (_, term)| sum + term);
             if let Some(teacher_loss) = &teacher_loss {
                 terms.push(("the co-trained teacher's objective".to_string(), teacher_loss.shallow_clone()));
@@ -377,6 +397,10 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             Ok(())
         })?;
         let epoch_seconds = steps_started.elapsed().as_secs_f64();
+        state.steps_done += step_number;
+        if let Some(memory) = &memory {
+            memory.borrow_mut().end_epoch();
+        }
         state.train_seconds += epoch_seconds;
         state.trained_views += epoch_views;
         let (val_metrics, val_agreement_with) = match val.labels.is_empty() {
@@ -424,6 +448,9 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             }
             if let Some(co) = &co_teacher {
                 co.save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            if let Some(memory) = &memory {
+                memory.borrow().save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             if config.keep_epochs.contains(&(epoch + 1)) {
                 let kept = out.join(format!("epoch-{}.{extension}", epoch + 1));
@@ -538,8 +565,8 @@ fn feature_widths(
     Ok((student_width, teacher_width))
 }
 
-/// The curriculum of a run: its difficulty read from the first teacher's identity views, the
-/// samples ordered by it.
+/// The curriculum of a run: its difficulty read from the first teacher's rows (the identity views',
+/// or every training view's with `per_view`), the samples or views ordered by it.
 fn paced_order(
     store: &Store,
     config: &curriculum::CurriculumConfig,
@@ -563,17 +590,48 @@ fn paced_order(
         store,
         teacher,
         &config.difficulty,
-        "split = 'train' AND recipe = 'identity'",
+        if config.per_view { "split = 'train'" } else { "split = 'train' AND recipe = 'identity'" },
     )
     .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))?;
     curriculum::Curriculum::new(config, by_sample, &data.views, &difficulty, train.batch_size, train.epochs)
         .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))
 }
 
-/// Settings that cannot go together. A run without teachers learns from the labels alone: its
-/// losses must not read a teacher, and there is nothing to run online or to co-train.
+/// A run's per-sample weights, resolved: every loss must be a mean of per-sample terms, and a
+/// stored weight is read from the first teacher's rows of every selected training view.
+fn sample_weighting(
+    store: &Store,
+    rule: &sample_weights::SampleWeight,
+    config: &TrainConfig,
+    data: &data::TrainData,
+) -> Result<sample_weights::SampleWeighting, TrainError> {
+    if let Some(term) = config.losses.iter().find(|t| !t.config.decomposes()) {
+        return Err(TrainError::Config(format!(
+            "--sample-weight weighs each sample's objective, and --loss {} is not a mean of per-sample terms",
+            term.config.name()
+        )));
+    }
+    let values = match rule {
+        sample_weights::SampleWeight::Stored { expression } => {
+            let teacher = data.teachers.first().ok_or_else(|| {
+                TrainError::Config(format!(
+                    "--sample-weight {expression} is read from a teacher's rows of `labels`: name a --teacher"
+                ))
+            })?;
+            let values = kdstore_core::select::numbers_by_view(store, teacher, expression, "split = 'train'")
+                .map_err(|e| TrainError::Config(format!("--sample-weight {expression}: {e}")))?;
+            Some(values)
+        }
+        sample_weights::SampleWeight::SelfPaced { .. } => None,
+    };
+    sample_weights::SampleWeighting::new(rule, &data.views, values.as_ref())
+        .map_err(|e| TrainError::Config(format!("--sample-weight: {e}")))
+}
+
+/// Settings that cannot go together. A run without teachers learns from the labels (and itself)
+/// alone: its losses must not read a teacher, and there is nothing to run online or to co-train.
 fn check_combinations(config: &TrainConfig, no_teacher: bool) -> Result<(), TrainError> {
-    if let Some(term) = config.losses.iter().find(|t| no_teacher && !matches!(t.config, LossConfig::Ce(_))) {
+    if let Some(term) = config.losses.iter().find(|t| no_teacher && !t.config.teacher_free()) {
         return Err(TrainError::Config(format!(
             "--loss {} learns from a teacher, and this run has none",
             term.config.name()

@@ -1,13 +1,19 @@
 //! One training step's objectives: the student's forward pass on a batch, the teachers' logits and
 //! features for it (stored, from the frozen teachers run online, or from the co-trained teacher),
 //! and the weighted sum of the configured losses on the target that the run's rule makes of the
-//! teachers (`target`); with `--co-train`, the teacher's own objective too.
+//! teachers (`target`); with `--co-train`, the teacher's own objective too. With per-sample weights
+//! (`sample_weights`) every term is a weighted mean of its per-sample values; with `pskd` the
+//! student's previous-epoch logits come from and go to the run's memory (`previous`).
+
+use std::cell::RefCell;
 
 use tch::{Device, Tensor};
 
 use super::batches::Batch;
 use super::co_train::{teacher_objective, CoTeacher};
 use super::data::TrainData;
+use super::previous::PreviousPredictions;
+use super::sample_weights::{weighted_mean, SampleWeighting};
 use super::student::Student;
 use super::target::TargetRule;
 use super::{TrainConfig, TrainError};
@@ -24,7 +30,19 @@ pub struct Step<'a> {
     pub rule: &'a TargetRule,
     pub needs_features: bool,
     pub heads: Option<&'a dlkd::Heads>,
+    pub weighting: Option<&'a SampleWeighting>,
+    /// `pskd`'s memory of the student's previous-epoch logits.
+    pub memory: Option<&'a RefCell<PreviousPredictions>>,
     pub device: Device,
+}
+
+/// Where a batch is in the run: the 1-based epoch and step within it, and the run's 0-based
+/// iteration over all epochs.
+#[derive(Debug, Clone, Copy)]
+pub struct Position {
+    pub epoch: usize,
+    pub step: usize,
+    pub iteration: usize,
 }
 
 /// A batch's weighted loss terms, named, and the co-trained teacher's loss.
@@ -32,24 +50,27 @@ pub type Objectives = (Vec<(String, Tensor)>, Option<Tensor>);
 
 impl Step<'_> {
     /// The student's objective on a batch (each weighted term, named) and, with a co-trained
-    /// teacher, the teacher's; both networks in training mode. `epoch` and `step` are 1-based.
+    /// teacher, the teacher's; both networks in training mode.
     pub fn objectives(
         &self,
         net: &mut Student,
         co_teacher: Option<&CoTeacher>,
         batch: &Batch,
-        epoch: usize,
-        step: usize,
+        at: Position,
     ) -> Result<Objectives, TrainError> {
         let rows = batch.views.len() as i64;
         let views: Vec<&SelectedView> = batch.views.iter().map(|&i| &self.data.views[i]).collect();
         let targets = self.targets(&views);
         let inputs = Tensor::from_slice(&self.data.student_inputs(&batch.inputs)).to_device(self.device);
+        let previous = self.memory.map(|memory| memory.borrow().batch(&views, self.device));
         let (student_features, student) = net.forward_with_features(&inputs, true, self.needs_features)?;
+        if let Some(memory) = self.memory {
+            memory.borrow_mut().record(&views, &student)?;
+        }
         let (teachers, teacher_features, teacher_loss) = match (co_teacher, self.online_teachers) {
             (Some(co), _) => {
                 let (features, logits) = co.net.forward_with_features(&inputs, true)?;
-                let loss = teacher_objective(&logits, &student, &targets)?;
+                let loss = teacher_objective(&self.config.losses, &logits, &student, &targets)?;
                 (vec![logits.detach()], self.needs_features.then(|| features.detach()), Some(loss))
             }
             (None, [_, ..]) => {
@@ -75,15 +96,16 @@ impl Step<'_> {
             }
         };
         let loss_inputs = LossInputs {
-            student: &student,
-            teacher: None,
-            targets: &targets,
             student_features: student_features.as_ref(),
             teacher_features: teacher_features.as_ref(),
-            epoch: Some(epoch),
+            epoch: Some(at.epoch),
             heads: self.heads,
+            previous: previous.as_ref(),
+            epochs: Some(self.config.epochs),
+            per_row: self.weighting.is_some(),
+            ..LossInputs::new(&student, &targets)
         };
-        let picks = self.rule.picks(teachers.len(), &batch.views, epoch, step);
+        let picks = self.rule.picks(teachers.len(), &batch.views, at.epoch, at.step);
         let mut terms = Vec::with_capacity(self.config.losses.len());
         for term in &self.config.losses {
             let value = self
@@ -92,6 +114,11 @@ impl Step<'_> {
                 .map_err(|e| TrainError::Config(e.to_string()))?
                 * term.weight;
             terms.push((term.config.name().to_string(), value));
+        }
+        if let Some(weighting) = self.weighting {
+            let total = terms.iter().map(|(_, rows)| rows.shallow_clone()).reduce(|a, b| a + b).expect("a loss");
+            let weights = weighting.weights(&total, &batch.views, at.iteration);
+            terms = terms.into_iter().map(|(name, rows)| (name, weighted_mean(&weights, &rows))).collect();
         }
         Ok((terms, teacher_loss))
     }

@@ -113,13 +113,13 @@ impl TargetRule {
         picks: Option<&[usize]>,
     ) -> Result<Tensor, LossError> {
         let with = |teacher: &Tensor| config.compute(&LossInputs { teacher: Some(teacher), ..*inputs });
-        if matches!(config, LossConfig::Ce(_)) || teachers.is_empty() {
+        if config.teacher_free() || teachers.is_empty() {
             return config.compute(inputs);
         }
         match (self, picks) {
             (TargetRule::One, _) => with(&teachers[0]),
             (TargetRule::Combined(kind), _) => {
-                ensemble::compute(config, *kind, inputs.student, teachers, inputs.targets, with)
+                ensemble::compute(config, *kind, inputs.student, teachers, inputs.targets, inputs.per_row, with)
             }
             (TargetRule::Weighted(weights), _) => {
                 let temperature = ensemble::temperature_of(config).ok_or_else(|| LossError::Input {

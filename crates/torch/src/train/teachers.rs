@@ -180,7 +180,7 @@ fn check_loss(choice: &EnsembleChoice, loss: &LossConfig) -> Result<(), String> 
     }
     let reads_logits = temperature_of(loss).is_some();
     match choice {
-        _ if matches!(loss, LossConfig::Ce(_)) => Ok(()),
+        _ if loss.teacher_free() => Ok(()),
         EnsembleChoice::Camkd | EnsembleChoice::Ebkd if !matches!(loss, LossConfig::Kd(_)) => Err(format!(
             "--ensemble {} weights per-sample KL terms, which only kd has (CA-MKD's and EBKD's logit loss); use --ensemble mean, de, random or curriculum with {name}",
             choice.name()

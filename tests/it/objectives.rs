@@ -1,0 +1,120 @@
+//! `kdstore train` with the objectives that learn from the student itself or weigh its samples:
+//! teacher-free KD, progressive self-KD, per-sample weights (self-paced and stored), BD-KD with a
+//! co-trained teacher, per-view curricula; their resumption and their errors.
+
+use crate::common::*;
+
+/// `kdstore train` on the store with `extra` (6 epochs unless it says otherwise).
+fn train_args(store: &std::path::Path, out: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let epochs: &[&str] = if extra.contains(&"--epochs") { &[] } else { &["--epochs", "6"] };
+    let common = ["train", path_str(store), "--batch-size", "8", "--seed", "3"];
+    common.iter().chain(epochs).chain(extra).chain(&["--out", path_str(out)]).map(|s| s.to_string()).collect()
+}
+
+fn strings(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn teacher_free_and_self_distilling_students_learn() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    for (name, extra) in [
+        ("tfkd", vec!["--loss", "tfkd"]),
+        ("pskd", vec!["--loss", "pskd"]),
+        ("tfkd-self", vec!["--loss", "tfkd-self", "--set", "multiplier=1"]),
+        ("bdkd", vec!["--loss", "bdkd", "--set", "scale=0"]),
+    ] {
+        let out = dir.path().join(name);
+        run_ok(&strings(&train_args(store, &out, &extra)));
+        let r = results(&out);
+        assert_eq!(r["config"]["losses"][0]["loss"], name);
+        let accuracy = r["test_accuracy"].as_f64().unwrap();
+        assert!(accuracy > 0.4, "{name}: better than chance (0.25): {accuracy}");
+    }
+}
+
+#[test]
+fn self_distillation_weights_and_pacing_resume_bit_exactly() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    // pskd's predictions, the self-paced λ and the curriculum's position are all part of the state.
+    let extra = [
+        "--loss",
+        "pskd",
+        "--loss",
+        "kd=0.5",
+        "--sample-weight",
+        "spl",
+        "--set",
+        "spl.lambda_0=0.5",
+        "--set",
+        "spl.alpha=0.01",
+        "--curriculum",
+        "teacher_loss",
+        "--curriculum-per-view",
+        "--pacing",
+        "root",
+        "--epochs",
+        "30",
+    ];
+    let straight = dir.path().join("straight");
+    run_ok(&strings(&train_args(store, &straight, &extra)));
+    let r = results(&straight);
+    assert_eq!(
+        r["config"]["sample_weight"],
+        serde_json::json!({"kind": "self_paced", "variant": "log", "lambda_0": 0.5, "alpha": 0.01})
+    );
+    assert_eq!(r["config"]["curriculum"]["per_view"], true);
+    let out = dir.path().join("interrupted");
+    interrupt_at_first_checkpoint(&train_args(store, &out, &extra), &out);
+    run_ok(&[strings(&train_args(store, &out, &extra)), vec!["--resume"]].concat());
+    assert_same_training(&straight, &out);
+    // The memory and the weights change the run.
+    let plain = dir.path().join("plain");
+    run_ok(&strings(&train_args(store, &plain, &["--loss", "kd=0.5", "--epochs", "30"])));
+    assert_ne!(results(&plain)["epochs"][3]["train_loss"], r["epochs"][3]["train_loss"]);
+}
+
+#[test]
+fn stored_weights_and_a_bdkd_co_trained_teacher() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let weighted = dir.path().join("weighted");
+    run_ok(&strings(&train_args(store, &weighted, &["--loss", "kd", "--sample-weight", "p_label"])));
+    let unweighted = dir.path().join("unweighted");
+    run_ok(&strings(&train_args(store, &unweighted, &["--loss", "kd"])));
+    // Each view's loss is scaled by its teacher probability of the label (< 1): the loss is smaller.
+    let first = |out: &std::path::Path| results(out)["epochs"][0]["train_loss"].as_f64().unwrap();
+    assert!(first(&weighted) < first(&unweighted), "{} vs {}", first(&weighted), first(&unweighted));
+
+    let co = dir.path().join("co");
+    let output = run_ok(&strings(&train_args(store, &co, &["--co-train", "--loss", "bdkd", "--epochs", "10"])));
+    assert!(stderr(&output).contains("(co-trained teacher "), "{}", stderr(&output));
+    assert!(results(&co)["co_trained_teacher"]["accuracy"].as_f64().unwrap() > 0.4);
+}
+
+#[test]
+fn bad_objective_settings_are_refused_before_training() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let out = dir.path().join("refused");
+    for (extra, expected) in [
+        (vec!["--loss", "dist", "--sample-weight", "spl"], "--loss dist is not a mean of per-sample terms"),
+        (vec!["--set", "spl.lambda_0=2"], "self-paced settings go with --sample-weight spl"),
+        (vec!["--sample-weight", "spl-soft", "--set", "spl.lambda_0=-1"], "spl.lambda_0 must be > 0"),
+        (vec!["--sample-weight", "spl", "--set", "spl.lamda=1"], "unknown key lamda"),
+        (vec!["--sample-weight", "p_label - 2"], "has a weight of"),
+        (vec!["--sample-weight", "recipe"], "--sample-weight recipe"),
+        (vec!["--loss", "tfkd", "--set", "alpha=1.5"], "alpha must be in [0, 1]"),
+        (vec!["--loss", "pskd", "--set", "alpha=-0.1"], "alpha must be in [0, 1]"),
+        (vec!["--loss", "bdkd", "--set", "scale=-1"], "scale must be >= 0"),
+        (vec!["--curriculum", "recipe"], "--curriculum recipe"),
+        (vec!["--curriculum-per-view"], "--curriculum"),
+    ] {
+        let output = run(&strings(&train_args(store, &out, &extra)));
+        assert_eq!(output.status.code(), Some(1), "{extra:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{extra:?}: {}", stderr(&output));
+        assert!(!out.join("checkpoints").exists(), "{extra:?}: refused before training");
+    }
+}
