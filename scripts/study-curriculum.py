@@ -11,10 +11,8 @@ usage: study-curriculum.py KDSTORE_BINARY STORE [--seeds 1 2 3] [--epochs 20] [-
 """
 
 import argparse
-import json
-import statistics
-import subprocess
-from pathlib import Path
+
+from study_table import run_table
 
 STUDENT = ["--student", "cnn1d", "--width", "8", "--depth", "2"]
 RUNS = [
@@ -35,21 +33,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--out", default="runs/study-curriculum")
     args = parser.parse_args()
-    print(f"| order ({args.epochs} epochs, KD, {len(args.seeds)} seeds) | test accuracy | test ECE |")
-    print("|---|---|---|")
-    for name, label, extra in RUNS:
-        accuracy, ece = [], []
-        for seed in args.seeds:
-            out = Path(args.out) / f"{name}-s{seed}"
-            if not (out / "results.json").exists():
-                subprocess.run([args.kdstore, "train", args.store, *STUDENT, "--epochs", str(args.epochs), "--seed",
-                                str(seed), "--quiet", "--out", str(out), *extra], check=True)
-            r = json.loads((out / "results.json").read_text())
-            accuracy.append(r["test_accuracy"] * 100)
-            ece.append(r["test"]["ece"])
-        sd = statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0
-        print(f"| {label} | {statistics.mean(accuracy):.2f} ± {sd:.2f}% ({', '.join(f'{a:.2f}' for a in accuracy)}) "
-              f"| {statistics.mean(ece):.3f} |")
+    header = f"| order ({args.epochs} epochs, KD, {len(args.seeds)} seeds) | test accuracy | test ECE |"
+    run_table(args.kdstore, args.store, RUNS, args.seeds, args.out, [*STUDENT, "--epochs", str(args.epochs)], header)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ fn every_loss_matches_its_official_formula() {
     let checked = report.lines().filter(|l| l.starts_with("ok: ")).count();
     // Per trial: 28 logit cases, 3 mixed, 1 warm-up, 4 self-paced weightings and 7 ensembles of
     // three and of two teachers.
-    assert_eq!(checked, 3 * (28 + 3 + 1 + 4 + 2 * 7) + 3 + 2 + 2 + 4, "{report}");
+    // Then 3 feature-loss shapes (sp, and sk on 2 of them), 4 mmd batches, 2 dlkd and 4 official values.
+    assert_eq!(checked, 3 * (28 + 3 + 1 + 4 + 2 * 7) + 3 + 2 + 4 + 2 + 4, "{report}");
     for ensemble in ["camkd", "ebkd", "mean"] {
         assert!(report.contains(&format!("ok: kd --ensemble {ensemble} ")), "{ensemble} unchecked:\n{report}");
     }
@@ -36,6 +37,7 @@ fn every_loss_matches_its_official_formula() {
         "tfkd-self",
         "pskd",
         "bdkd",
+        "mmd",
     ] {
         assert!(report.contains(&format!("ok: {name} ")), "{name} unchecked:\n{report}");
     }

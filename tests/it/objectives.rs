@@ -118,3 +118,103 @@ fn bad_objective_settings_are_refused_before_training() {
         assert!(!out.join("checkpoints").exists(), "{extra:?}: refused before training");
     }
 }
+
+#[test]
+fn a_transformer_student_aligns_subjects_with_mmd() {
+    let dir = tempdir();
+    let pipeline = synthetic_pipeline(dir.path(), 240, "");
+    run_ok(&["build", path_str(&pipeline)]);
+    let store = dir.path().join("store");
+    let transformer =
+        ["--student", "transformer", "--width", "16", "--depth", "1", "--heads", "2", "--patch", "4", "--lr", "0.003"];
+    let aligned = dir.path().join("aligned");
+    let extra = [&transformer[..], &["--loss", "ce", "--loss", "mmd=0.5", "--groups-per-batch", "3", "--epochs", "20"]]
+        .concat();
+    run_ok(&strings(&train_args(&store, &aligned, &extra)));
+    let r = results(&aligned);
+    assert_eq!(r["config"]["groups_per_batch"], 3);
+    assert_eq!(r["config"]["patch"], 4);
+    assert!(r["test_accuracy"].as_f64().unwrap() > 0.5, "{}", r["test_accuracy"]);
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(aligned.join("student.json")).unwrap()).unwrap();
+    assert_eq!(
+        (spec["kind"].as_str(), spec["heads"].as_i64(), spec["patch"].as_i64()),
+        (Some("transformer"), Some(2), Some(4))
+    );
+    // mmd defaults to 4 groups per batch; one group per batch, or a store without groups, is refused.
+    let default = dir.path().join("default");
+    run_ok(&strings(&train_args(&store, &default, &[&transformer[..], &["--loss", "mmd", "--loss", "ce"]].concat())));
+    assert_eq!(results(&default)["config"]["groups_per_batch"], 4);
+    for (store, extra, expected) in [
+        (
+            store.as_path(),
+            vec!["--loss", "mmd", "--groups-per-batch", "1"],
+            "batches of one group have nothing to align",
+        ),
+        (basicmotions_store(), vec!["--loss", "kd", "--loss", "mmd"], "has no group"),
+        (
+            store.as_path(),
+            vec!["--student", "transformer", "--width", "6", "--heads", "4"],
+            "not a multiple of its 4 heads",
+        ),
+        (store.as_path(), vec!["--student", "transformer", "--patch", "5"], "patch 5 does not divide"),
+        (store.as_path(), vec!["--patch", "2"], "heads and patch are transformer settings"),
+    ] {
+        let out = dir.path().join("refused");
+        let output = run(&strings(&train_args(store, &out, &extra)));
+        assert_eq!(output.status.code(), Some(1), "{extra:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{extra:?}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn amal_learns_per_sample_weights_and_resumes_bit_exactly() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let extra = [
+        "--loss",
+        "kd",
+        "--ensemble",
+        "amal",
+        "--set",
+        "amal.select_every=2",
+        "--set",
+        "amal.grad_fit=2",
+        "--set",
+        "amal.val_batch=4",
+        "--epochs",
+        "8",
+    ];
+    let straight = dir.path().join("straight");
+    run_ok(&strings(&train_args(store, &straight, &extra)));
+    let r = results(&straight);
+    assert_eq!(r["config"]["ensemble"]["kind"], "amal");
+    assert_eq!(r["config"]["ensemble"]["select_every"], 2);
+    let out = dir.path().join("interrupted");
+    interrupt_at_first_checkpoint(&train_args(store, &out, &extra), &out);
+    run_ok(&[strings(&train_args(store, &out, &extra)), vec!["--resume"]].concat());
+    assert_same_training(&straight, &out);
+    // With weights that never move (the first update would come after the last epoch), AMAL is kd.
+    let frozen = dir.path().join("frozen");
+    let never = ["--loss", "kd", "--ensemble", "amal", "--set", "amal.select_every=100", "--epochs", "8"];
+    run_ok(&strings(&train_args(store, &frozen, &never)));
+    let kd = dir.path().join("kd");
+    run_ok(&strings(&train_args(store, &kd, &["--loss", "kd", "--epochs", "8"])));
+    let losses = |out: &std::path::Path| -> Vec<f64> {
+        results(out)["epochs"].as_array().unwrap().iter().map(|e| e["train_loss"].as_f64().unwrap()).collect()
+    };
+    for (a, b) in losses(&frozen).iter().zip(losses(&kd)) {
+        assert!((a - b).abs() < 1e-5 * b.abs().max(1.0), "{a} vs {b}");
+    }
+    assert_ne!(losses(&straight)[7], losses(&kd)[7], "the learnt weights change the run");
+    for (extra, expected) in [
+        (vec!["--loss", "dist", "--ensemble", "amal"], "use --loss kd, not dist"),
+        (vec!["--ensemble", "amal", "--set", "amal.steps=3"], "unknown key steps"),
+        (vec!["--set", "amal.grad_fit=2"], "AMAL's settings go with --ensemble amal"),
+    ] {
+        let out = dir.path().join("refused");
+        let output = run(&strings(&train_args(store, &out, &extra)));
+        assert_eq!(output.status.code(), Some(1), "{extra:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{extra:?}: {}", stderr(&output));
+    }
+}

@@ -7,7 +7,8 @@ several teachers Rorozhl/CA-MKD (its CAMKD logit term and EBKD baseline) and the
 of `--ensemble mean`; yuanli2333/Teacher-free-Knowledge-Distillation (`loss_kd_regularization`,
 `loss_kd_self`), lgcnsai/PS-KD-Pytorch (its soft targets and `Custom_CrossEntropy_PSKD`), an
 independent reference of kdstore's documented BD-KD construction, and ljrprocc/DFKD's `curr_v`
-self-paced weights on per-sample KD losses (`--sample-weight`). Random inputs,
+self-paced weights on per-sample KD losses (`--sample-weight`), and the common PyTorch
+multi-kernel MMD (`guassian_kernel` + `MMD_loss.forward`) between groups. Random inputs,
 several settings each; plus two values printed by the official SP and SK code on fixed inputs.
 
 usage: check_losses.py KDSTORE_BINARY
@@ -211,6 +212,46 @@ def curr_v(l, lamda, spl_type):
     return v
 
 
+# ---- MMD: the common PyTorch MMD_loss (guassian_kernel, mmd_rbf), as TASKED-style code uses it ------
+
+def guassian_kernel(source, target, kernel_mul=2.0, kernel_num=5):
+    n_samples = int(source.size()[0]) + int(target.size()[0])
+    total = torch.cat([source, target], dim=0)
+    total0 = total.unsqueeze(0).expand(int(total.size(0)), int(total.size(0)), int(total.size(1)))
+    total1 = total.unsqueeze(1).expand(int(total.size(0)), int(total.size(0)), int(total.size(1)))
+    L2_distance = ((total0 - total1) ** 2).sum(2)
+    bandwidth = torch.sum(L2_distance.data) / (n_samples ** 2 - n_samples)
+    bandwidth /= kernel_mul ** (kernel_num // 2)
+    bandwidth_list = [bandwidth * (kernel_mul ** i) for i in range(kernel_num)]
+    kernel_val = [torch.exp(-L2_distance / bandwidth_temp) for bandwidth_temp in bandwidth_list]
+    return sum(kernel_val)
+
+
+def mmd_rbf(source, target, kernel_mul=2.0, kernel_num=5):
+    """MMD_loss.forward: assumes groups of equal size."""
+    batch_size = int(source.size()[0])
+    kernels = guassian_kernel(source, target, kernel_mul=kernel_mul, kernel_num=kernel_num)
+    XX = kernels[:batch_size, :batch_size]
+    YY = kernels[batch_size:, batch_size:]
+    XY = kernels[:batch_size, batch_size:]
+    YX = kernels[batch_size:, :batch_size]
+    return torch.mean(XX + YY - XY - YX)
+
+
+def mmd_unequal(source, target, kernel_mul=2.0, kernel_num=5):
+    """kdstore's documented extension to groups of unequal size: the blocks' own means."""
+    n = int(source.size()[0])
+    kernels = guassian_kernel(source, target, kernel_mul=kernel_mul, kernel_num=kernel_num)
+    return kernels[:n, :n].mean() + kernels[n:, n:].mean() - kernels[:n, n:].mean() - kernels[n:, :n].mean()
+
+
+def mmd_groups(features, groups, pair, **settings):
+    distinct = sorted(set(groups.tolist()))
+    members = [features[groups == g] for g in distinct]
+    values = [pair(members[a], members[b], **settings) for a in range(len(members)) for b in range(a + 1, len(members))]
+    return sum(values) / len(values)
+
+
 SPL_CASES = [("spl", "log", {}), ("spl", "log", {"lambda_0": 2.0, "alpha": 0.0001}),
              ("spl-hard", "hard", {"lambda_0": 1.5}), ("spl-soft", "soft", {"lambda_0": 2.5, "alpha": 0.001})]
 
@@ -366,6 +407,23 @@ def main(binary):
             compare(f"sp {fs_shape} vs {ft_shape}", run(binary, ["sp", *feats]), sp(torch.tensor(fs), torch.tensor(ft)).item())
             if len(fs_shape) != 4 or fs_shape[3] == ft_shape[3]:
                 compare(f"sk {fs_shape} vs {ft_shape}", run(binary, ["sk", *feats]), sk(torch.tensor(fs), torch.tensor(ft)).item())
+
+        # MMD between the groups of a batch: equal groups (the official arithmetic), unequal ones.
+        for rows, groups, settings, pair in [
+            (12, [0] * 6 + [1] * 6, {}, mmd_rbf),
+            (12, [3, 1, 2] * 4, {}, mmd_rbf),
+            (10, [5] * 3 + [7] * 7, {}, mmd_unequal),
+            (16, [0] * 8 + [1] * 8, {"kernel_mul": 3.0, "kernel_num": 3}, mmd_rbf),
+        ]:
+            fs = rng.normal(size=(rows, 7)) + np.array(groups)[:, None] * 0.3
+            np.save(path("fs.npy"), fs)
+            np.save(path("g.npy"), np.array(groups, dtype=np.int64))
+            np.save(path("s1.npy"), np.zeros((rows, 2)))
+            sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+            got = run(binary, ["mmd", "--student", path("s1.npy"), "--student-features", path("fs.npy"),
+                               "--groups", path("g.npy"), *sets])
+            want = mmd_groups(torch.tensor(fs), torch.tensor(groups), pair, **settings).item()
+            compare(f"mmd {settings} groups {sorted(set(groups))} N={rows}", got, want)
 
         # DLKD on groups of views (identity view first), with heads initialised by PyTorch.
         for views, samples, s_dim, t_dim, settings in [

@@ -13,8 +13,8 @@ use kdstore::cli::{print_stdout, UserError};
 #[derive(Debug, clap::Args)]
 #[command(after_long_help = keys_help())]
 pub struct Args {
-    /// The loss: ce, kd, reverse-kl, jsd, dist, dkd, mixkd, sp, sk, dlkd, tfkd, tfkd-self, pskd or
-    /// bdkd (keys: --help). pskd's --teacher is the student's logits of the previous epoch and its
+    /// The loss: ce, kd, reverse-kl, jsd, dist, dkd, mixkd, sp, sk, dlkd, tfkd, tfkd-self, pskd,
+    /// bdkd or mmd (keys: --help). pskd's --teacher is the student's logits of the previous epoch and its
     /// alpha is α_t; bdkd is kdstore's documented construction of BD-KD (the paper's equations
     /// were not available), see --help.
     name: String,
@@ -40,7 +40,7 @@ pub struct Args {
     /// A setting of the loss, as the papers name it (repeatable): --set temperature=4.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     settings: Vec<String>,
-    /// Student features, [batch, ...] (sp, sk, dlkd).
+    /// Student features, [batch, ...] (sp, sk, dlkd, mmd).
     #[arg(long)]
     student_features: Option<PathBuf>,
     /// Teacher features, [batch, ...] (sp, sk, dlkd).
@@ -50,6 +50,9 @@ pub struct Args {
     /// (rows in groups of `views`, each sample's identity view first).
     #[arg(long)]
     heads: Option<PathBuf>,
+    /// Each row's group (subject), integers [batch] (mmd).
+    #[arg(long)]
+    groups: Option<PathBuf>,
     /// The 1-based epoch, for losses with a warm-up (default: after the warm-up).
     #[arg(long)]
     epoch: Option<usize>,
@@ -99,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         teacher_features: args.teacher_features,
         epoch: args.epoch,
         heads: args.heads,
+        groups: args.groups,
     };
     if !args.per_sample && weighting.is_none() {
         let value = loss_from_files(&config, &files).map_err(UserError::msg)?;

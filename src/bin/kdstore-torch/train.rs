@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use kdstore_core::arch::ArchKind;
 use kdstore_core::pacing::Pacing;
 use kdstore_torch::losses::parse_terms;
+use kdstore_torch::train::amal::AmalSettings;
 use kdstore_torch::train::curriculum::CurriculumConfig;
 use kdstore_torch::train::sample_weights::SampleWeight;
 use kdstore_torch::train::schedule::Schedule;
@@ -20,6 +21,8 @@ enum Student {
     Mlp,
     /// CIFAR-style ResNet; --depth 8, 14 or 20 (6n + 2), --width the first stage's channels.
     Resnet,
+    /// Encoder-only transformer for series: --width per token, --depth layers, --heads, --patch.
+    Transformer,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -49,6 +52,9 @@ enum EnsembleName {
     Random,
     /// One teacher per view by difficulty: the easiest stratum from the smallest teacher (CES-KD).
     Curriculum,
+    /// AMAL: per-sample weights of CE and each teacher's KD, meta-learnt on the validation split
+    /// every --set amal.select_every=10 epochs (one teacher or more; --loss kd).
+    Amal,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -175,6 +181,16 @@ pub struct Args {
     /// its settings are --set pacing.KEY=VALUE.
     #[arg(long, requires = "curriculum", default_value = "linear")]
     pacing: String,
+    /// --student transformer: attention heads (default 2; --width must be a multiple).
+    #[arg(long)]
+    heads: Option<i64>,
+    /// --student transformer: time steps per token (default 1; must divide the series' length).
+    #[arg(long)]
+    patch: Option<i64>,
+    /// Put this many groups (subjects) in every batch, about batch-size / N samples each (default 4
+    /// with --loss mmd, which aligns them).
+    #[arg(long, value_name = "N")]
+    groups_per_batch: Option<usize>,
     /// Weigh each sample's objective: spl (CuDFKD's self-paced log weights, v = (1 + e^-λ) /
     /// (1 + e^(l-λ)), λ = λ0 + α·step; --set spl.lambda_0=1 --set spl.alpha=0.0001), spl-hard,
     /// spl-soft, or a static weight per view, an SQL expression over the first teacher's `labels`.
@@ -207,8 +223,21 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     };
     let (pacing_settings, settings): (Vec<String>, Vec<String>) =
         args.settings.iter().cloned().partition(|s| s.starts_with("pacing."));
-    let (spl_settings, loss_settings): (Vec<String>, Vec<String>) =
+    let (spl_settings, settings): (Vec<String>, Vec<String>) =
         settings.into_iter().partition(|s| s.starts_with("spl."));
+    let (amal_settings, loss_settings): (Vec<String>, Vec<String>) =
+        settings.into_iter().partition(|s| s.starts_with("amal."));
+    let amal_settings: Vec<String> = amal_settings.iter().map(|s| s["amal.".len()..].to_string()).collect();
+    let amal = match args.ensemble {
+        Some(EnsembleName::Amal) => Some(AmalSettings::parse(&amal_settings).map_err(UserError::msg)?),
+        _ if !amal_settings.is_empty() => {
+            return Err(UserError::msg(format!(
+                "--set amal.{}: AMAL's settings go with --ensemble amal",
+                amal_settings[0]
+            )))
+        }
+        _ => None,
+    };
     let losses = parse_terms(&args.losses, &loss_settings).map_err(UserError::msg)?;
     let spl_settings: Vec<String> = spl_settings.iter().map(|s| s["spl.".len()..].to_string()).collect();
     let sample_weight = match &args.sample_weight {
@@ -243,6 +272,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     if !(args.learning_rate.is_finite() && args.learning_rate > 0.0) {
         return Err(UserError::msg(format!("--lr must be > 0, got {}", args.learning_rate)));
     }
+    let mmd = losses.iter().any(|t| t.config.needs_groups());
     let loss_name = losses
         .iter()
         .map(
@@ -259,6 +289,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
             EnsembleName::De => EnsembleChoice::De,
             EnsembleName::Random => EnsembleChoice::Random { unseen: args.random_unseen },
             EnsembleName::Curriculum => EnsembleChoice::Curriculum { difficulty: args.ensemble_difficulty.clone() },
+            EnsembleName::Amal => EnsembleChoice::Amal(amal.clone().expect("parsed above")),
         }),
         filter: args.filter.clone(),
         student: match args.student {
@@ -266,10 +297,13 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
             Student::Cnn2d => ArchKind::Cnn2d,
             Student::Mlp => ArchKind::Mlp,
             Student::Resnet => ArchKind::Resnet,
+            Student::Transformer => ArchKind::Transformer,
         },
         torchscript_student: args.student_torchscript.clone(),
         width: args.width,
         depth: args.depth,
+        heads: args.heads,
+        patch: args.patch,
         losses,
         epochs: args.epochs,
         batch_size: args.batch_size.max(1),
@@ -287,6 +321,10 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         warmup_epochs: args.warmup_epochs,
         curriculum,
         sample_weight,
+        groups_per_batch: match args.groups_per_batch {
+            None if mmd => Some(4),
+            given => given,
+        },
         clip_grad_norm: args.clip_grad_norm,
         views: match args.views {
             Views::OnePerSample => ViewsPerEpoch::OnePerSample,

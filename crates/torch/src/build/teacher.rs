@@ -78,13 +78,8 @@ pub(super) fn prepare_teacher(
             })
         }
         TeacherConfig::Builtin { arch, width, depth, .. } => {
-            let spec = ArchSpec {
-                kind: *arch,
-                width: *width,
-                depth: *depth,
-                input_shape: shape.iter().map(|&d| d as i64).collect(),
-                classes: context.class_count as i64,
-            };
+            let input_shape = shape.iter().map(|&d| d as i64).collect();
+            let spec = ArchSpec::new(*arch, *width, *depth, input_shape, context.class_count as i64);
             spec.check().map_err(setup)?;
             let model = model_path(target);
             if !root.join(&model).is_file() || !root.join(record_path(target)).is_file() {
@@ -172,6 +167,8 @@ fn teacher_training(
         torchscript_student: None,
         width: *width,
         depth: *depth,
+        heads: None,
+        patch: None,
         losses,
         epochs: *epochs,
         batch_size: *batch_size,
@@ -188,6 +185,7 @@ fn teacher_training(
         warmup_epochs: *warmup_epochs,
         curriculum: None,
         sample_weight: None,
+        groups_per_batch: None,
         clip_grad_norm: None,
         views: ViewsPerEpoch::OnePerSample,
         seed: seed::purpose_seed(plan.file.seed, &format!("teacher/{base}")),

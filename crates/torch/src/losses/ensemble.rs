@@ -69,7 +69,8 @@ pub fn temperature_of(config: &LossConfig) -> Option<f64> {
         | LossConfig::Sk(_)
         | LossConfig::Dlkd(_)
         | LossConfig::Tfkd(_)
-        | LossConfig::Pskd(_) => None,
+        | LossConfig::Pskd(_)
+        | LossConfig::Mmd(_) => None,
     }
 }
 

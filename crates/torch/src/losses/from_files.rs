@@ -27,6 +27,8 @@ pub struct LossFiles {
     pub epoch: Option<usize>,
     /// The trainable heads of `dlkd`, as an `.npz` of PyTorch state-dict entries.
     pub heads: Option<PathBuf>,
+    /// Each row's group (subject), integers `[batch]`, for `mmd`.
+    pub groups: Option<PathBuf>,
 }
 
 fn tensor(path: &Path, integers: bool) -> Result<Tensor, String> {
@@ -125,6 +127,12 @@ fn compute(config: &LossConfig, files: &LossFiles, per_row: bool) -> Result<Tens
         }
         _ => None,
     };
+    let groups: Option<Vec<i64>> = match optional(&files.groups, true)? {
+        Some(t) if t.size() == [batch] => Some(Vec::<i64>::try_from(t).map_err(|e| e.to_string())?),
+        Some(_) => return Err(format!("--groups must hold {batch} integers, one per row")),
+        None if config.needs_groups() => return Err(format!("loss {name}: needs --groups")),
+        None => None,
+    };
     // pskd's teacher is the student of the previous epoch.
     let is_pskd = matches!(config, LossConfig::Pskd(_));
     let inputs = LossInputs {
@@ -135,6 +143,7 @@ fn compute(config: &LossConfig, files: &LossFiles, per_row: bool) -> Result<Tens
         epoch: files.epoch,
         heads: heads.as_ref(),
         per_row,
+        groups: groups.as_deref(),
         ..LossInputs::new(&student, &targets)
     };
     let value = match files.ensemble {

@@ -14,6 +14,7 @@ pub mod from_files;
 pub mod jsd;
 pub mod kd;
 pub mod mixkd;
+pub mod mmd;
 pub mod pskd;
 pub mod reverse_kl;
 pub mod sk;
@@ -57,6 +58,10 @@ pub struct LossInputs<'a> {
     /// Give one value per row `[batch]` instead of the batch mean (per-sample weights); losses
     /// that do not decompose into per-sample terms refuse.
     pub per_row: bool,
+    /// Each row's group (subject), for `mmd`.
+    pub groups: Option<&'a [i64]>,
+    /// AMAL's per-sample weights of CE and each teacher's KD, `[batch, 1 + teachers]`.
+    pub mixing: Option<&'a Tensor>,
 }
 
 impl<'a> LossInputs<'a> {
@@ -73,6 +78,8 @@ impl<'a> LossInputs<'a> {
             previous: None,
             epochs: None,
             per_row: false,
+            groups: None,
+            mixing: None,
         }
     }
 
@@ -106,11 +113,27 @@ pub enum LossConfig {
     TfkdSelf(tfkd::TfkdSelfConfig),
     Pskd(pskd::PskdConfig),
     Bdkd(bdkd::BdkdConfig),
+    Mmd(mmd::MmdConfig),
 }
 
 /// Every loss's name, in the order `kdstore loss --help` lists them.
-pub const NAMES: &[&str] =
-    &["ce", "kd", "reverse-kl", "jsd", "dist", "dkd", "mixkd", "sp", "sk", "dlkd", "tfkd", "tfkd-self", "pskd", "bdkd"];
+pub const NAMES: &[&str] = &[
+    "ce",
+    "kd",
+    "reverse-kl",
+    "jsd",
+    "dist",
+    "dkd",
+    "mixkd",
+    "sp",
+    "sk",
+    "dlkd",
+    "tfkd",
+    "tfkd-self",
+    "pskd",
+    "bdkd",
+    "mmd",
+];
 
 impl LossConfig {
     pub fn name(&self) -> &'static str {
@@ -129,6 +152,7 @@ impl LossConfig {
             LossConfig::TfkdSelf(_) => "tfkd-self",
             LossConfig::Pskd(_) => "pskd",
             LossConfig::Bdkd(_) => "bdkd",
+            LossConfig::Mmd(_) => "mmd",
         }
     }
 
@@ -169,6 +193,7 @@ impl LossConfig {
             LossConfig::TfkdSelf(c) => c.validate(),
             LossConfig::Pskd(c) => c.validate(),
             LossConfig::Bdkd(c) => c.validate(),
+            LossConfig::Mmd(c) => c.validate(),
         }
     }
 
@@ -182,13 +207,14 @@ impl LossConfig {
                 | LossConfig::Dlkd(_)
                 | LossConfig::Tfkd(_)
                 | LossConfig::Pskd(_)
+                | LossConfig::Mmd(_)
         )
     }
 
     /// Whether the loss learns from the labels and the student alone, so a run without a teacher
     /// may use it (`pskd`'s teacher is the student's previous epoch).
     pub fn teacher_free(&self) -> bool {
-        matches!(self, LossConfig::Ce(_) | LossConfig::Tfkd(_) | LossConfig::Pskd(_))
+        matches!(self, LossConfig::Ce(_) | LossConfig::Tfkd(_) | LossConfig::Pskd(_) | LossConfig::Mmd(_))
     }
 
     /// Whether the loss reads the hard labels.
@@ -207,8 +233,19 @@ impl LossConfig {
         )
     }
 
+    /// Whether the loss reads the student's penultimate features.
     pub fn needs_features(&self) -> bool {
+        self.needs_teacher_features() || matches!(self, LossConfig::Mmd(_))
+    }
+
+    /// Whether the loss reads the teacher's penultimate features.
+    pub fn needs_teacher_features(&self) -> bool {
         matches!(self, LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_))
+    }
+
+    /// Whether the loss reads each row's group (subject).
+    pub fn needs_groups(&self) -> bool {
+        matches!(self, LossConfig::Mmd(_))
     }
 
     /// Views per sample when the loss needs each sample's views side by side in a batch (`dlkd`).
@@ -235,7 +272,10 @@ impl LossConfig {
 
     /// Whether the loss is a batch mean of per-sample terms (and can be weighted per sample).
     pub fn decomposes(&self) -> bool {
-        !matches!(self, LossConfig::Dist(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_))
+        !matches!(
+            self,
+            LossConfig::Dist(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_) | LossConfig::Mmd(_)
+        )
     }
 
     /// The per-sample values of the losses that are batch means of them.
@@ -253,7 +293,9 @@ impl LossConfig {
             LossConfig::TfkdSelf(c) => c.rows(student, inputs.teacher(name)?, targets)?,
             LossConfig::Pskd(c) => c.rows(student, inputs.previous, targets, inputs.epoch.zip(inputs.epochs))?,
             LossConfig::Bdkd(c) => c.rows(student, inputs.teacher(name)?, targets)?,
-            LossConfig::Dist(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_) => return Ok(None),
+            LossConfig::Dist(_) | LossConfig::Sp(_) | LossConfig::Sk(_) | LossConfig::Dlkd(_) | LossConfig::Mmd(_) => {
+                return Ok(None)
+            }
         };
         Ok(Some(rows))
     }
@@ -275,6 +317,14 @@ impl LossConfig {
                 let (s, t) = inputs.features(name)?;
                 let heads = inputs.heads.ok_or(LossError::Input { loss: name, detail: "needs its heads".into() })?;
                 c.compute(heads, inputs.student, inputs.targets, s, t)
+            }
+            LossConfig::Mmd(c) => {
+                let features = inputs
+                    .student_features
+                    .ok_or(LossError::Input { loss: name, detail: "needs the student's features".into() })?;
+                let groups =
+                    inputs.groups.ok_or(LossError::Input { loss: name, detail: "needs each row's group".into() })?;
+                Ok(c.compute(features, groups)?)
             }
             _ => unreachable!("{name} is a mean of per-sample terms"),
         }

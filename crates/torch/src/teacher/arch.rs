@@ -1,6 +1,6 @@
 //! Built-in network architectures shared by teachers and students: `cnn1d` for series
 //! (channels × time), `cnn2d` for images (channels × height × width), `mlp` for either and the
-//! CIFAR-style `resnet` (depth 8, 14, 20, …) for either. Each
+//! CIFAR-style `resnet` (depth 8, 14, 20, …) for either, and a `transformer` for series. Each
 //! exposes its penultimate features and its logits. An architecture is fully described by an
 //! [`ArchSpec`], which is saved as JSON beside the weights (safetensors) so a model can be rebuilt.
 
@@ -45,6 +45,10 @@ impl Net {
             ArchKind::Cnn1d => boxed(conv_body(path, spec, false)),
             ArchKind::Cnn2d => boxed(conv_body(path, spec, true)),
             ArchKind::Mlp => boxed(mlp_body(path, spec)),
+            ArchKind::Transformer => {
+                let body = super::transformer::TransformerBody::new(path, spec);
+                (Box::new(body) as Box<dyn ModuleT>, spec.width)
+            }
             ArchKind::Resnet => {
                 let two_d = spec.input_shape.len() == 3;
                 let (body, features) =
@@ -134,11 +138,13 @@ mod tests {
     #[test]
     fn every_architecture_gives_logits_per_class() {
         let cases = [
-            ArchSpec { kind: ArchKind::Cnn1d, width: 4, depth: 3, input_shape: vec![6, 32], classes: 5 },
-            ArchSpec { kind: ArchKind::Cnn2d, width: 4, depth: 2, input_shape: vec![1, 8, 8], classes: 3 },
-            ArchSpec { kind: ArchKind::Mlp, width: 8, depth: 2, input_shape: vec![2, 5], classes: 4 },
-            ArchSpec { kind: ArchKind::Resnet, width: 4, depth: 8, input_shape: vec![1, 8, 8], classes: 3 },
-            ArchSpec { kind: ArchKind::Resnet, width: 4, depth: 14, input_shape: vec![6, 32], classes: 5 },
+            ArchSpec::new(ArchKind::Cnn1d, 4, 3, vec![6, 32], 5),
+            ArchSpec::new(ArchKind::Cnn2d, 4, 2, vec![1, 8, 8], 3),
+            ArchSpec::new(ArchKind::Mlp, 8, 2, vec![2, 5], 4),
+            ArchSpec::new(ArchKind::Resnet, 4, 8, vec![1, 8, 8], 3),
+            ArchSpec::new(ArchKind::Resnet, 4, 14, vec![6, 32], 5),
+            ArchSpec::new(ArchKind::Transformer, 8, 2, vec![6, 32], 5),
+            ArchSpec { heads: Some(4), patch: Some(8), ..ArchSpec::new(ArchKind::Transformer, 8, 1, vec![6, 32], 5) },
         ];
         for spec in cases {
             spec.check().unwrap();

@@ -11,6 +11,7 @@
 
 pub mod arch;
 pub mod resnet;
+pub mod transformer;
 
 use std::path::Path;
 

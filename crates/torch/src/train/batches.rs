@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::data::TrainData;
+use super::group_batches::GroupMix;
 use super::{TrainError, ViewsPerEpoch};
 use kdstore_core::augment::seed::purpose_seed;
 use kdstore_core::select::{Replayer, SelectedView};
@@ -19,11 +20,13 @@ pub type BatchPlan = Vec<usize>;
 /// An epoch's batches. Each epoch draws from its own seed (the run's seed and the epoch), so an
 /// epoch's batches do not depend on the epochs before it and a resumed run draws what an
 /// uninterrupted one would. With `group` = Some(k), each sample brings k views next to each other,
-/// its identity view first (DLKD's layout), and `batch_size` counts samples.
+/// its identity view first (DLKD's layout), and `batch_size` counts samples. With `mix`, every
+/// batch holds several groups (subjects) of samples.
 pub fn epoch_plan(
     by_sample: &[SampleViews],
     views: ViewsPerEpoch,
     group: Option<usize>,
+    mix: Option<&GroupMix>,
     batch_size: usize,
     seed: u64,
     epoch: usize,
@@ -46,7 +49,10 @@ pub fn epoch_plan(
             .collect(),
     };
     units.shuffle(&mut rng);
-    units.chunks(batch_size.max(1)).map(|chunk| chunk.concat()).collect()
+    match mix {
+        Some(mix) => mix.batches(units, batch_size, &mut rng),
+        None => units.chunks(batch_size.max(1)).map(|chunk| chunk.concat()).collect(),
+    }
 }
 
 /// The selected views of one training sample.
@@ -151,20 +157,20 @@ mod tests {
     #[test]
     fn one_view_per_sample_each_epoch_from_the_epochs_own_seed() {
         let by_sample = samples();
-        let plan = epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, 4, 7, 3);
+        let plan = epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, None, 4, 7, 3);
         assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
         let mut samples_seen: Vec<usize> = plan.concat().iter().map(|v| v / 5).collect();
         samples_seen.sort();
         assert_eq!(samples_seen, (0..10).collect::<Vec<_>>());
-        assert_eq!(plan, epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, 4, 7, 3));
-        assert_ne!(plan, epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, 4, 7, 4));
-        let all = epoch_plan(&by_sample, ViewsPerEpoch::All, None, 8, 7, 3).concat();
+        assert_eq!(plan, epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, None, 4, 7, 3));
+        assert_ne!(plan, epoch_plan(&by_sample, ViewsPerEpoch::OnePerSample, None, None, 4, 7, 4));
+        let all = epoch_plan(&by_sample, ViewsPerEpoch::All, None, None, 8, 7, 3).concat();
         assert_eq!(all.len(), 50);
     }
 
     #[test]
     fn grouped_plans_put_the_identity_view_first_and_count_samples() {
-        let plan = epoch_plan(&samples(), ViewsPerEpoch::OnePerSample, Some(4), 3, 1, 1);
+        let plan = epoch_plan(&samples(), ViewsPerEpoch::OnePerSample, Some(4), None, 3, 1, 1);
         assert_eq!(plan.iter().map(Vec::len).collect::<Vec<_>>(), [12, 12, 12, 4]);
         for group in plan.concat().chunks(4) {
             let sample = group[0] / 5;

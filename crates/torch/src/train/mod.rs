@@ -6,6 +6,7 @@
 //! architecture. While it runs, a checkpoint after every epoch lets an interrupted run resume
 //! (`--resume`) to the same end, bit for bit; the checkpoints are removed when the run completes.
 
+pub mod amal;
 pub mod batches;
 pub mod checkpoint;
 pub mod co_train;
@@ -13,6 +14,7 @@ pub mod curriculum;
 pub mod data;
 pub mod de_weights;
 pub mod finite;
+pub mod group_batches;
 pub mod metrics;
 pub mod optimizer;
 pub mod previous;
@@ -94,6 +96,11 @@ pub struct TrainConfig {
     pub torchscript_student: Option<PathBuf>,
     pub width: i64,
     pub depth: i64,
+    /// A transformer student's attention heads and time steps per token (`--heads`, `--patch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<i64>,
     /// The objective: Σ weight · loss.
     pub losses: Vec<LossTerm>,
     pub epochs: usize,
@@ -107,6 +114,9 @@ pub struct TrainConfig {
     /// Order and pace the training samples by a stored difficulty (`--curriculum`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub curriculum: Option<curriculum::CurriculumConfig>,
+    /// Batches of this many groups (subjects) each (`--groups-per-batch`; `mmd` needs it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_per_batch: Option<usize>,
     /// Weigh each sample's objective (`--sample-weight`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sample_weight: Option<sample_weights::SampleWeight>,
@@ -221,11 +231,15 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let verified = data.verify_replay(&replayer, config.verify_replay, config.seed)?;
 
     let spec = ArchSpec {
-        kind: config.student,
-        width: config.width,
-        depth: config.depth,
-        input_shape: data.student_shape().iter().map(|&d| d as i64).collect(),
-        classes: data.classes as i64,
+        heads: config.heads,
+        patch: config.patch,
+        ..ArchSpec::new(
+            config.student,
+            config.width,
+            config.depth,
+            data.student_shape().iter().map(|&d| d as i64).collect(),
+            data.classes as i64,
+        )
     };
     let source = match &config.torchscript_student {
         Some(path) => StudentSource::Scripted { path: path.clone(), input_shape: spec.input_shape.clone() },
@@ -261,6 +275,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         Some(c) => Some(paced_order(store, c, config, &data, &by_sample, views_per_sample.is_some())?),
         None => None,
     };
+    let mix = group_mix(config, &data)?;
     let weighting = match &config.sample_weight {
         Some(rule) => Some(sample_weighting(store, rule, config, &data)?),
         None => None,
@@ -273,10 +288,12 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     if let (Some(memory), Some(checkpoint)) = (&memory, &resumed) {
         memory.borrow_mut().load(&checkpoint.dir).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
     }
+    let mixing = mixing_weights(config, &data, resumed.as_ref())?;
     let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
     let needs_features = config.losses.iter().any(|t| t.config.needs_features());
+    let needs_teacher_features = config.losses.iter().any(|t| t.config.needs_teacher_features());
     let online_teachers = if config.online { load_teachers(store, &teachers, device)? } else { Vec::new() };
-    let stored_features = if needs_features && !config.online && !config.co_train {
+    let stored_features = if needs_teacher_features && !config.online && !config.co_train {
         Some(stored_teacher_features(store, &teachers[0], &data.views)?)
     } else {
         None
@@ -338,12 +355,30 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         tch::manual_seed(purpose_seed(config.seed, &format!("torch/epoch-{epoch}")) as i64);
         let learning_rate =
             learning_rate(config.schedule, config.learning_rate, config.warmup_epochs, epoch, config.epochs);
+        if let Some((settings, weights)) = mixing.as_ref().filter(|(settings, _)| settings.updates_before(epoch)) {
+            let temperature = config.losses.iter().find_map(|t| match &t.config {
+                LossConfig::Kd(kd) => Some(kd.temperature),
+                _ => None,
+            });
+            let meta = amal::MetaStep {
+                settings,
+                batches: &batches,
+                by_sample: &by_sample,
+                val: &val,
+                batch_size: config.batch_size,
+                seed: config.seed,
+                temperature: temperature.expect("amal trains with kd (checked)"),
+                device,
+            };
+            meta.run(&mut weights.borrow_mut(), &mut net, epoch, learning_rate)?;
+        }
         let plans = match &paced {
             Some(curriculum) => curriculum.epoch_plan(config.batch_size, config.seed, epoch + 1),
             None => batches::epoch_plan(
                 &by_sample,
                 config.views,
                 views_per_sample,
+                mix.as_ref(),
                 config.batch_size,
                 config.seed,
                 epoch + 1,
@@ -358,9 +393,11 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             online_teachers: &online_teachers,
             rule: &rule,
             needs_features,
+            needs_teacher_features,
             heads: heads.as_ref(),
             weighting: weighting.as_ref(),
             memory: memory.as_ref(),
+            mixing: mixing.as_ref().map(|(_, weights)| weights),
             device,
         };
         let mut step_number = 0;
@@ -451,6 +488,9 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             }
             if let Some(memory) = &memory {
                 memory.borrow().save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            if let Some((_, weights)) = &mixing {
+                weights.borrow().save(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             if config.keep_epochs.contains(&(epoch + 1)) {
                 let kept = out.join(format!("epoch-{}.{extension}", epoch + 1));
@@ -595,6 +635,43 @@ fn paced_order(
     .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))?;
     curriculum::Curriculum::new(config, by_sample, &data.views, &difficulty, train.batch_size, train.epochs)
         .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))
+}
+
+/// AMAL's settings and per-sample weights, from the kd term's weights or a checkpoint.
+fn mixing_weights(
+    config: &TrainConfig,
+    data: &data::TrainData,
+    resumed: Option<&checkpoint::Checkpoint>,
+) -> Result<Option<(amal::AmalSettings, std::cell::RefCell<amal::MixingWeights>)>, TrainError> {
+    let Some(EnsembleChoice::Amal(settings)) = &config.ensemble else { return Ok(None) };
+    let Some(kd) = config.losses.iter().find_map(|t| match &t.config {
+        LossConfig::Kd(kd) => Some(kd),
+        _ => None,
+    }) else {
+        return Err(TrainError::Config("--ensemble amal weighs CE and each teacher's KD: use --loss kd".into()));
+    };
+    let mut weights = amal::MixingWeights::new(&data.views, data.teachers.len(), kd.ce_weight, kd.kd_weight);
+    if let Some(checkpoint) = resumed {
+        weights.load(&checkpoint.dir).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
+    }
+    Ok(Some((settings.clone(), std::cell::RefCell::new(weights))))
+}
+
+/// Batches that mix groups, if the run asks for them (`mmd` must).
+fn group_mix(config: &TrainConfig, data: &data::TrainData) -> Result<Option<group_batches::GroupMix>, TrainError> {
+    let mmd = config.losses.iter().any(|t| t.config.needs_groups());
+    match config.groups_per_batch {
+        None if mmd => Err(TrainError::Config(
+            "--loss mmd aligns the groups (subjects) within each batch: set --groups-per-batch (at least 2)".into(),
+        )),
+        None => Ok(None),
+        Some(_) if config.curriculum.is_some() => Err(TrainError::Config(
+            "--groups-per-batch and --curriculum both choose each batch's samples; use one".into(),
+        )),
+        Some(per_batch) => group_batches::GroupMix::new(&data.views, &data.samples.groups, per_batch)
+            .map(Some)
+            .map_err(|e| TrainError::Config(format!("--groups-per-batch: {e}"))),
+    }
 }
 
 /// A run's per-sample weights, resolved: every loss must be a mean of per-sample terms, and a

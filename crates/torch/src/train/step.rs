@@ -9,6 +9,7 @@ use std::cell::RefCell;
 
 use tch::{Device, Tensor};
 
+use super::amal::MixingWeights;
 use super::batches::Batch;
 use super::co_train::{teacher_objective, CoTeacher};
 use super::data::TrainData;
@@ -28,11 +29,15 @@ pub struct Step<'a> {
     /// The frozen teachers run on every batch (`--online`); empty when the logits are stored.
     pub online_teachers: &'a [Classifier],
     pub rule: &'a TargetRule,
+    /// Whether the losses read the student's features, and the teacher's.
     pub needs_features: bool,
+    pub needs_teacher_features: bool,
     pub heads: Option<&'a dlkd::Heads>,
     pub weighting: Option<&'a SampleWeighting>,
     /// `pskd`'s memory of the student's previous-epoch logits.
     pub memory: Option<&'a RefCell<PreviousPredictions>>,
+    /// AMAL's per-sample weights.
+    pub mixing: Option<&'a RefCell<MixingWeights>>,
     pub device: Device,
 }
 
@@ -63,6 +68,7 @@ impl Step<'_> {
         let targets = self.targets(&views);
         let inputs = Tensor::from_slice(&self.data.student_inputs(&batch.inputs)).to_device(self.device);
         let previous = self.memory.map(|memory| memory.borrow().batch(&views, self.device));
+        let mixing = self.mixing.map(|weights| weights.borrow().batch(&views, self.device));
         let (student_features, student) = net.forward_with_features(&inputs, true, self.needs_features)?;
         if let Some(memory) = self.memory {
             memory.borrow_mut().record(&views, &student)?;
@@ -71,13 +77,13 @@ impl Step<'_> {
             (Some(co), _) => {
                 let (features, logits) = co.net.forward_with_features(&inputs, true)?;
                 let loss = teacher_objective(&self.config.losses, &logits, &student, &targets)?;
-                (vec![logits.detach()], self.needs_features.then(|| features.detach()), Some(loss))
+                (vec![logits.detach()], self.needs_teacher_features.then(|| features.detach()), Some(loss))
             }
             (None, [_, ..]) => {
                 let mut teachers = Vec::with_capacity(self.online_teachers.len());
                 let mut features = None;
                 for (k, model) in self.online_teachers.iter().enumerate() {
-                    let with_features = self.needs_features && k == 0;
+                    let with_features = self.needs_teacher_features && k == 0;
                     let inference = tch::no_grad(|| {
                         model.infer(&batch.inputs, &self.data.samples.sample_shape, self.device, with_features)
                     })
@@ -95,6 +101,9 @@ impl Step<'_> {
                 (teachers, batch.teacher_features.as_ref().map(|f| self.tensor(f, rows)), None)
             }
         };
+        let groups: Option<Vec<i64>> = self.config.losses.iter().any(|t| t.config.needs_groups()).then(|| {
+            views.iter().map(|v| self.data.samples.groups[v.sample_id as usize].unwrap_or(i64::MIN)).collect()
+        });
         let loss_inputs = LossInputs {
             student_features: student_features.as_ref(),
             teacher_features: teacher_features.as_ref(),
@@ -103,6 +112,8 @@ impl Step<'_> {
             previous: previous.as_ref(),
             epochs: Some(self.config.epochs),
             per_row: self.weighting.is_some(),
+            groups: groups.as_deref(),
+            mixing: mixing.as_ref(),
             ..LossInputs::new(&student, &targets)
         };
         let picks = self.rule.picks(teachers.len(), &batch.views, at.epoch, at.step);

@@ -8,7 +8,8 @@
 //! - `random`: one teacher per row, drawn from the step's own seed (RoS-KD's stochastic teacher),
 //!   so a resumed run draws what an uninterrupted one would; with `unseen`, only among the
 //!   teachers that did not train on the row's sample (all of them where every one did);
-//! - `curriculum`: one teacher per view, fixed before training (CES-KD; see [`curriculum`]).
+//! - `curriculum`: one teacher per view, fixed before training (CES-KD; see [`curriculum`]);
+//! - `amal`: CE and each teacher's KD weighted per sample by AMAL's learnt weights (`amal`).
 //!
 //! For evaluation (agreement and KL with "the ensemble"), the teachers combine as the
 //! probability average the rule trains towards: weighted by the per-sample CA-MKD/EBKD weights
@@ -43,10 +44,12 @@ pub enum EnsembleChoice {
     Curriculum {
         difficulty: String,
     },
+    /// AMAL: per-sample weights of CE and each teacher's KD, meta-learnt (one teacher or more).
+    Amal(super::amal::AmalSettings),
 }
 
 impl EnsembleChoice {
-    pub const NAMES: &'static [&'static str] = &["mean", "camkd", "ebkd", "de", "random", "curriculum"];
+    pub const NAMES: &'static [&'static str] = &["mean", "camkd", "ebkd", "de", "random", "curriculum", "amal"];
 
     pub fn name(&self) -> &'static str {
         match self {
@@ -56,6 +59,7 @@ impl EnsembleChoice {
             EnsembleChoice::De => "de",
             EnsembleChoice::Random { .. } => "random",
             EnsembleChoice::Curriculum { .. } => "curriculum",
+            EnsembleChoice::Amal(_) => "amal",
         }
     }
 }
@@ -74,6 +78,8 @@ pub enum TargetRule {
     Random { seed: u64, allowed: Option<Vec<u64>> },
     /// `curriculum`: the teacher of each selected view (by its index in the selection).
     Assigned(Vec<usize>),
+    /// `amal`: the batch's per-sample weights come with the loss inputs (`mixing`).
+    Mixed,
 }
 
 impl TargetRule {
@@ -99,7 +105,7 @@ impl TargetRule {
                 )
             }
             TargetRule::Assigned(assigned) => Some(rows.iter().map(|&row| assigned[row]).collect()),
-            TargetRule::One | TargetRule::Combined(_) | TargetRule::Weighted(_) => None,
+            TargetRule::One | TargetRule::Combined(_) | TargetRule::Weighted(_) | TargetRule::Mixed => None,
         }
     }
 
@@ -129,6 +135,7 @@ impl TargetRule {
                 with(&ensemble::weighted_target(teachers, weights, temperature)?)
             }
             (TargetRule::Random { .. } | TargetRule::Assigned(_), Some(picks)) => with(&picked_rows(teachers, picks)?),
+            (TargetRule::Mixed, _) => mixed_kd(config, inputs, teachers),
             (TargetRule::Random { .. } | TargetRule::Assigned(_), None) => {
                 unreachable!("the per-row rules always pick")
             }
@@ -157,7 +164,10 @@ impl TargetRule {
                 .to_kind(Kind::Float)
                 .view([k as i64, 1])
                 .expand([k as i64, labels.len() as i64], false),
-            TargetRule::Combined(Ensemble::Mean) | TargetRule::Random { .. } | TargetRule::Assigned(_) => {
+            TargetRule::Combined(Ensemble::Mean)
+            | TargetRule::Random { .. }
+            | TargetRule::Assigned(_)
+            | TargetRule::Mixed => {
                 Tensor::full([k as i64, labels.len() as i64], 1.0 / k as f64, (Kind::Float, tch::Device::Cpu))
             }
         };
@@ -167,6 +177,20 @@ impl TargetRule {
             Vec::<f32>::try_from(mixture.f_log()?.flatten(0, -1))
         })
     }
+}
+
+/// AMAL's loss: `(1/B) Σ_b [λ_b0·CE_b + Σ_m λ_b,m+1·T²·KL(p_t,m ‖ p_s)_b]` at kd's temperature.
+fn mixed_kd(config: &LossConfig, inputs: &LossInputs, teachers: &[Tensor]) -> Result<Tensor, LossError> {
+    let input = |detail: &str| LossError::Input { loss: config.name(), detail: detail.into() };
+    let LossConfig::Kd(kd) = config else {
+        return Err(input("--ensemble amal weighs CE and each teacher's KD: use --loss kd"));
+    };
+    let mixing = inputs.mixing.ok_or_else(|| input("--ensemble amal needs its per-sample weights"))?;
+    let mut rows = crate::losses::ce::ce_rows(inputs.student, inputs.targets)? * mixing.select(1, 0);
+    for (m, teacher) in teachers.iter().enumerate() {
+        rows += crate::losses::kd::kd_rows(inputs.student, teacher, kd.temperature)? * mixing.select(1, m as i64 + 1);
+    }
+    Ok(if inputs.per_row { rows } else { crate::losses::batch_mean(&rows) })
 }
 
 /// Row b of teacher `picks[b]`, for every row: `[B, C]`.

@@ -74,6 +74,7 @@ pub fn resolve(
                 EnsembleChoice::NAMES.join("|")
             )))
         }
+        (Some(choice @ EnsembleChoice::Amal(_)), 1) => choice,
         (Some(choice), 0 | 1) => {
             return Err(TrainError::Config(format!(
                 "--ensemble {} needs at least two teachers, and --teacher {} names only {}",
@@ -100,6 +101,19 @@ pub fn resolve(
         test_accuracy: None,
     };
     let rule = match choice {
+        EnsembleChoice::Amal(_) => {
+            if data.samples.ids_in(Split::Val).is_empty() {
+                return Err(TrainError::Config(
+                    "--ensemble amal learns its weights on the validation split, and the store has none (set split.val_fraction in the pipeline)".into(),
+                ));
+            }
+            if config.online || config.torchscript_student.is_some() {
+                return Err(TrainError::Config(
+                    "--ensemble amal reads the stored logits and a built-in student's last layer: it goes with neither --online nor --student-torchscript".into(),
+                ));
+            }
+            TargetRule::Mixed
+        }
         EnsembleChoice::Mean => TargetRule::Combined(Ensemble::Mean),
         EnsembleChoice::Camkd => TargetRule::Combined(Ensemble::Camkd),
         EnsembleChoice::Ebkd => TargetRule::Combined(Ensemble::Ebkd),
@@ -173,7 +187,7 @@ fn unseen_masks(store: &Store, data: &TrainData) -> Result<Vec<u64>, TrainError>
 /// Whether a loss can learn from the ensemble `choice` makes.
 fn check_loss(choice: &EnsembleChoice, loss: &LossConfig) -> Result<(), String> {
     let name = loss.name();
-    if loss.needs_features() {
+    if loss.needs_teacher_features() {
         return Err(format!(
             "--loss {name} reads the teacher's features, and a run with several teachers combines logits only: train it from one --teacher"
         ));
@@ -181,6 +195,9 @@ fn check_loss(choice: &EnsembleChoice, loss: &LossConfig) -> Result<(), String> 
     let reads_logits = temperature_of(loss).is_some();
     match choice {
         _ if loss.teacher_free() => Ok(()),
+        EnsembleChoice::Amal(_) if !matches!(loss, LossConfig::Kd(_)) => Err(format!(
+            "--ensemble amal weighs CE and each teacher's KD per sample (the kd term's temperature, its ce_weight and kd_weight as the starting weights): use --loss kd, not {name}"
+        )),
         EnsembleChoice::Camkd | EnsembleChoice::Ebkd if !matches!(loss, LossConfig::Kd(_)) => Err(format!(
             "--ensemble {} weights per-sample KL terms, which only kd has (CA-MKD's and EBKD's logit loss); use --ensemble mean, de, random or curriculum with {name}",
             choice.name()
