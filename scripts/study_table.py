@@ -9,9 +9,11 @@ from pathlib import Path
 
 
 def run_table(kdstore, store, runs, seeds, out, common, header):
-    """runs: (name, label, extra kdstore-train arguments); common: arguments of every run."""
-    print(header)
-    print("|---|---|---|")
+    """runs: (name, label, extra kdstore-train arguments); common: arguments of every run; an empty
+    header continues the table above."""
+    if header:
+        print(header)
+        print("|---|---|---|")
     for name, label, extra in runs:
         accuracy, ece = [], []
         for seed in seeds:

@@ -190,6 +190,10 @@ fn amal_learns_per_sample_weights_and_resumes_bit_exactly() {
     let r = results(&straight);
     assert_eq!(r["config"]["ensemble"]["kind"], "amal");
     assert_eq!(r["config"]["ensemble"]["select_every"], 2);
+    let weights = r["amal_weights"].as_array().unwrap();
+    assert_eq!(weights.len(), 2, "CE and the one teacher's KD: {weights:?}");
+    let (low, high) = (weights[1]["min"].as_f64().unwrap(), weights[1]["max"].as_f64().unwrap());
+    assert!(low < high && low >= 1e-7 && high <= 2.0, "the KD weights moved apart within the clamp: {weights:?}");
     let out = dir.path().join("interrupted");
     interrupt_at_first_checkpoint(&train_args(store, &out, &extra), &out);
     run_ok(&[strings(&train_args(store, &out, &extra)), vec!["--resume"]].concat());

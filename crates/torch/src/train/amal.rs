@@ -92,6 +92,15 @@ impl AmalSettings {
     }
 }
 
+/// Where one term's per-sample weights ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightSummary {
+    pub term: String,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
 /// The clamp of the official code.
 const LOWEST: f64 = 1e-7;
 const HIGHEST: f64 = 2.0 - 1e-7;
@@ -143,14 +152,17 @@ impl MixingWeights {
         Ok(())
     }
 
-    /// Every sample's weights, for the results: mean and range per column.
-    pub fn summary(&self) -> Vec<(f64, f64, f64)> {
-        (0..self.columns)
-            .map(|k| {
+    /// Every sample's weights, for the results: mean and range per term; `teachers` name the KD
+    /// terms.
+    pub fn summary(&self, teachers: &[String]) -> Vec<WeightSummary> {
+        let terms = std::iter::once("ce".to_string()).chain(teachers.iter().map(|t| format!("kd:{t}")));
+        terms
+            .enumerate()
+            .map(|(k, term)| {
                 let column: Vec<f64> = self.values.iter().skip(k).step_by(self.columns).map(|&v| v as f64).collect();
                 let mean = column.iter().sum::<f64>() / column.len().max(1) as f64;
-                let (lo, hi) = column.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-                (mean, lo, hi)
+                let (min, max) = column.iter().fold((f64::MAX, f64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                WeightSummary { term, mean, min, max }
             })
             .collect()
     }

@@ -197,6 +197,9 @@ pub struct Results {
     pub teacher_test_accuracy: Option<f64>,
     /// With `--co-train`: the co-trained teacher's test metrics (its last weights).
     pub co_trained_teacher: Option<SplitMetrics>,
+    /// With `--ensemble amal`: where the per-sample weights ended, per term (CE, then each teacher).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amal_weights: Option<Vec<amal::WeightSummary>>,
     pub student_parameters: i64,
 }
 
@@ -537,6 +540,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         test_agreement_with,
         teacher_test_accuracy: first_teacher.and_then(|t| t.accuracy.get("test").copied()),
         co_trained_teacher,
+        amal_weights: mixing.as_ref().map(|(_, weights)| weights.borrow().summary(&teachers)),
         student_parameters: parameters,
     };
     write_outputs(out, &results)?;
