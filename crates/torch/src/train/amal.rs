@@ -20,7 +20,6 @@
 //!   −η·⟨∇_θ' CE_val, g_ik⊗[1, e_i]⟩, checked against autograd through a real lookahead in the tests.
 //! - The table is part of the checkpoint, so `--resume` is bit-exact.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rand::seq::SliceRandom;
@@ -30,6 +29,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::batches::{epoch_plan, BatchSource, SampleViews};
 use super::data::SplitData;
+use super::sample_rows::SampleRows;
 use super::student::Student;
 use super::{TrainError, ViewsPerEpoch};
 use crate::losses::Targets;
@@ -107,8 +107,7 @@ const HIGHEST: f64 = 2.0 - 1e-7;
 
 /// The per-sample mixing weights of a run.
 pub struct MixingWeights {
-    /// Sample id → row.
-    rows: HashMap<i64, usize>,
+    rows: SampleRows,
     /// `[samples, 1 + teachers]`, row-major.
     values: Vec<f32>,
     columns: usize,
@@ -119,11 +118,7 @@ const FILE: &str = "amal-weights.safetensors";
 impl MixingWeights {
     /// Every sample of `views` starts at `ce` for CE and `kd` for each of `teachers`.
     pub fn new(views: &[SelectedView], teachers: usize, ce: f64, kd: f64) -> MixingWeights {
-        let mut rows = HashMap::new();
-        for view in views {
-            let next = rows.len();
-            rows.entry(view.sample_id).or_insert(next);
-        }
+        let rows = SampleRows::new(views);
         let columns = teachers + 1;
         let row: Vec<f32> = std::iter::once(ce as f32).chain(std::iter::repeat_n(kd as f32, teachers)).collect();
         let values = row.iter().copied().cycle().take(rows.len() * columns).collect();
@@ -135,7 +130,7 @@ impl MixingWeights {
         let c = self.columns;
         let mut values = Vec::with_capacity(views.len() * c);
         for view in views {
-            let row = self.rows[&view.sample_id];
+            let row = self.rows.row(view.sample_id);
             values.extend_from_slice(&self.values[row * c..(row + 1) * c]);
         }
         Tensor::from_slice(&values).view([views.len() as i64, c as i64]).to_device(device)
@@ -146,7 +141,7 @@ impl MixingWeights {
         let c = self.columns;
         let values = Vec::<f32>::try_from(weights.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?;
         for (view, row_values) in views.iter().zip(values.chunks(c)) {
-            let row = self.rows[&view.sample_id];
+            let row = self.rows.row(view.sample_id);
             self.values[row * c..(row + 1) * c].copy_from_slice(row_values);
         }
         Ok(())
@@ -168,36 +163,13 @@ impl MixingWeights {
     }
 
     pub fn save(&self, dir: &Path) -> Result<(), tch::TchError> {
-        let n = self.rows.len() as i64;
-        let mut ids: Vec<(i64, usize)> = self.rows.iter().map(|(&id, &row)| (id, row)).collect();
-        ids.sort_unstable_by_key(|&(_, row)| row);
-        let ids: Vec<i64> = ids.into_iter().map(|(id, _)| id).collect();
-        Tensor::write_safetensors(
-            &[
-                ("sample_id", Tensor::from_slice(&ids)),
-                ("weights", Tensor::from_slice(&self.values).view([n, self.columns as i64])),
-            ],
-            dir.join(FILE),
-        )
+        let weights = Tensor::from_slice(&self.values).view([self.rows.len() as i64, self.columns as i64]);
+        self.rows.save(&dir.join(FILE), &[("weights", weights)])
     }
 
     pub fn load(&mut self, dir: &Path) -> Result<(), String> {
-        let path = dir.join(FILE);
-        let named = Tensor::read_safetensors(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let get = |name: &str| {
-            named
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.shallow_clone())
-                .ok_or_else(|| format!("{}: no tensor {name}", path.display()))
-        };
-        let ids = Vec::<i64>::try_from(get("sample_id")?).map_err(|e| e.to_string())?;
-        let same =
-            ids.len() == self.rows.len() && ids.iter().enumerate().all(|(row, id)| self.rows.get(id) == Some(&row));
-        if !same {
-            return Err(format!("{}: the checkpoint's samples are not this run's", path.display()));
-        }
-        self.values = Vec::<f32>::try_from(get("weights")?.flatten(0, -1)).map_err(|e| e.to_string())?;
+        let weights = self.rows.load(&dir.join(FILE), &["weights"])?.remove(0);
+        self.values = Vec::<f32>::try_from(weights.flatten(0, -1)).map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ pub mod group_batches;
 pub mod metrics;
 pub mod optimizer;
 pub mod previous;
+pub mod sample_rows;
 pub mod sample_weights;
 pub mod schedule;
 pub mod step;

@@ -7,17 +7,16 @@
 //! "previous logits" are log(target), whose softmax is the target. The memory is part of the run's
 //! checkpoint, so `--resume` continues bit for bit.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
+use super::sample_rows::SampleRows;
 use kdstore_core::select::SelectedView;
 
 /// Per-sample logits of the previous and the current epoch.
 pub struct PreviousPredictions {
-    /// Sample id → row.
-    rows: HashMap<i64, usize>,
+    rows: SampleRows,
     classes: usize,
     previous: Vec<f32>,
     previous_seen: Vec<u8>,
@@ -30,11 +29,7 @@ const FILE: &str = "pskd-predictions.safetensors";
 impl PreviousPredictions {
     /// An empty memory for the samples of `views`.
     pub fn new(views: &[SelectedView], classes: usize) -> PreviousPredictions {
-        let mut rows = HashMap::new();
-        for view in views {
-            let next = rows.len();
-            rows.entry(view.sample_id).or_insert(next);
-        }
+        let rows = SampleRows::new(views);
         let n = rows.len();
         PreviousPredictions {
             rows,
@@ -52,7 +47,7 @@ impl PreviousPredictions {
         let c = self.classes;
         let mut values = Vec::with_capacity(views.len() * c);
         for view in views {
-            let row = self.rows[&view.sample_id];
+            let row = self.rows.row(view.sample_id);
             if self.previous_seen[row] == 1 {
                 values.extend_from_slice(&self.previous[row * c..(row + 1) * c]);
             } else {
@@ -70,7 +65,7 @@ impl PreviousPredictions {
         let c = self.classes;
         let values = Vec::<f32>::try_from(logits.detach().to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?;
         for (view, row_values) in views.iter().zip(values.chunks(c)) {
-            let row = self.rows[&view.sample_id];
+            let row = self.rows.row(view.sample_id);
             self.current[row * c..(row + 1) * c].copy_from_slice(row_values);
             self.current_seen[row] = 1;
         }
@@ -85,39 +80,17 @@ impl PreviousPredictions {
 
     /// Writes the memory (as of an epoch's end) into a checkpoint's folder.
     pub fn save(&self, dir: &Path) -> Result<(), tch::TchError> {
-        let (n, c) = (self.previous_seen.len() as i64, self.classes as i64);
-        let mut ids: Vec<(i64, usize)> = self.rows.iter().map(|(&id, &row)| (id, row)).collect();
-        ids.sort_unstable_by_key(|&(_, row)| row);
-        let ids: Vec<i64> = ids.into_iter().map(|(id, _)| id).collect();
-        Tensor::write_safetensors(
-            &[
-                ("sample_id", Tensor::from_slice(&ids)),
-                ("logits", Tensor::from_slice(&self.previous).view([n, c])),
-                ("seen", Tensor::from_slice(&self.previous_seen)),
-            ],
-            dir.join(FILE),
-        )
+        let (n, c) = (self.rows.len() as i64, self.classes as i64);
+        let logits = Tensor::from_slice(&self.previous).view([n, c]);
+        self.rows.save(&dir.join(FILE), &[("logits", logits), ("seen", Tensor::from_slice(&self.previous_seen))])
     }
 
     /// Reads the memory a checkpoint holds; it must be of the same samples.
     pub fn load(&mut self, dir: &Path) -> Result<(), String> {
-        let path = dir.join(FILE);
-        let named = Tensor::read_safetensors(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let get = |name: &str| {
-            named
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.shallow_clone())
-                .ok_or_else(|| format!("{}: no tensor {name}", path.display()))
-        };
-        let ids = Vec::<i64>::try_from(get("sample_id")?).map_err(|e| e.to_string())?;
-        let same =
-            ids.len() == self.rows.len() && ids.iter().enumerate().all(|(row, id)| self.rows.get(id) == Some(&row));
-        if !same {
-            return Err(format!("{}: the checkpoint's samples are not this run's", path.display()));
-        }
-        self.previous = Vec::<f32>::try_from(get("logits")?.flatten(0, -1)).map_err(|e| e.to_string())?;
-        self.previous_seen = Vec::<u8>::try_from(get("seen")?).map_err(|e| e.to_string())?;
+        let [logits, seen] = <[Tensor; 2]>::try_from(self.rows.load(&dir.join(FILE), &["logits", "seen"])?)
+            .map_err(|_| "two tensors".to_string())?;
+        self.previous = Vec::<f32>::try_from(logits.flatten(0, -1)).map_err(|e| e.to_string())?;
+        self.previous_seen = Vec::<u8>::try_from(seen).map_err(|e| e.to_string())?;
         self.current.copy_from_slice(&self.previous);
         self.current_seen.copy_from_slice(&self.previous_seen);
         Ok(())
