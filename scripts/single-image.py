@@ -6,7 +6,7 @@ using distillation"), on Fashion-MNIST, for docs/benchmarks.md ("Learning from o
    56 × 56 inputs and sees a 28 × 28 image.
 2. The one image: a 2 × 2 mosaic of four training images (56 × 56). A store whose training split is
    that single sample, cut by one recipe into --crops random resized crops (scale 0.08–1, flip),
-   each labelled by the teacher; its test split is the 10,000 test images, enlarged 2 × 2 by
+   each labelled by the teacher (5,000 replicas per part); its test split is the 10,000 test images, enlarged 2 × 2 by
    repeating each pixel (which the teacher's pooling undoes exactly). Both live in one `.npy`
    source (groups 0 and 1, `test_groups = [1]`), because a store keeps one sample shape.
 3. A student (built-in cnn2d) trained only on the crops with KD from the stored logits (no labels:
@@ -17,7 +17,7 @@ using distillation"), on Fashion-MNIST, for docs/benchmarks.md ("Learning from o
 Prints one markdown table (test accuracy, mean ± std over the seeds) and draws the mosaic and some
 crops. Everything goes under --out (default runs/single-image).
 
-usage: single-image.py KDSTORE_BINARY [--crops 20000] [--epochs 15] [--seeds 1 2 3] [--out DIR]
+usage: single-image.py KDSTORE_BINARY [--crops 20000] [--epochs 10] [--seeds 1 2 3] [--out DIR]
 """
 
 import argparse
@@ -130,7 +130,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("kdstore")
     parser.add_argument("--crops", type=int, default=20000)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", default="runs/single-image")
     args = parser.parse_args()
@@ -146,6 +146,7 @@ def main():
     crops = f'''[[recipe]]
 name = "crops"
 replicas = {args.crops}
+replicas_per_part = 5000
 splits = ["train"]
 ops = [{{ op = "random_resized_crop", scale = [0.08, 1.0] }}, {{ op = "horizontal_flip", p = 0.5 }}]'''
     real = out / "real"
@@ -161,7 +162,7 @@ ops = [{ op = "random_resized_crop", scale = [0.08, 1.0] }, { op = "horizontal_f
                            check=True)
     subprocess.run([args.kdstore, "show", str(one / "store"), "--where", "recipe = 'identity' AND split = 'train'",
                     "--out", str(out / "mosaic.png")], check=True)
-    subprocess.run([args.kdstore, "show", str(one / "store"), "--where", "recipe = 'crops'", "--limit", "12",
+    subprocess.run([args.kdstore, "show", str(one / "store"), "--where", "recipe = 'crops'", "--limit", "4",
                     "--out", str(out / "crops.png")], check=True)
 
     student = ["--student", "cnn2d", "--width", "16", "--depth", "3", "--loss", "kd", "--set", "ce_weight=0",

@@ -174,3 +174,34 @@ fn content_keys_stay_the_same_across_kdstore_versions() {
         assert!(stored.contains(&part.key), "views part {} r{} keyed anew", part.recipe.name, part.replica);
     }
 }
+
+#[test]
+fn many_replicas_share_parts_and_make_the_same_views() {
+    // The same recipe of 10 replicas, one part per replica and 4 replicas per part.
+    let recipe = |per_part: &str| {
+        format!("\n[[recipe]]\nname = \"many\"\nreplicas = 10\n{per_part}ops = [{{ op = \"jitter\", sigma = 0.3 }}]\n")
+    };
+    let (apart, together) = (tempdir(), tempdir());
+    run_ok(&["build", path_str(&synthetic_pipeline(apart.path(), 60, &recipe("")))]);
+    let output =
+        run_ok(&["build", path_str(&synthetic_pipeline(together.path(), 60, &recipe("replicas_per_part = 4\n")))]);
+    assert!(stderr(&output).contains("views many replicas 0-3: "), "{}", stderr(&output));
+    assert!(stderr(&output).contains("views many replicas 8-9: "), "{}", stderr(&output));
+    let parts = |store: &std::path::Path| {
+        manifest(store)["files"].as_array().unwrap().iter().filter(|f| f["recipe"] == "many").count()
+    };
+    assert_eq!((parts(&apart.path().join("store")), parts(&together.path().join("store"))), (10, 3));
+    let rows = |store: &std::path::Path| {
+        let sql = "SELECT v.view_id, v.replica, v.seed, v.input_hash, l.logits FROM views v JOIN labels l USING (view_id) WHERE v.recipe = 'many' ORDER BY v.view_id";
+        stdout(&run_ok(&["query", path_str(store), sql, "--format", "csv"]))
+    };
+    let (a, b) = (rows(&apart.path().join("store")), rows(&together.path().join("store")));
+    let per_replica = (a.lines().count() - 1) / 10;
+    assert_eq!(a.lines().count(), 1 + 10 * per_replica, "a header and 10 replicas of the training samples");
+    assert!(per_replica > 20, "{per_replica}");
+    assert_eq!(a, b, "grouping replicas into parts changes no view and no logit");
+    // Queries by replica still find the grouped views.
+    let one = "SELECT COUNT(*) AS n FROM views WHERE recipe = 'many' AND replica = 9";
+    let counted = stdout(&run_ok(&["query", path_str(&together.path().join("store")), one, "--format", "csv"]));
+    assert_eq!(counted, format!("n\n{per_replica}\n"));
+}

@@ -164,6 +164,11 @@ pub struct RecipeConfig {
     pub name: String,
     #[serde(default = "default_replicas")]
     pub replicas: u32,
+    /// Replicas stored together in one views part (and one logits part per teacher); raise it
+    /// when a recipe makes many replicas of few samples (thousands of crops of one image), so
+    /// that the store keeps a few large parts rather than one per replica.
+    #[serde(default = "default_replicas", skip_serializing_if = "is_one")]
+    pub replicas_per_part: u32,
     /// Splits whose samples get views of this recipe.
     #[serde(default = "default_recipe_splits")]
     pub splits: Vec<Split>,
@@ -172,6 +177,9 @@ pub struct RecipeConfig {
 
 fn default_replicas() -> u32 {
     1
+}
+fn is_one(value: &u32) -> bool {
+    *value == 1
 }
 fn default_recipe_splits() -> Vec<Split> {
     vec![Split::Train]

@@ -17,14 +17,40 @@ use crate::store::manifest::SCHEMA_VERSION;
 use crate::store::writer;
 use crate::store::{DatasetInfo, Manifest};
 
-/// One views part: the views of one replica of one recipe.
+/// One views part: the views of one replica of one recipe, or of `count` consecutive replicas
+/// (`replicas_per_part`).
 #[derive(Debug, Clone)]
 pub struct ViewPart {
     /// The recipe, with `replicas = 1`.
     pub recipe: RecipeConfig,
+    /// The first replica.
     pub replica: u32,
+    pub count: u32,
     pub key: String,
     pub path: String,
+}
+
+impl ViewPart {
+    /// The part's replicas.
+    pub fn replicas(&self) -> std::ops::Range<u32> {
+        self.replica..self.replica + self.count
+    }
+
+    /// `replica 3`, or `replicas 0-999` (in the build's report).
+    pub fn describe(&self) -> String {
+        match self.count {
+            1 => format!("replica {}", self.replica),
+            n => format!("replicas {}-{}", self.replica, self.replica + n - 1),
+        }
+    }
+
+    /// `r3`, or `r0-999` for several replicas (in file names and progress).
+    pub fn label(&self) -> String {
+        match self.count {
+            1 => format!("r{}", self.replica),
+            n => format!("r{}-{}", self.replica, self.replica + n - 1),
+        }
+    }
 }
 
 /// What a built-in teacher's training depends on beyond its settings; bump it when the training
@@ -181,10 +207,17 @@ fn view_parts(plan: &Plan, samples_key: &str) -> Vec<ViewPart> {
     for recipe in &plan.recipes {
         let recipe_json =
             serde_json::to_string(&serde_json::to_value(recipe).expect("recipe serialises")).expect("json");
-        for replica in 0..recipe.replicas {
-            let key = key_of(&["views", samples_key, &recipe_json, &replica.to_string(), &plan.file.seed.to_string()]);
-            let path = format!("views/part-{}-r{replica}-{}.parquet", recipe.name, short(&key));
-            parts.push(ViewPart { recipe: RecipeConfig { replicas: 1, ..recipe.clone() }, replica, key, path });
+        let per_part = recipe.replicas_per_part.max(1);
+        for replica in (0..recipe.replicas).step_by(per_part as usize) {
+            let count = per_part.min(recipe.replicas - replica);
+            let mut identity = vec!["views", samples_key, &recipe_json];
+            let (first, seed) = (replica.to_string(), plan.file.seed.to_string());
+            identity.extend([first.as_str(), seed.as_str()]);
+            let key = key_of(&identity);
+            let recipe = RecipeConfig { replicas: 1, replicas_per_part: 1, ..recipe.clone() };
+            let mut part = ViewPart { recipe, replica, count, key, path: String::new() };
+            part.path = format!("views/part-{}-{}-{}.parquet", part.recipe.name, part.label(), short(&part.key));
+            parts.push(part);
         }
     }
     parts
@@ -265,8 +298,8 @@ fn logits_parts(teachers: &[TeacherTarget], views: &[ViewPart]) -> Vec<LogitsPar
         for (v, view) in views.iter().enumerate() {
             // A teacher's partitioned tables: <table>/teacher=<name>/part-<recipe>-r<replica>-<key>.parquet
             let path = |table: &str, key: &str| {
-                let (name, recipe, replica) = (&teacher.name, &view.recipe.name, view.replica);
-                format!("{table}/teacher={name}/part-{recipe}-r{replica}-{}.parquet", short(key))
+                let (name, recipe, replicas) = (&teacher.name, &view.recipe.name, view.label());
+                format!("{table}/teacher={name}/part-{recipe}-{replicas}-{}.parquet", short(key))
             };
             let key = key_of(&["logits", &teacher.key, &view.key]);
             let embeddings = teacher.config.embeddings().map(|dtype| {

@@ -88,8 +88,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Plan, PipelineError> {
     if !problems.is_empty() {
         return Err(PipelineError::Invalid { path: path.to_path_buf(), problems });
     }
-    let mut recipes =
-        vec![RecipeConfig { name: IDENTITY.into(), replicas: 1, splits: Split::ALL.to_vec(), ops: Vec::new() }];
+    let mut recipes = vec![RecipeConfig {
+        name: IDENTITY.into(),
+        replicas: 1,
+        replicas_per_part: 1,
+        splits: Split::ALL.to_vec(),
+        ops: Vec::new(),
+    }];
     recipes.extend(file.recipes.iter().cloned());
     let canonical = serde_json::to_string(&serde_json::to_value(&file).expect("pipeline serialises")).expect("json");
     let pipeline_hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(canonical.as_bytes()));
@@ -181,6 +186,9 @@ pub fn validate(file: &PipelineFile) -> Vec<String> {
             ));
         } else if !recipe_names.insert(recipe.name.clone()) {
             problems.push(format!("{location}: a recipe with this name already exists"));
+        }
+        if recipe.replicas_per_part == 0 {
+            problems.push(format!("{location}: replicas_per_part must be >= 1"));
         }
         if recipe.replicas == 0 {
             problems.push(format!("{location}: replicas must be >= 1"));

@@ -65,7 +65,8 @@ pub fn check_recipes(plan: &Plan, shape: &[usize]) -> Result<(), BuildError> {
     }
 }
 
-/// Renders the views of one part: one per sample of the recipe's splits.
+/// Renders the views of one part: one per sample of the recipe's splits and replica of the part,
+/// replica by replica.
 pub fn render_views(
     plan: &Plan,
     part: &ViewPart,
@@ -76,19 +77,20 @@ pub fn render_views(
     let samples = context.samples;
     let ids: Vec<i64> =
         (0..samples.len()).filter(|&i| part.recipe.splits.contains(&samples.splits[i])).map(|i| i as i64).collect();
-    let task = progress.task(&format!("views {} r{}", part.recipe.name, part.replica), ids.len() as u64);
+    let items: Vec<(u32, i64)> = part.replicas().flat_map(|r| ids.iter().map(move |&id| (r, id))).collect();
+    let task = progress.task(&format!("views {} {}", part.recipe.name, part.label()), items.len() as u64);
     let recipe = &part.recipe;
-    let rows = parallel_chunks(ids.len(), threads, task.as_ref(), &|| Ok::<(), BuildError>(()), &|_, range| {
-        Ok(ids[range]
+    let rows = parallel_chunks(items.len(), threads, task.as_ref(), &|| Ok::<(), BuildError>(()), &|_, range| {
+        Ok(items[range]
             .iter()
-            .map(|&sample_id| {
-                let seed = seed::view_seed(plan.file.seed, sample_id, &recipe.name, part.replica);
+            .map(|&(replica, sample_id)| {
+                let seed = seed::view_seed(plan.file.seed, sample_id, &recipe.name, replica);
                 let view = context.render(&recipe.ops, seed, sample_id);
                 ViewRow {
-                    view_id: seed::view_id(sample_id, &recipe.name, part.replica),
+                    view_id: seed::view_id(sample_id, &recipe.name, replica),
                     sample_id,
                     recipe: recipe.name.clone(),
-                    replica: part.replica,
+                    replica,
                     seed,
                     partner_id: view.mix.map(|m| m.partner_id),
                     lam: view.mix.map(|m| m.lam),

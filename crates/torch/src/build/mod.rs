@@ -110,9 +110,10 @@ pub fn build(plan: &Plan, options: &BuildOptions, progress: &dyn Progress) -> Re
         let rows = render_views(plan, part, &context, options.threads, progress)?;
         let mut file = writer::write_views(root, &part.path, &part.key, &rows)?;
         file.recipe = Some(part.recipe.name.clone());
-        file.replica = Some(part.replica);
+        // A part of several replicas is not pruned by replica (queries read it whole).
+        file.replica = (part.count == 1).then_some(part.replica);
         manifest.files.push(file);
-        report.steps.push(format!("views {} replica {}: {} rows", part.recipe.name, part.replica, rows.len()));
+        report.steps.push(format!("views {} {}: {} rows", part.recipe.name, part.describe(), rows.len()));
         commit(root, &mut manifest, progress, &mut report, commits)?;
     }
 
@@ -201,7 +202,7 @@ fn label_part(
         .clone();
     let store = Store { root: root.to_path_buf(), manifest: manifest.clone() };
     let views = store.load_views(store.scan_files(c::VIEWS, &[&views_file])?)?;
-    let label = format!("logits {} {} r{}", info.name, view_part.recipe.name, view_part.replica);
+    let label = format!("logits {} {} {}", info.name, view_part.recipe.name, view_part.label());
     let labelled =
         label_views(root, &info, &view_part.recipe.ops, &label, &views, context, threads, need_embeddings, progress)?;
     let (rows, features): (Vec<LogitsRow>, Vec<Vec<f32>>) = labelled.into_iter().unzip();
@@ -212,10 +213,10 @@ fn label_part(
         file.views_key = Some(view_part.key.clone());
         manifest.files.push(file);
         report.steps.push(format!(
-            "embeddings {} on {} replica {}: {} rows of {}",
+            "embeddings {} on {} {}: {} rows of {}",
             info.name,
             view_part.recipe.name,
-            view_part.replica,
+            view_part.describe(),
             rows.len(),
             features.first().map_or(0, Vec::len)
         ));
@@ -234,10 +235,10 @@ fn label_part(
         }
     }
     report.steps.push(format!(
-        "logits {} on {} replica {}: {} rows",
+        "logits {} on {} {}: {} rows",
         info.name,
         view_part.recipe.name,
-        view_part.replica,
+        view_part.describe(),
         rows.len()
     ));
     Ok(())
