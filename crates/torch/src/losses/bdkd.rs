@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::ce::ce_rows;
+use super::kd::{default_ce_weight, default_kd_weight, default_temperature};
 use super::{kl_rows, log_softmax_t, non_negative, positive, Targets};
 
 /// kdstore's documented construction of BD-KD, not a transcription (the paper's equations were not
@@ -43,15 +44,6 @@ pub struct BdkdConfig {
     pub beta: f64,
 }
 
-fn default_temperature() -> f64 {
-    4.0
-}
-fn default_ce_weight() -> f64 {
-    0.1
-}
-fn default_kd_weight() -> f64 {
-    0.9
-}
 fn default_scale() -> f64 {
     0.1
 }

@@ -25,13 +25,13 @@ pub struct KdConfig {
     pub kd_weight: f64,
 }
 
-fn default_temperature() -> f64 {
+pub(super) fn default_temperature() -> f64 {
     4.0
 }
-fn default_ce_weight() -> f64 {
+pub(super) fn default_ce_weight() -> f64 {
     0.1
 }
-fn default_kd_weight() -> f64 {
+pub(super) fn default_kd_weight() -> f64 {
     0.9
 }
 

@@ -335,6 +335,9 @@ impl LossConfig {
 pub(crate) fn positive(name: &str, value: f64) -> Option<String> {
     (!(value.is_finite() && value > 0.0)).then(|| format!("{name} must be > 0, got {value}"))
 }
+pub(crate) fn fraction(name: &str, value: f64) -> Option<String> {
+    (!(0.0..=1.0).contains(&value)).then(|| format!("{name} must be in [0, 1], got {value}"))
+}
 pub(crate) fn non_negative(name: &str, value: f64) -> Option<String> {
     (!(value.is_finite() && value >= 0.0)).then(|| format!("{name} must be >= 0, got {value}"))
 }

@@ -29,8 +29,7 @@ fn default_alpha() -> f64 {
 
 impl PskdConfig {
     pub fn validate(&self) -> Vec<String> {
-        let alpha = self.alpha;
-        (!(0.0..=1.0).contains(&alpha)).then(|| format!("alpha must be in [0, 1], got {alpha}")).into_iter().collect()
+        super::fraction("alpha", self.alpha).into_iter().collect()
     }
 
     /// α_t at a 1-based `epoch` of `epochs`, or `alpha` itself outside training.

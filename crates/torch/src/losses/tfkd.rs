@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::ce::ce_rows;
-use super::{kl_rows, log_softmax_t, non_negative, positive, Targets};
+use super::{fraction, kl_rows, log_softmax_t, non_negative, positive, Targets};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,11 +75,6 @@ fn default_self_temperature() -> f64 {
 }
 fn default_self_multiplier() -> f64 {
     50.0
-}
-
-/// `alpha` in [0, 1].
-fn fraction(name: &str, value: f64) -> Option<String> {
-    (!(0.0..=1.0).contains(&value)).then(|| format!("{name} must be in [0, 1], got {value}"))
 }
 
 impl TfkdConfig {

@@ -44,11 +44,21 @@ pub struct AmalSettings {
     pub inner_steps: usize,
     pub grad_fit: usize,
     pub val_batch: usize,
+    /// The KD temperature: the run's kd term's (resolved before training, not a setting).
+    #[serde(skip)]
+    pub temperature: f64,
 }
 
 impl Default for AmalSettings {
     fn default() -> Self {
-        AmalSettings { select_every: 10, meta_lr: 1500.0, inner_steps: 5, grad_fit: 3, val_batch: 1000 }
+        AmalSettings {
+            select_every: 10,
+            meta_lr: 1500.0,
+            inner_steps: 5,
+            grad_fit: 3,
+            val_batch: 1000,
+            temperature: 4.0,
+        }
     }
 }
 
@@ -264,7 +274,6 @@ pub struct MetaStep<'a> {
     pub batch_size: usize,
     /// The run's seed: the step draws its views, batches and validation order from it.
     pub seed: u64,
-    pub temperature: f64,
     pub device: Device,
 }
 
@@ -341,8 +350,12 @@ impl MetaStep<'_> {
             let partners: Vec<i64> = views.iter().map(|v| v.partner_label).collect();
             let lam: Vec<f32> = views.iter().map(|v| v.lam).collect();
             let targets = Targets::of_rows(&labels, &partners, &lam, data.classes, self.device);
-            let grads =
-                term_gradients(&logits.to_kind(Kind::Float), &targets.distribution, &teachers, self.temperature);
+            let grads = term_gradients(
+                &logits.to_kind(Kind::Float),
+                &targets.distribution,
+                &teachers,
+                self.settings.temperature,
+            );
             pending.push((batch.views.clone(), grads, features.flatten(1, -1).to_kind(Kind::Float)));
             seen += 1;
             if pending.len() == self.settings.grad_fit || seen == total {

@@ -360,10 +360,6 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let learning_rate =
             learning_rate(config.schedule, config.learning_rate, config.warmup_epochs, epoch, config.epochs);
         if let Some((settings, weights)) = mixing.as_ref().filter(|(settings, _)| settings.updates_before(epoch)) {
-            let temperature = config.losses.iter().find_map(|t| match &t.config {
-                LossConfig::Kd(kd) => Some(kd.temperature),
-                _ => None,
-            });
             let meta = amal::MetaStep {
                 settings,
                 batches: &batches,
@@ -371,7 +367,6 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
                 val: &val,
                 batch_size: config.batch_size,
                 seed: config.seed,
-                temperature: temperature.expect("amal trains with kd (checked)"),
                 device,
             };
             meta.run(&mut weights.borrow_mut(), &mut net, epoch, learning_rate)?;
@@ -659,7 +654,8 @@ fn mixing_weights(
     if let Some(checkpoint) = resumed {
         weights.load(&checkpoint.dir).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
     }
-    Ok(Some((settings.clone(), std::cell::RefCell::new(weights))))
+    let settings = amal::AmalSettings { temperature: kd.temperature, ..settings.clone() };
+    Ok(Some((settings, std::cell::RefCell::new(weights))))
 }
 
 /// Batches that mix groups, if the run asks for them (`mmd` must).
