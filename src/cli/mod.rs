@@ -3,7 +3,7 @@
 //! (query results, `--json`) goes to stdout, everything else to stderr.
 //!
 //! `kdstore` knows the store-side commands fully and runs them without libtorch. The commands that
-//! need tensors (`build`, `train`, `loss`, `bench`) are listed here for `--help` only: `kdstore`
+//! need tensors (`build`, `train`, `loss`, `bench`, `study`) are listed here for `--help` only: `kdstore`
 //! hands the whole command line to the `kdstore-torch` binary found beside it ([`torch`]), which
 //! parses and runs them. Exit codes: 0 success (or a closed output pipe), 1 the input was wrong,
 //! 2 an unexpected failure.
@@ -15,6 +15,7 @@ mod pacing;
 pub mod progress;
 mod query;
 mod show;
+mod stats;
 pub mod torch;
 mod verify;
 
@@ -79,6 +80,10 @@ enum Command {
     Bench(ForTorch),
     /// Print a curriculum pacing's admitted samples at every step, before spending compute on it.
     Pacing(pacing::Args),
+    /// Run a study file: a grid of trainings from one store, resumable and in parallel, with a report.
+    Study(ForTorch),
+    /// Print a study's statistics for given numbers (JSON), to check them against other code.
+    Stats(stats::Args),
 }
 
 /// Runs `kdstore` with the process's arguments and returns its exit code.
@@ -131,7 +136,10 @@ fn run() -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args, &progress::Bars::new(cli.globals.quiet)),
         Command::Gc(args) => gc::run(args),
         Command::Pacing(args) => pacing::run(args),
-        Command::Build(_) | Command::Train(_) | Command::Loss(_) | Command::Bench(_) => torch::run_beside(),
+        Command::Stats(args) => stats::run(args),
+        Command::Build(_) | Command::Train(_) | Command::Loss(_) | Command::Bench(_) | Command::Study(_) => {
+            torch::run_beside()
+        }
     }
 }
 

@@ -14,6 +14,11 @@ fn pipeline_toml() {
 }
 
 #[test]
+fn study_toml() {
+    assert_clean(&fuzz(targets::study_toml(), seconds()));
+}
+
+#[test]
 fn idx() {
     assert_clean(&fuzz(targets::idx(), seconds()));
 }

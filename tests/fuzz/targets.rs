@@ -52,6 +52,63 @@ fn pipeline_with_source(name: &str, source: &str, dir: &Path) -> Plan {
     plan::parse(&dir.join(name), &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Train's side of a study without libtorch: the common flags, and every argument list accepted.
+struct AnyTrainer;
+
+impl kdstore_core::study::Trainer for AnyTrainer {
+    fn known_settings(&self) -> Vec<String> {
+        ["loss", "where", "views", "student", "width", "depth", "epochs", "batch_size", "lr", "teacher", "ensemble"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn resolve(&self, _: &Path, _: u64, args: &[String]) -> Result<kdstore_core::study::Resolved, String> {
+        Ok(kdstore_core::study::Resolved { config: serde_json::json!(args), args: args.to_vec() })
+    }
+
+    fn has_checkpoint(&self, _: &Path) -> bool {
+        false
+    }
+
+    fn train_command(&self) -> std::process::Command {
+        std::process::Command::new("false")
+    }
+}
+
+/// Study TOML: parse and validate against a real store; a valid one is planned.
+pub fn study_toml() -> Target {
+    let dir = workdir();
+    let mut seeds = Vec::new();
+    for entry in std::fs::read_dir(repo().join("pipelines/studies")).unwrap().flatten() {
+        let path = entry.path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text
+            .replace("runs/hapt-augmentations\"", "runs/hapt\"")
+            .replace("runs/fashion-mnist\"", "runs/hapt\"")
+            .replace("\"runs/hapt\"", &format!("\"{}\"", built_store().display()))
+            .replace("runs/studies", &dir.path().display().to_string());
+        seeds.push(Seed { name: path.display().to_string(), bytes: text.into_bytes() });
+    }
+    seeds.sort_by(|a, b| a.name.cmp(&b.name));
+    let path = dir.path().join("fuzzed.toml");
+    let run = move |input: &[u8], _: &mut Rng| {
+        let _keep = &dir;
+        std::fs::write(&path, input).unwrap();
+        match kdstore_core::study::load(&path, &AnyTrainer) {
+            Ok(study) => {
+                let plan = kdstore_core::study::plan_text(&study, std::time::Duration::from_secs(1), &|_| false);
+                match plan.contains(&format!("= {} runs", study.runs.len())) {
+                    true => Ok(Outcome::Accepted),
+                    false => Err(format!("the plan does not count its {} runs:\n{plan}", study.runs.len())),
+                }
+            }
+            Err(error) => Ok(Outcome::Refused(error.to_string())),
+        }
+    };
+    Target { name: "study_toml", seeds, text: true, run: Box::new(run), names: vec!["fuzzed.toml".into()] }
+}
+
 /// The samples stage's verdict: a source error is the refusal to judge; later stages (a split
 /// that came out empty) mean the file itself was read.
 fn samples_stage(plan: &Plan) -> Result<Outcome, String> {
@@ -69,6 +126,9 @@ pub fn pipeline_toml() -> Target {
     let mut seeds = Vec::new();
     for entry in std::fs::read_dir(repo().join("pipelines")).unwrap().flatten() {
         let path = entry.path();
+        if !path.is_file() {
+            continue;
+        }
         seeds.push(Seed { name: path.display().to_string(), bytes: std::fs::read(&path).unwrap() });
     }
     seeds.sort_by(|a, b| a.name.cmp(&b.name));

@@ -14,6 +14,7 @@ mod pacing;
 mod python;
 mod query;
 mod schemas;
+mod study;
 mod show;
 mod sources;
 mod teachers;

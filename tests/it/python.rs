@@ -81,3 +81,15 @@ fn alias_free_queries_answer_and_name_their_columns_as_duckdb_does() {
     assert!(output.status.success(), "check_sql_parity.py:\n{report}");
     assert!(report.lines().filter(|l| l.starts_with("ok: ")).count() >= 30, "{report}");
 }
+
+#[test]
+fn study_statistics_agree_with_scipy() {
+    let output = Command::new(python())
+        .arg(repo().join("tests/python/check_stats.py"))
+        .arg(env!("CARGO_BIN_EXE_kdstore"))
+        .output()
+        .unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "check_stats.py:\n{report}");
+    assert!(report.contains("12 studies agree with scipy"), "{report}");
+}

@@ -37,3 +37,8 @@ fn pipeline_schema_is_up_to_date() {
 fn store_schema_is_up_to_date() {
     check("store.json", kdstore_core::schema::store_schema());
 }
+
+#[test]
+fn study_schema_is_up_to_date() {
+    check("study.json", kdstore_core::study::study_schema());
+}

@@ -12,6 +12,8 @@
 //!   stages that need no model (samples, views);
 //! - [`source`]: dataset readers (HAPT, IDX, UEA/UCR `.ts`, `.npy`);
 //! - [`arch`]: names and shapes of the built-in networks (the networks are in the torch crate);
+//! - [`study`]: study files, their plans, claims, the runner of `kdstore train` children, the
+//!   statistics, tables and report;
 //! - [`verify`]: a whole store checked against its manifest, and with `deep` its contents.
 //!
 //! Typical use, the whole of what a reader needs:
@@ -41,6 +43,7 @@ pub mod select;
 pub mod show;
 pub mod source;
 pub mod store;
+pub mod study;
 pub mod verify;
 
 pub use query::{run as run_query, QueryError};

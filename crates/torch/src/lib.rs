@@ -11,3 +11,8 @@ pub mod build;
 pub mod losses;
 pub mod teacher;
 pub mod train;
+
+/// The CUDA devices libtorch sees here (0 on a machine without a GPU).
+pub fn cuda_devices() -> usize {
+    tch::Cuda::device_count().max(0) as usize
+}

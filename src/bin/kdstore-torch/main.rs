@@ -1,10 +1,11 @@
-//! The `kdstore-torch` binary: the commands that need tensors — `build`, `train`, `loss` and
-//! `bench` — which `kdstore` hands over with its whole command line. It presents itself as
+//! The `kdstore-torch` binary: the commands that need tensors — `build`, `train`, `loss`,
+//! `bench` and `study` — which `kdstore` hands over with its whole command line. It presents itself as
 //! `kdstore` (usage lines, `--version`) and shares the CLI library's flags, printing and exit codes.
 
 mod bench;
 mod build;
 mod loss;
+mod study;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum TorchCommand {
     Loss(loss::Args),
     /// Time the labelling stage against the teacher's bare forward passes (reads the store only).
     Bench(bench::Args),
+    /// Run a study file: a grid of trainings from one store, resumable and in parallel, with a report.
+    Study(study::Args),
 }
 
 fn main() {
@@ -46,5 +49,6 @@ fn run() -> anyhow::Result<()> {
         TorchCommand::Train(args) => train::run(args, &bars),
         TorchCommand::Loss(args) => loss::run(args),
         TorchCommand::Bench(args) => bench::run(args, &bars),
+        TorchCommand::Study(args) => study::run(args),
     }
 }

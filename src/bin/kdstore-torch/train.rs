@@ -214,11 +214,63 @@ pub struct Args {
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = args.store.open()?;
+    let config = resolve(&args, &store)?;
+    let loss_name = loss_name(&config.losses);
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = args.store.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());
+        args.store.store.with_file_name(format!("{name}-train-{loss_name}"))
+    });
+    let results = train::train(&store, &config, &out, bars).map_err(|e| match e {
+        TrainError::Store(s) => classify_store(s),
+        TrainError::Selection(_) | TrainError::Config(_) | TrainError::Diverged(_) => UserError::from_error(e),
+        other => anyhow::Error::new(other),
+    })?;
+    if args.json {
+        print_stdout(&(serde_json::to_string_pretty(&results)? + "\n"))?;
+    }
+    eprintln!(
+        "trained {} ({} parameters) with {} on {} views of {} samples: test accuracy {:.2}% ({}), results in {}",
+        if config.torchscript_student.is_some() { "the torchscript student" } else { config.student.as_str() },
+        results.student_parameters,
+        loss_name,
+        results.train_views,
+        results.train_samples,
+        results.test_accuracy * 100.0,
+        match (&results.co_trained_teacher, &results.ensemble) {
+            (Some(co), _) => format!("co-trained teacher {:.2}%", co.accuracy * 100.0),
+            (None, Some(ensemble)) => format!(
+                "{} ensemble of {} teachers {}",
+                ensemble.kind,
+                ensemble.teachers.len(),
+                ensemble.test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0))
+            ),
+            (None, None) => format!(
+                "teacher {}",
+                results.teacher_test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0))
+            ),
+        },
+        out.join("results.json").display()
+    );
+    Ok(())
+}
+
+/// The objective's short name: `kd`, `ce+dist=2`.
+fn loss_name(losses: &[kdstore_torch::losses::LossTerm]) -> String {
+    losses
+        .iter()
+        .map(|t| if t.weight == 1.0 { t.config.name().to_string() } else { format!("{}={}", t.config.name(), t.weight) })
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+/// The training configuration `args` ask for on `store`, every setting checked (what a study
+/// resolves each cell with, before it runs anything).
+pub fn resolve(args: &Args, store: &kdstore_core::store::Store) -> anyhow::Result<TrainConfig> {
     if args.random_unseen && !matches!(args.ensemble, Some(EnsembleName::Random)) {
         return Err(UserError::msg("--random-unseen goes with --ensemble random".into()));
     }
     let teachers = match args.teachers.is_empty() {
-        true => vec![teacher_or_first(&store, None)?],
+        true => vec![teacher_or_first(store, None)?],
         false => args.teachers.clone(),
     };
     let (pacing_settings, settings): (Vec<String>, Vec<String>) =
@@ -273,14 +325,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         return Err(UserError::msg(format!("--lr must be > 0, got {}", args.learning_rate)));
     }
     let mmd = losses.iter().any(|t| t.config.needs_groups());
-    let loss_name = losses
-        .iter()
-        .map(
-            |t| if t.weight == 1.0 { t.config.name().to_string() } else { format!("{}={}", t.config.name(), t.weight) },
-        )
-        .collect::<Vec<_>>()
-        .join("+");
-    let config = TrainConfig {
+    Ok(TrainConfig {
         teachers,
         ensemble: args.ensemble.map(|name| match name {
             EnsembleName::Mean => EnsembleChoice::Mean,
@@ -342,41 +387,5 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         only_samples: None,
         title: None,
         resume: args.resume,
-    };
-    let out = args.out.clone().unwrap_or_else(|| {
-        let name = args.store.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());
-        args.store.store.with_file_name(format!("{name}-train-{loss_name}"))
-    });
-    let results = train::train(&store, &config, &out, bars).map_err(|e| match e {
-        TrainError::Store(s) => classify_store(s),
-        TrainError::Selection(_) | TrainError::Config(_) | TrainError::Diverged(_) => UserError::from_error(e),
-        other => anyhow::Error::new(other),
-    })?;
-    if args.json {
-        print_stdout(&(serde_json::to_string_pretty(&results)? + "\n"))?;
-    }
-    eprintln!(
-        "trained {} ({} parameters) with {} on {} views of {} samples: test accuracy {:.2}% ({}), results in {}",
-        if config.torchscript_student.is_some() { "the torchscript student" } else { config.student.as_str() },
-        results.student_parameters,
-        loss_name,
-        results.train_views,
-        results.train_samples,
-        results.test_accuracy * 100.0,
-        match (&results.co_trained_teacher, &results.ensemble) {
-            (Some(co), _) => format!("co-trained teacher {:.2}%", co.accuracy * 100.0),
-            (None, Some(ensemble)) => format!(
-                "{} ensemble of {} teachers {}",
-                ensemble.kind,
-                ensemble.teachers.len(),
-                ensemble.test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0))
-            ),
-            (None, None) => format!(
-                "teacher {}",
-                results.teacher_test_accuracy.map_or("?".into(), |a| format!("{:.2}%", a * 100.0))
-            ),
-        },
-        out.join("results.json").display()
-    );
-    Ok(())
+    })
 }

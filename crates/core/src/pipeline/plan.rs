@@ -26,7 +26,8 @@ pub enum PipelineError {
     Invalid { path: PathBuf, problems: Vec<String> },
 }
 
-struct Problems<'a>(&'a Path, &'a [String]);
+/// Every problem of a file, one per line under a count (pipelines and studies report them alike).
+pub(crate) struct Problems<'a>(pub &'a Path, pub &'a [String]);
 
 impl fmt::Display for Problems<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -106,6 +106,7 @@ pub enum Format {
 pub enum Values {
     Int(Vec<i64>),
     Float(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
 }
 
 /// Writes a table of named columns of equal length in `format`.
@@ -113,12 +114,14 @@ pub fn write_table(columns: Vec<(&str, Values)>, format: Format, out: &mut dyn W
     let height = columns.first().map_or(0, |(_, values)| match values {
         Values::Int(v) => v.len(),
         Values::Float(v) => v.len(),
+        Values::Text(v) => v.len(),
     });
     let columns = columns
         .into_iter()
         .map(|(name, values)| match values {
             Values::Int(v) => Column::new(name.into(), v),
             Values::Float(v) => Column::new(name.into(), v),
+            Values::Text(v) => Column::new(name.into(), v),
         })
         .collect();
     let mut frame = DataFrame::new(height, columns).map_err(|e| QueryError::Write(e.to_string()))?;

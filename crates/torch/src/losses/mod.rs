@@ -411,6 +411,17 @@ fn keys_of(name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether a `--set` key (`KEY` or `LOSS.KEY`) belongs to one of the losses `specs` select; a
+/// study leaves out the loss settings of its grid that a cell's losses do not take (a grid of
+/// losses × temperatures has no temperature for `ce`).
+pub fn takes_setting(specs: &[String], key: &str) -> bool {
+    let names: Vec<&str> = specs.iter().map(|spec| spec.split_once('=').map_or(spec.as_str(), |(name, _)| name).trim()).collect();
+    match key.split_once('.') {
+        Some((loss, _)) => names.contains(&loss),
+        None => names.iter().any(|name| keys_of(name).iter().any(|k| k == key)),
+    }
+}
+
 /// Training objectives from `--loss NAME[=WEIGHT]` specs and `--set [NAME.]key=value` settings. An
 /// unprefixed key goes to the one selected loss that has it; a key that no loss or several losses
 /// have is an error.

@@ -216,12 +216,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     if let Some(threads) = config.threads {
         tch::set_num_threads(threads.max(1) as i32);
     }
-    let teachers = store.manifest.resolve_teachers(&config.teachers).map_err(TrainError::Config)?;
+    let teachers = check(store, config)?;
     let first_teacher = teachers.first().map(|name| store.manifest.teacher(name).expect("resolved from the manifest"));
-    check_combinations(config, teachers.is_empty())?;
-    if config.losses.is_empty() {
-        return Err(TrainError::Config("--loss: name at least one loss".into()));
-    }
     let config_json = serde_json::to_value(config).expect("config serialises");
     let resumed = resumable(out, config, &config_json)?;
     let selecting = data::Selecting {
@@ -708,6 +704,31 @@ fn sample_weighting(
 
 /// Settings that cannot go together. A run without teachers learns from the labels (and itself)
 /// alone: its losses must not read a teacher, and there is nothing to run online or to co-train.
+/// The checks a configuration passes before any data is loaded, against the store's manifest:
+/// its teachers (resolved names returned), its losses and their combinations, and the built-in
+/// student's shape. What `kdstore study` runs on every cell before it trains anything.
+pub fn check(store: &Store, config: &TrainConfig) -> Result<Vec<String>, TrainError> {
+    let teachers = store.manifest.resolve_teachers(&config.teachers).map_err(TrainError::Config)?;
+    check_combinations(config, teachers.is_empty())?;
+    if config.losses.is_empty() {
+        return Err(TrainError::Config("--loss: name at least one loss".into()));
+    }
+    if config.torchscript_student.is_none() {
+        let shape: Vec<i64> = match &config.student_channels {
+            Some(channels) => {
+                let mut shape: Vec<i64> = store.manifest.dataset.sample_shape.iter().map(|&d| d as i64).collect();
+                shape[0] = channels.len() as i64;
+                shape
+            }
+            None => store.manifest.dataset.sample_shape.iter().map(|&d| d as i64).collect(),
+        };
+        let classes = store.manifest.dataset.class_names.len() as i64;
+        let spec = ArchSpec { heads: config.heads, patch: config.patch, ..ArchSpec::new(config.student, config.width, config.depth, shape, classes) };
+        spec.check().map_err(|e| TrainError::Config(format!("--student: {e}")))?;
+    }
+    Ok(teachers)
+}
+
 fn check_combinations(config: &TrainConfig, no_teacher: bool) -> Result<(), TrainError> {
     if let Some(term) = config.losses.iter().find(|t| no_teacher && !t.config.teacher_free()) {
         return Err(TrainError::Config(format!(
@@ -846,9 +867,6 @@ fn write_outputs(out: &Path, results: &Results) -> Result<(), TrainError> {
         let path = path.to_path_buf();
         move |source| TrainError::Write { path, source }
     };
-    let results_path = out.join("results.json");
-    std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("results serialise"))
-        .map_err(write_error(&results_path))?;
     let config_path = out.join("config.json");
     std::fs::write(&config_path, serde_json::to_string_pretty(&results.config).expect("config serialises"))
         .map_err(write_error(&config_path))?;
@@ -856,6 +874,10 @@ fn write_outputs(out: &Path, results: &Results) -> Result<(), TrainError> {
     let mut file = std::fs::File::create(&metrics_path).map_err(write_error(&metrics_path))?;
     query::write_table(epochs_table(&results.epochs), query::Format::Parquet, &mut file)
         .map_err(|e| TrainError::Write { path: metrics_path.clone(), source: std::io::Error::other(e.to_string()) })?;
+    // Last, and whole or not at all: a finished run is one whose results.json reads (a study relies on it).
+    let results_path = out.join("results.json");
+    let text = serde_json::to_string_pretty(results).expect("results serialise");
+    kdstore_core::study::state::write_atomically(&results_path, text.as_bytes()).map_err(write_error(&results_path))?;
     Ok(())
 }
 
