@@ -31,7 +31,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (name, text) = match &args.input {
         Some(path) => (
             path.display().to_string(),
-            std::fs::read_to_string(path).map_err(|e| UserError::msg(format!("cannot read {}: {e}", path.display())))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| UserError::msg(format!("cannot read {}: {e}", path.display())))?,
         ),
         None => {
             let mut text = String::new();
@@ -48,10 +49,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let names: Vec<&String> = given.keys().collect();
     let mut cells = Vec::with_capacity(names.len());
     for (cell, values) in given {
-        let Some(values) = values.as_object() else { return Err(bad(format!("cells.{cell}: expected values by seed"))) };
+        let Some(values) = values.as_object() else {
+            return Err(bad(format!("cells.{cell}: expected values by seed")));
+        };
         let mut seeded = Vec::with_capacity(values.len());
         for (seed, value) in values {
-            let seed_number: u64 = seed.parse().map_err(|_| bad(format!("cells.{cell}: seed {seed:?} is not a whole number")))?;
+            let seed_number: u64 =
+                seed.parse().map_err(|_| bad(format!("cells.{cell}: seed {seed:?} is not a whole number")))?;
             match value.as_f64() {
                 Some(value) if value.is_finite() => seeded.push((seed_number, value)),
                 _ => return Err(bad(format!("cells.{cell}.{seed}: {value} is not a finite number"))),
@@ -67,7 +71,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let baseline = match &wanted {
         Some(wanted) => Some(
-            names.iter().position(|n| *n == wanted).ok_or_else(|| bad(format!("baseline {wanted} is not one of the cells")))?,
+            names
+                .iter()
+                .position(|n| *n == wanted)
+                .ok_or_else(|| bad(format!("baseline {wanted} is not one of the cells")))?,
         ),
         None => None,
     };

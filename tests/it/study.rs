@@ -67,15 +67,21 @@ fn run_dirs(out: &Path) -> Vec<PathBuf> {
 
 /// How many times a run's training finished, from its log.
 fn finished_trainings(run: &Path) -> usize {
-    std::fs::read_to_string(run.join("train.log")).unwrap_or_default().lines().filter(|l| l.starts_with("trained ")).count()
+    std::fs::read_to_string(run.join("train.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("trained "))
+        .count()
 }
 
 /// The metrics of results.parquet, by run id (what must not change whatever happened on the way).
 fn metrics_by_run(out: &Path) -> Vec<(String, Vec<Option<f64>>)> {
     let frame = read_parquet(&out.join("results.parquet"));
     let ids = column_str(&frame, "run_id");
-    let columns: Vec<Vec<Option<f64>>> =
-        ["test_accuracy", "test_nll", "test_ece", "test_agreement", "best_epoch"].iter().map(|c| column_f64(&frame, c)).collect();
+    let columns: Vec<Vec<Option<f64>>> = ["test_accuracy", "test_nll", "test_ece", "test_agreement", "best_epoch"]
+        .iter()
+        .map(|c| column_f64(&frame, c))
+        .collect();
     let mut rows: Vec<(String, Vec<Option<f64>>)> =
         ids.into_iter().enumerate().map(|(i, id)| (id, columns.iter().map(|c| c[i]).collect())).collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
@@ -110,7 +116,8 @@ fn a_study_runs_in_parallel_reruns_nothing_and_grows_with_its_grid() {
         let run = results_of(Path::new(folder));
         assert_eq!(run["test"]["accuracy"].as_f64(), *accuracy, "{folder}");
         assert_eq!(finished_trainings(Path::new(folder)), 1);
-        let placed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(Path::new(folder).join("run.json")).unwrap()).unwrap();
+        let placed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(Path::new(folder).join("run.json")).unwrap()).unwrap();
         assert_eq!(placed["threads"], 1, "two jobs share two cores");
     }
     let ce = results_of(Path::new(&folders[0]));
@@ -194,12 +201,15 @@ set.tau = [0]
 lr = [-1]
 "#,
     );
-    let text = std::fs::read_to_string(&rejected).unwrap().replace(r#"baseline = { loss = "ce" }"#, r#"baseline = { loss = "mse" }"#);
+    let text = std::fs::read_to_string(&rejected)
+        .unwrap()
+        .replace(r#"baseline = { loss = "ce" }"#, r#"baseline = { loss = "mse" }"#);
     std::fs::write(&rejected, text).unwrap();
     let error = stderr(&run(&["study", path_str(&rejected)]));
     assert!(error.contains("study.baseline: loss=mse is not a cell of the study"), "{error}");
     assert!(error.contains("`kdstore train` rejects it: --lr must be > 0, got -1"), "{error}");
-    let missing = std::fs::read_to_string(&rejected).unwrap().replace(path_str(basicmotions_store()), "/nonexistent/store");
+    let missing =
+        std::fs::read_to_string(&rejected).unwrap().replace(path_str(basicmotions_store()), "/nonexistent/store");
     std::fs::write(&rejected, missing).unwrap();
     let error = stderr(&run(&["study", path_str(&rejected)]));
     assert!(error.contains("study.store:") && error.contains("/nonexistent/store"), "{error}");
@@ -221,7 +231,8 @@ loss = ["ce"]
 lr = [0.003, 1000000]
 "#,
     );
-    let text = std::fs::read_to_string(&study).unwrap().replace(r#"baseline = { loss = "ce" }"#, "baseline = { lr = 0.003 }");
+    let text =
+        std::fs::read_to_string(&study).unwrap().replace(r#"baseline = { loss = "ce" }"#, "baseline = { lr = 0.003 }");
     std::fs::write(&study, text).unwrap();
     let output = run(&["study", path_str(&study)]);
     assert_eq!(output.status.code(), Some(1), "failures remain: {}", stderr(&output));
@@ -266,7 +277,9 @@ fn a_study_killed_at_random_moments_ends_with_the_results_of_an_uninterrupted_on
 
     let dir = tempdir();
     let study = dir.path().join("study.toml");
-    let text = std::fs::read_to_string(&reference).unwrap().replace(path_str(&reference_dir.path().join("out")), path_str(&dir.path().join("out")));
+    let text = std::fs::read_to_string(&reference)
+        .unwrap()
+        .replace(path_str(&reference_dir.path().join("out")), path_str(&dir.path().join("out")));
     std::fs::write(&study, text).unwrap();
     let out = dir.path().join("out");
     // Kill the study (its children die with it) at moments drawn from a fixed seed, and once one of
@@ -324,7 +337,8 @@ fn two_processes_and_shards_run_every_run_exactly_once() {
     // Two shares as separate processes: together every run, each once.
     let sharded = tempdir();
     let study = study_file(sharded.path(), "", GRID);
-    let shares: Vec<Child> = ["0/2", "1/2"].iter().map(|share| start_study(&study, &["--shard", share, "--threads", "1"])).collect();
+    let shares: Vec<Child> =
+        ["0/2", "1/2"].iter().map(|share| start_study(&study, &["--shard", share, "--threads", "1"])).collect();
     for child in shares {
         assert!(child.wait_with_output().unwrap().status.success());
     }

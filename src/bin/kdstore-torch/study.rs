@@ -55,7 +55,7 @@ pub struct Args {
 
 /// `kdstore train`, parsed on its own (a cell's arguments).
 #[derive(Debug, Parser)]
-#[command(name = "train", no_binary_name = false)]
+#[command(name = "train")]
 struct TrainOnly {
     #[command(flatten)]
     args: super::train::Args,
@@ -74,10 +74,14 @@ impl TrainBeside {
         if let Some(known) = self.filters.borrow().get(filter) {
             return known.clone();
         }
-        let teacher_condition = teacher.map(|t| format!(" AND {} = '{}'", c::TEACHER, t.replace('\'', "''"))).unwrap_or_default();
+        let teacher_condition =
+            teacher.map(|t| format!(" AND {} = '{}'", c::TEACHER, t.replace('\'', "''"))).unwrap_or_default();
         let table = if teacher.is_some() { c::LABELS } else { c::VIEWS };
         let sql = match teacher {
-            Some(_) => format!("SELECT COUNT(*) AS n FROM {table} WHERE {} = 'train'{teacher_condition} AND ({filter})", c::SPLIT),
+            Some(_) => format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE {} = 'train'{teacher_condition} AND ({filter})",
+                c::SPLIT
+            ),
             None => format!("SELECT COUNT(*) AS n FROM {table} WHERE ({filter})"),
         };
         let outcome = match kdstore_core::run_query(store, &sql) {
@@ -107,7 +111,8 @@ impl Trainer for TrainBeside {
 
     fn resolve(&self, store_path: &Path, version: u64, args: &[String]) -> Result<Resolved, String> {
         let args = applicable(args);
-        let mut argv: Vec<String> = vec!["train".into(), store_path.display().to_string(), "--at-version".into(), version.to_string()];
+        let mut argv: Vec<String> =
+            vec!["train".into(), store_path.display().to_string(), "--at-version".into(), version.to_string()];
         argv.extend(args.iter().cloned());
         let parsed = TrainOnly::try_parse_from(&argv).map_err(|e| {
             let text = e.render().to_string();
@@ -140,7 +145,8 @@ impl Trainer for TrainBeside {
 /// `args` without the `--set` loss settings that none of its losses take (`--set temperature=2`
 /// in a `ce` cell of a losses × temperatures grid); pacing, spl and amal settings stay.
 fn applicable(args: &[String]) -> Vec<String> {
-    let mut losses: Vec<String> = args.windows(2).filter(|pair| pair[0] == "--loss").map(|pair| pair[1].clone()).collect();
+    let mut losses: Vec<String> =
+        args.windows(2).filter(|pair| pair[0] == "--loss").map(|pair| pair[1].clone()).collect();
     if losses.is_empty() {
         losses.push("kd".into());
     }
@@ -167,7 +173,9 @@ fn share(args: &Args) -> anyhow::Result<runner::Share> {
         return Ok(runner::Share::Index(index));
     }
     let Some(shard) = &args.shard else { return Ok(runner::Share::All) };
-    let parsed = shard.split_once('/').and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
+    let parsed = shard
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)));
     match parsed {
         Some((index, count)) if count > 0 && index < count => Ok(runner::Share::Shard { index, count }),
         _ => Err(UserError::msg(format!("--shard {shard}: expected I/N with 0 <= I < N, e.g. 0/4"))),
@@ -207,7 +215,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let study = study::load(&args.study, &trainer).map_err(classify)?;
     if let runner::Share::Index(index) = share {
         if index >= study.runs.len() {
-            return Err(UserError::msg(format!("--index {index}: the study has {} runs (0 to {})", study.runs.len(), study.runs.len() - 1)));
+            return Err(UserError::msg(format!(
+                "--index {index}: the study has {} runs (0 to {})",
+                study.runs.len(),
+                study.runs.len() - 1
+            )));
         }
     }
     let timeout = Duration::from_secs(args.claim_timeout.max(1));

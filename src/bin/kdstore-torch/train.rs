@@ -258,7 +258,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
 fn loss_name(losses: &[kdstore_torch::losses::LossTerm]) -> String {
     losses
         .iter()
-        .map(|t| if t.weight == 1.0 { t.config.name().to_string() } else { format!("{}={}", t.config.name(), t.weight) })
+        .map(
+            |t| if t.weight == 1.0 { t.config.name().to_string() } else { format!("{}={}", t.config.name(), t.weight) },
+        )
         .collect::<Vec<_>>()
         .join("+")
 }

@@ -104,8 +104,10 @@ impl Claim {
     /// Refreshes the heartbeat; false when the claim was taken over (a newer generation exists or
     /// the file is gone), and the holder must stop.
     pub fn beat(&self) -> bool {
-        let still_newest = self.path.parent().and_then(|dir| newest(dir).ok().flatten()).is_some_and(|(_, p)| p == self.path);
-        still_newest && File::options().write(true).open(&self.path).and_then(|f| f.set_modified(SystemTime::now())).is_ok()
+        let still_newest =
+            self.path.parent().and_then(|dir| newest(dir).ok().flatten()).is_some_and(|(_, p)| p == self.path);
+        still_newest
+            && File::options().write(true).open(&self.path).and_then(|f| f.set_modified(SystemTime::now())).is_ok()
     }
 
     /// Gives the run up (after its outcome is written).

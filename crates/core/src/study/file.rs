@@ -85,8 +85,6 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 4] = [Metric::TestAccuracy, Metric::TestNll, Metric::TestEce, Metric::TestAgreement];
-
     pub fn name(self) -> &'static str {
         match self {
             Metric::TestAccuracy => "test_accuracy",

@@ -87,10 +87,15 @@ pub fn placements(study: &Study) -> Vec<report::Placement> {
 
 /// Rebuilds `results.parquet`, `summary.parquet` and `report/report.md` from the run folders and
 /// gives the report's first line.
-pub fn write_outputs(study: &Study, claim_timeout: Duration, has_checkpoint: &dyn Fn(&Path) -> bool) -> Result<String, StudyError> {
+pub fn write_outputs(
+    study: &Study,
+    claim_timeout: Duration,
+    has_checkpoint: &dyn Fn(&Path) -> bool,
+) -> Result<String, StudyError> {
     let rows = tables::collect(study, claim_timeout, has_checkpoint);
     let cells = tables::statistics(study, &rows);
-    std::fs::create_dir_all(study.out().join("report")).map_err(|source| StudyError::Io { path: study.out().to_path_buf(), source })?;
+    std::fs::create_dir_all(study.out().join("report"))
+        .map_err(|source| StudyError::Io { path: study.out().to_path_buf(), source })?;
     tables::write_results(study, &rows)?;
     tables::write_summary(study, &cells)?;
     let markdown = report::markdown(study, &rows, &cells, &placements(study));
@@ -113,7 +118,11 @@ pub fn plan_text(study: &Study, claim_timeout: Duration, has_checkpoint: &dyn Fn
         study.out().display()
     );
     let width = study.cells.iter().map(|c| c.label.len()).max().unwrap_or(0).max(4);
-    let header = format!("  {:<width$}  {}", "cell", study.file.study.seeds.iter().map(|s| format!("seed {s:<7}")).collect::<String>());
+    let header = format!(
+        "  {:<width$}  {}",
+        "cell",
+        study.file.study.seeds.iter().map(|s| format!("seed {s:<7}")).collect::<String>()
+    );
     out.push_str(header.trim_end());
     out.push('\n');
     for (index, cell) in study.cells.iter().enumerate() {

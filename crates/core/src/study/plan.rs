@@ -59,9 +59,11 @@ impl Study {
     }
 
     pub fn title(&self) -> String {
-        self.file.study.title.clone().unwrap_or_else(|| {
-            self.path.file_stem().map_or("study".into(), |stem| stem.to_string_lossy().to_string())
-        })
+        self.file
+            .study
+            .title
+            .clone()
+            .unwrap_or_else(|| self.path.file_stem().map_or("study".into(), |stem| stem.to_string_lossy().to_string()))
     }
 
     /// The `kdstore train` command line of a cell for one seed, as a user would type it.
@@ -240,9 +242,7 @@ pub fn parse(path: &Path, text: &str, trainer: &dyn Trainer) -> Result<Study, St
     let runs = section
         .seeds
         .iter()
-        .flat_map(|&seed| {
-            cells.iter().enumerate().map(move |(cell, c)| Run { id: run_id(&c.id, seed), cell, seed })
-        })
+        .flat_map(|&seed| cells.iter().enumerate().map(move |(cell, c)| Run { id: run_id(&c.id, seed), cell, seed }))
         .collect();
     Ok(Study { path: path.to_path_buf(), store: store.expect("no problems"), file, axes, cells, baseline, runs })
 }

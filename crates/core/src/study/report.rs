@@ -23,7 +23,9 @@ pub struct Placement {
 pub fn progress_line(rows: &[RunRow]) -> String {
     let count = |status: &str| rows.iter().filter(|row| row.status.name() == status).count();
     let mut line = format!("{} of {} runs done", count("done"), rows.len());
-    for (status, noun) in [("failed", "failed"), ("running", "running"), ("retry", "to retry"), ("interrupted", "interrupted")] {
+    for (status, noun) in
+        [("failed", "failed"), ("running", "running"), ("retry", "to retry"), ("interrupted", "interrupted")]
+    {
         let n = count(status);
         if n > 0 {
             let _ = write!(line, ", {n} {noun}");
@@ -91,11 +93,18 @@ pub fn markdown(study: &Study, rows: &[RunRow], cells: &[CellStats], placements:
     );
     for teacher in &manifest.teachers {
         let accuracy = teacher.accuracy.get("test").map_or("?".into(), |a| format!("{:.2}%", a * 100.0));
-        let _ = writeln!(out, "| teacher {} | {} ({}), test accuracy {accuracy} |", teacher.name, teacher.architecture, teacher.kind);
+        let _ = writeln!(
+            out,
+            "| teacher {} | {} ({}), test accuracy {accuracy} |",
+            teacher.name, teacher.architecture, teacher.kind
+        );
     }
     let _ = writeln!(out, "| kdstore | {} |", env!("CARGO_PKG_VERSION"));
     let hosts: BTreeSet<&str> = placements.iter().map(|p| p.host.as_str()).collect();
-    let devices: BTreeSet<String> = placements.iter().map(|p| format!("{}, {} thread{}", p.device, p.threads, if p.threads == 1 { "" } else { "s" })).collect();
+    let devices: BTreeSet<String> = placements
+        .iter()
+        .map(|p| format!("{}, {} thread{}", p.device, p.threads, if p.threads == 1 { "" } else { "s" }))
+        .collect();
     let join = |set: Vec<String>| if set.is_empty() { "–".to_string() } else { set.join("; ") };
     let _ = writeln!(out, "| machine | {} |", join(hosts.iter().map(|h| h.to_string()).collect()));
     let _ = writeln!(out, "| device | {} |\n", join(devices.into_iter().collect()));
@@ -112,7 +121,12 @@ pub fn markdown(study: &Study, rows: &[RunRow], cells: &[CellStats], placements:
     if metric == Metric::TestAccuracy {
         if let Some(teacher) = manifest.teachers.first() {
             if let Some(accuracy) = teacher.accuracy.get("test") {
-                let _ = write!(out, "| | teacher {} | | {} | | | | | | | | |", teacher.name, format_value(metric, *accuracy));
+                let _ = write!(
+                    out,
+                    "| | teacher {} | | {} | | | | | | | | |",
+                    teacher.name,
+                    format_value(metric, *accuracy)
+                );
                 let _ = writeln!(out, "{}", " |".repeat(seeds.len()));
             }
         }
@@ -161,12 +175,20 @@ pub fn markdown(study: &Study, rows: &[RunRow], cells: &[CellStats], placements:
 
     let _ = writeln!(out, "## Commands\n\nEach cell is this `kdstore train` run, once per seed (`--seed`):\n");
     for cell in &study.cells {
-        let _ = writeln!(out, "- {}: `{}`", if cell.label.is_empty() { "the cell" } else { &cell.label }, study.command(cell, seeds[0]));
+        let _ = writeln!(
+            out,
+            "- {}: `{}`",
+            if cell.label.is_empty() { "the cell" } else { &cell.label },
+            study.command(cell, seeds[0])
+        );
     }
 
     let failures: Vec<&RunRow> = rows.iter().filter(|row| row.status != Status::Done && row.attempts > 0).collect();
     if !failures.is_empty() {
-        let _ = writeln!(out, "\n## Failures\n\n| cell | seed | status | failed attempts | last error |\n|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "\n## Failures\n\n| cell | seed | status | failed attempts | last error |\n|---|---|---|---|---|"
+        );
         for row in failures {
             let error = row.error.clone().unwrap_or_default().replace('|', "\\|");
             let _ = writeln!(

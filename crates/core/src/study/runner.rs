@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,10 @@ pub const PLACEMENT: &str = "run.json";
 pub enum Share {
     All,
     /// Runs whose position in the plan is `index` modulo `count` (`--shard index/count`).
-    Shard { index: usize, count: usize },
+    Shard {
+        index: usize,
+        count: usize,
+    },
     /// The one run at this position (`--index`, one cluster task per run).
     Index(usize),
 }
@@ -63,7 +66,6 @@ impl Options {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Outcome {
     pub finished: usize,
-    pub failed_attempts: usize,
     /// Runs in this share that another live process holds.
     pub held_elsewhere: usize,
 }
@@ -77,7 +79,12 @@ struct Active {
 }
 
 /// Runs the pending runs of `study` in this process's share; `say` hears one line per event.
-pub fn run(study: &Study, trainer: &dyn Trainer, options: &Options, say: &mut dyn FnMut(String)) -> Result<Outcome, StudyError> {
+pub fn run(
+    study: &Study,
+    trainer: &dyn Trainer,
+    options: &Options,
+    say: &mut dyn FnMut(String),
+) -> Result<Outcome, StudyError> {
     let max_attempts = study.file.study.max_attempts;
     let has_checkpoint = |dir: &Path| trainer.has_checkpoint(dir);
     let mut queue: VecDeque<usize> = (0..study.runs.len())
@@ -134,11 +141,16 @@ pub fn run(study: &Study, trainer: &dyn Trainer, options: &Options, say: &mut dy
                 // Taken over (this process was too slow to beat): the new holder runs it.
                 let _ = current.child.kill();
                 let _ = current.child.wait();
-                say(format!("lost the claim on {}; another process runs it", study.run_dir(&study.runs[current.position]).display()));
+                say(format!(
+                    "lost the claim on {}; another process runs it",
+                    study.run_dir(&study.runs[current.position]).display()
+                ));
                 *active = None;
                 continue;
             }
-            let Some(exit) = current.child.try_wait().map_err(|e| StudyError::Run(format!("waiting for a training: {e}")))? else {
+            let Some(exit) =
+                current.child.try_wait().map_err(|e| StudyError::Run(format!("waiting for a training: {e}")))?
+            else {
                 continue;
             };
             let Active { position, claim, started, log_start, .. } = active.take().expect("active");
@@ -159,9 +171,9 @@ pub fn run(study: &Study, trainer: &dyn Trainer, options: &Options, say: &mut dy
                     value.map_or("?".into(), |v| format!("{v:.4}"))
                 ));
             } else {
-                let attempt = Attempt { exit: describe_exit(exit), error: last_error(&dir.join(state::LOG), log_start) };
+                let attempt =
+                    Attempt { exit: describe_exit(exit), error: last_error(&dir.join(state::LOG), log_start) };
                 let attempts = state::record_failure(&dir, attempt.clone()).map_err(|e| io(&dir, e))?;
-                outcome.failed_attempts += 1;
                 let again = attempts < max_attempts as usize;
                 say(format!(
                     "failed {label} seed {} (attempt {attempts} of {max_attempts}, {}): {}{}",
@@ -228,8 +240,11 @@ fn spawn(
         threads: options.threads_per_job(),
     };
     let placement_path = dir.join(PLACEMENT);
-    state::write_atomically(&placement_path, serde_json::to_string(&placement).expect("placement serialises").as_bytes())
-        .map_err(|e| io(&placement_path, e))?;
+    state::write_atomically(
+        &placement_path,
+        serde_json::to_string(&placement).expect("placement serialises").as_bytes(),
+    )
+    .map_err(|e| io(&placement_path, e))?;
     let mut command = trainer.train_command();
     command
         .arg(&study.store.root)
@@ -273,7 +288,7 @@ fn describe_exit(exit: std::process::ExitStatus) -> String {
 }
 
 /// The attempt's last `error:` line in the log (from `start`), or its last line.
-fn last_error(log: &PathBuf, start: u64) -> String {
+fn last_error(log: &Path, start: u64) -> String {
     let mut text = String::new();
     if let Ok(mut file) = std::fs::File::open(log) {
         let _ = file.seek(SeekFrom::Start(start));

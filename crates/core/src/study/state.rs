@@ -63,7 +63,12 @@ pub struct RunState {
 }
 
 /// Reads a run's state from `dir`. `has_checkpoint` says whether train left a checkpoint there.
-pub fn read(dir: &Path, max_attempts: u32, claim_timeout: Duration, has_checkpoint: &dyn Fn(&Path) -> bool) -> RunState {
+pub fn read(
+    dir: &Path,
+    max_attempts: u32,
+    claim_timeout: Duration,
+    has_checkpoint: &dyn Fn(&Path) -> bool,
+) -> RunState {
     let results = read_results(dir);
     let attempts = read_attempts(dir);
     let status = if results.is_some() {
@@ -92,14 +97,20 @@ pub fn read_results(dir: &Path) -> Option<serde_json::Value> {
 }
 
 pub fn read_attempts(dir: &Path) -> Vec<Attempt> {
-    std::fs::read_to_string(dir.join(ATTEMPTS)).ok().and_then(|text| serde_json::from_str(&text).ok()).unwrap_or_default()
+    std::fs::read_to_string(dir.join(ATTEMPTS))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
 }
 
 /// Adds a failed attempt to `attempts.json` (written whole to a temporary file, then renamed).
 pub fn record_failure(dir: &Path, attempt: Attempt) -> std::io::Result<usize> {
     let mut attempts = read_attempts(dir);
     attempts.push(attempt);
-    write_atomically(&dir.join(ATTEMPTS), serde_json::to_string_pretty(&attempts).expect("attempts serialise").as_bytes())?;
+    write_atomically(
+        &dir.join(ATTEMPTS),
+        serde_json::to_string_pretty(&attempts).expect("attempts serialise").as_bytes(),
+    )?;
     Ok(attempts.len())
 }
 

@@ -49,9 +49,8 @@ pub fn mean(values: &[f64]) -> Option<f64> {
 
 pub fn std(values: &[f64]) -> Option<f64> {
     let mean = mean(values)?;
-    (values.len() > 1).then(|| {
-        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64).sqrt()
-    })
+    (values.len() > 1)
+        .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (values.len() - 1) as f64).sqrt())
 }
 
 /// The 95% Student-t interval of the mean (none below two values).
@@ -71,9 +70,8 @@ pub fn bootstrap_interval(values: &[f64], resamples: usize, seed: u64) -> Option
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = values.len();
-    let mut means: Vec<f64> = (0..resamples)
-        .map(|_| (0..n).map(|_| values[rng.gen_range(0..n)]).sum::<f64>() / n as f64)
-        .collect();
+    let mut means: Vec<f64> =
+        (0..resamples).map(|_| (0..n).map(|_| values[rng.gen_range(0..n)]).sum::<f64>() / n as f64).collect();
     means.sort_by(f64::total_cmp);
     let alpha = (1.0 - LEVEL) / 2.0;
     Some((percentile(&means, alpha), percentile(&means, 1.0 - alpha)))
@@ -174,8 +172,7 @@ pub fn sign_flip_p_value(differences: &[f64]) -> f64 {
     let observed = differences.iter().sum::<f64>().abs();
     let threshold = observed - (100.0 * f64::EPSILON * observed).abs();
     let as_extreme = |signs: u64| {
-        let sum: f64 =
-            differences.iter().enumerate().map(|(i, d)| if signs >> i & 1 == 1 { -d } else { *d }).sum();
+        let sum: f64 = differences.iter().enumerate().map(|(i, d)| if signs >> i & 1 == 1 { -d } else { *d }).sum();
         sum.abs() >= threshold
     };
     if n <= EXACT_SIGN_FLIPS_UP_TO {
@@ -298,7 +295,8 @@ fn ln_gamma(x: f64) -> f64 {
     }
     let x = x - 1.0;
     let t = x + 7.5;
-    let series = COEFFICIENTS[1..].iter().enumerate().fold(COEFFICIENTS[0], |sum, (i, c)| sum + c / (x + i as f64 + 1.0));
+    let series =
+        COEFFICIENTS[1..].iter().enumerate().fold(COEFFICIENTS[0], |sum, (i, c)| sum + c / (x + i as f64 + 1.0));
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + series.ln()
 }
 
@@ -309,7 +307,9 @@ mod tests {
     #[test]
     fn t_quantiles_match_tables() {
         // scipy.stats.t.ppf(0.975, df) for df = 1, 2, 4, 30.
-        for (df, expected) in [(1.0, 12.706204736174698), (2.0, 4.302652729749464), (4.0, 2.7764451051977934), (30.0, 2.0422724563012373)] {
+        for (df, expected) in
+            [(1.0, 12.706204736174698), (2.0, 4.302652729749464), (4.0, 2.7764451051977934), (30.0, 2.0422724563012373)]
+        {
             let got = student_t_quantile(0.975, df);
             assert!((got - expected).abs() < 1e-9 * expected, "df {df}: {got} vs {expected}");
         }

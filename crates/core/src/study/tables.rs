@@ -68,7 +68,11 @@ impl RunMetrics {
 }
 
 /// Every planned run's row, in plan order.
-pub fn collect<'a>(study: &'a Study, claim_timeout: Duration, has_checkpoint: &dyn Fn(&Path) -> bool) -> Vec<RunRow<'a>> {
+pub fn collect<'a>(
+    study: &'a Study,
+    claim_timeout: Duration,
+    has_checkpoint: &dyn Fn(&Path) -> bool,
+) -> Vec<RunRow<'a>> {
     study
         .runs
         .iter()
@@ -113,7 +117,8 @@ pub fn statistics(study: &Study, rows: &[RunRow]) -> Vec<CellStats> {
         })
         .collect();
     let seeds: Vec<u64> = study.cells.iter().map(|c| u64::from_str_radix(&c.id[..16], 16).unwrap_or(0)).collect();
-    let compared = stats::compare(&values, study.baseline, metric.maximise(), study.file.study.bootstrap_resamples, &seeds);
+    let compared =
+        stats::compare(&values, study.baseline, metric.maximise(), study.file.study.bootstrap_resamples, &seeds);
     values
         .into_iter()
         .zip(compared)
@@ -141,7 +146,8 @@ fn axis_column(study: &Study, axis: &str, cell_of_row: &[usize]) -> Values {
 
 fn write_parquet(path: &Path, columns: Vec<(&str, Values)>) -> Result<(), StudyError> {
     let mut bytes = Vec::new();
-    query::write_table(columns, Format::Parquet, &mut bytes).map_err(|e| StudyError::Run(format!("{}: {e}", path.display())))?;
+    query::write_table(columns, Format::Parquet, &mut bytes)
+        .map_err(|e| StudyError::Run(format!("{}: {e}", path.display())))?;
     state::write_atomically(path, &bytes).map_err(|source| StudyError::Io { path: path.to_path_buf(), source })
 }
 
@@ -209,7 +215,12 @@ pub fn write_summary(study: &Study, cells: &[CellStats]) -> Result<(), StudyErro
         ("p_holm", float(&|c| c.p_holm)),
         ("seeds_paired", float(&|c| c.against_baseline.as_ref().map(|p| p.n as f64))),
         ("seeds_won", float(&|c| c.against_baseline.as_ref().map(|p| p.won as f64))),
-        ("command", Values::Text(order.iter().map(|&c| Some(study.command(&study.cells[c], study.file.study.seeds[0]))).collect())),
+        (
+            "command",
+            Values::Text(
+                order.iter().map(|&c| Some(study.command(&study.cells[c], study.file.study.seeds[0]))).collect(),
+            ),
+        ),
     ]);
     write_parquet(&study.out().join("summary.parquet"), columns)
 }

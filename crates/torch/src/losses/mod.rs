@@ -415,7 +415,8 @@ fn keys_of(name: &str) -> Vec<String> {
 /// study leaves out the loss settings of its grid that a cell's losses do not take (a grid of
 /// losses × temperatures has no temperature for `ce`).
 pub fn takes_setting(specs: &[String], key: &str) -> bool {
-    let names: Vec<&str> = specs.iter().map(|spec| spec.split_once('=').map_or(spec.as_str(), |(name, _)| name).trim()).collect();
+    let names: Vec<&str> =
+        specs.iter().map(|spec| spec.split_once('=').map_or(spec.as_str(), |(name, _)| name).trim()).collect();
     match key.split_once('.') {
         Some((loss, _)) => names.contains(&loss),
         None => names.iter().any(|name| keys_of(name).iter().any(|k| k == key)),

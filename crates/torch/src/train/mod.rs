@@ -723,7 +723,11 @@ pub fn check(store: &Store, config: &TrainConfig) -> Result<Vec<String>, TrainEr
             None => store.manifest.dataset.sample_shape.iter().map(|&d| d as i64).collect(),
         };
         let classes = store.manifest.dataset.class_names.len() as i64;
-        let spec = ArchSpec { heads: config.heads, patch: config.patch, ..ArchSpec::new(config.student, config.width, config.depth, shape, classes) };
+        let spec = ArchSpec {
+            heads: config.heads,
+            patch: config.patch,
+            ..ArchSpec::new(config.student, config.width, config.depth, shape, classes)
+        };
         spec.check().map_err(|e| TrainError::Config(format!("--student: {e}")))?;
     }
     Ok(teachers)
