@@ -316,3 +316,29 @@ pub fn assert_same_training(a: &Path, b: &Path) {
     assert_eq!(losses(&a), losses(&b));
     assert_eq!((&a["test"], &a["best_epoch"]), (&b["test"], &b["best_epoch"]));
 }
+
+/// Fails with the differing lines unless `path` holds `generated`; with `update` set in the
+/// environment, writes it instead.
+pub fn check_snapshot(path: &Path, generated: &str, update: &str) {
+    if std::env::var_os(update).is_some() {
+        std::fs::write(path, generated).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    if committed != generated {
+        let diff: Vec<String> = committed
+            .lines()
+            .zip(generated.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, (a, b))| format!("line {}:\n  - {a}\n  + {b}", i + 1))
+            .collect();
+        panic!(
+            "{} drifted from the code ({} vs {} lines); run {update}=1 cargo test\n{}",
+            path.display(),
+            committed.lines().count(),
+            generated.lines().count(),
+            diff.join("\n")
+        );
+    }
+}

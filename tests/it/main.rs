@@ -13,6 +13,7 @@ mod objectives;
 mod pacing;
 mod python;
 mod query;
+mod report;
 mod schemas;
 mod show;
 mod sources;

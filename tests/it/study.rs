@@ -11,7 +11,7 @@ use polars::prelude::*;
 use crate::common::*;
 
 /// A study file over the shared BasicMotions store, into `dir/out`.
-fn study_file(dir: &Path, extra_study: &str, rest: &str) -> PathBuf {
+pub(crate) fn study_file(dir: &Path, extra_study: &str, rest: &str) -> PathBuf {
     let text = format!(
         r#"[study]
 store = "{store}"
@@ -33,7 +33,7 @@ batch-size = 16
     path
 }
 
-const GRID: &str = r#"
+pub(crate) const GRID: &str = r#"
 [grid]
 loss = ["ce", "kd"]
 set.temperature = [2, 4]
@@ -42,7 +42,7 @@ loss = "ce"
 "set.temperature" = 4
 "#;
 
-fn read_parquet(path: &Path) -> DataFrame {
+pub(crate) fn read_parquet(path: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
 }
 
@@ -50,7 +50,7 @@ fn column_f64(frame: &DataFrame, name: &str) -> Vec<Option<f64>> {
     frame.column(name).unwrap().f64().unwrap().iter().collect()
 }
 
-fn column_str(frame: &DataFrame, name: &str) -> Vec<String> {
+pub(crate) fn column_str(frame: &DataFrame, name: &str) -> Vec<String> {
     frame.column(name).unwrap().str().unwrap().iter().map(|v| v.unwrap_or("").to_string()).collect()
 }
 
@@ -119,6 +119,15 @@ fn a_study_runs_in_parallel_reruns_nothing_and_grows_with_its_grid() {
         let placed: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(Path::new(folder).join("run.json")).unwrap()).unwrap();
         assert_eq!(placed["threads"], 1, "two jobs share two cores");
+        // The kept test predictions give the test accuracy; the reliability bins hold every sample.
+        let predictions = read_parquet(&Path::new(folder).join("predictions.parquet"));
+        let labels = predictions.column("label").unwrap().i64().unwrap();
+        let predicted = predictions.column("prediction").unwrap().i64().unwrap();
+        let right = labels.iter().zip(predicted.iter()).filter(|(l, p)| l == p).count();
+        assert_eq!(Some(right as f64 / predictions.height() as f64), *accuracy, "{folder}");
+        let binned: u64 =
+            run["test_reliability"].as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum();
+        assert_eq!(binned as usize, predictions.height());
     }
     let ce = results_of(Path::new(&folders[0]));
     assert_eq!(ce["config"]["losses"][0]["loss"], "ce");

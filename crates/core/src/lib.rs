@@ -11,6 +11,7 @@
 //! - [`pipeline`]: the pipeline file, its validation into a plan, the parts a plan names and the
 //!   stages that need no model (samples, views);
 //! - [`source`]: dataset readers (HAPT, IDX, UEA/UCR `.ts`, `.npy`);
+//! - [`calibration`]: reliability bins and expected calibration error;
 //! - [`arch`]: names and shapes of the built-in networks (the networks are in the torch crate);
 //! - [`study`]: study files, their plans, claims, the runner of `kdstore train` children, the
 //!   statistics, tables and report;
@@ -31,6 +32,7 @@
 
 pub mod arch;
 pub mod augment;
+pub mod calibration;
 pub mod channels;
 pub mod export;
 pub mod pacing;

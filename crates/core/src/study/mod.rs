@@ -5,15 +5,18 @@
 //! - [`plan`]: the validated study — cells, runs, their ids and folders — from the file;
 //! - [`claim`] and [`state`]: who runs a run, and what its folder says about it;
 //! - [`runner`]: the pending runs as child processes, `jobs` at a time, in a share of the study;
-//! - [`stats`], [`tables`] and [`report`]: the statistics, `results.parquet`/`summary.parquet` and
-//!   `report/report.md`, all rebuilt from the run folders.
+//! - [`stats`], [`tables`], [`plots`], [`report`] and [`html`]: the statistics,
+//!   `results.parquet`/`summary.parquet`, the plots, `report/report.md` and `report/index.html`, all
+//!   rebuilt from the run folders.
 //!
 //! A study never trains by itself: every run is exactly a `kdstore train` run, which a [`Trainer`]
 //! (the `kdstore-torch` binary) resolves and starts. Nothing here links libtorch or prints.
 
 pub mod claim;
 pub mod file;
+pub mod html;
 pub mod plan;
+pub mod plots;
 pub mod report;
 pub mod runner;
 pub mod state;
@@ -94,13 +97,22 @@ pub fn write_outputs(
 ) -> Result<String, StudyError> {
     let rows = tables::collect(study, claim_timeout, has_checkpoint);
     let cells = tables::statistics(study, &rows);
-    std::fs::create_dir_all(study.out().join("report"))
-        .map_err(|source| StudyError::Io { path: study.out().to_path_buf(), source })?;
+    let folder = study.out().join("report");
+    std::fs::create_dir_all(folder.join(report::PLOTS))
+        .map_err(|source| StudyError::Io { path: folder.join(report::PLOTS), source })?;
     tables::write_results(study, &rows)?;
     tables::write_summary(study, &cells)?;
-    let markdown = report::markdown(study, &rows, &cells, &placements(study));
-    let path = study.out().join("report").join("report.md");
-    state::write_atomically(&path, markdown.as_bytes()).map_err(|source| StudyError::Io { path, source })?;
+    let plots = plots::draw(study, &rows, &cells).map_err(StudyError::Run)?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = folder.join(name);
+        state::write_atomically(&path, bytes).map_err(|source| StudyError::Io { path, source })
+    };
+    for plot in &plots {
+        write(&format!("{}/{}.svg", report::PLOTS, plot.name), plot.svg.as_bytes())?;
+    }
+    let markdown = report::markdown(study, &rows, &cells, &placements(study), &plots);
+    write("report.md", markdown.as_bytes())?;
+    write("index.html", html::page(&study.title(), &markdown, &plots).as_bytes())?;
     Ok(report::progress_line(&rows))
 }
 

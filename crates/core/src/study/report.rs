@@ -1,6 +1,7 @@
 //! The study's report as Markdown (`report/report.md`): provenance, the teacher and every cell
 //! sorted by the primary metric with its statistics and every seed's value, the comparisons with
-//! the baseline, each cell's `kdstore train` command and the failures. A partial report says how
+//! the baseline, the plots (files in `report/plots/`), each cell's `kdstore train` command and the
+//! failures. A partial report says how
 //! many of the planned runs it covers. It is a pure function of the plan and the run folders' rows.
 
 use std::collections::BTreeSet;
@@ -8,8 +9,12 @@ use std::fmt::Write;
 
 use super::file::Metric;
 use super::plan::Study;
+use super::plots::Plot;
 use super::state::Status;
 use super::tables::{CellStats, RunRow};
+
+/// The report's folder of plots (beside report.md).
+pub const PLOTS: &str = "plots";
 
 /// Where a run ran (`run.json` beside its training).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -67,8 +72,14 @@ pub fn ranked(study: &Study, cells: &[CellStats]) -> Vec<usize> {
     order
 }
 
-/// The whole Markdown report.
-pub fn markdown(study: &Study, rows: &[RunRow], cells: &[CellStats], placements: &[Placement]) -> String {
+/// The whole Markdown report; `plots` are shown as images from `plots/` (the HTML page inlines them).
+pub fn markdown(
+    study: &Study,
+    rows: &[RunRow],
+    cells: &[CellStats],
+    placements: &[Placement],
+    plots: &[Plot],
+) -> String {
     let metric = study.file.study.metric;
     let unit = if metric == Metric::TestNll { "" } else { " (%)" };
     let mut out = String::new();
@@ -172,6 +183,13 @@ pub fn markdown(study: &Study, rows: &[RunRow], cells: &[CellStats], placements:
          cannot go below its floor 2/2ⁿ. Holm adjusts p over the compared cells; won counts the seeds where the cell \
          is better.\n"
     );
+
+    if !plots.is_empty() {
+        let _ = writeln!(out, "## Plots\n");
+        for plot in plots {
+            let _ = writeln!(out, "{}\n\n![{}]({PLOTS}/{}.svg)\n", plot.caption, plot.name, plot.name);
+        }
+    }
 
     let _ = writeln!(out, "## Commands\n\nEach cell is this `kdstore train` run, once per seed (`--seed`):\n");
     for cell in &study.cells {

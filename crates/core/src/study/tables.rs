@@ -11,6 +11,7 @@ use super::plan::{Run, Study};
 use super::state::{self, Status};
 use super::stats::{self, Paired, Summary};
 use super::StudyError;
+use crate::calibration::ReliabilityBin;
 use crate::query::{self, Format, Values};
 
 /// One planned run as its folder tells it.
@@ -36,6 +37,8 @@ pub struct RunMetrics {
     pub student_parameters: i64,
     /// Validation accuracy after each epoch (the learning curve).
     pub val_accuracy: Vec<f64>,
+    /// The test split's reliability bins (empty from a training that did not record them).
+    pub reliability: Vec<ReliabilityBin>,
 }
 
 impl RunMetrics {
@@ -54,6 +57,7 @@ impl RunMetrics {
                 .as_array()
                 .map(|epochs| epochs.iter().filter_map(|e| e["val"]["accuracy"].as_f64()).collect())
                 .unwrap_or_default(),
+            reliability: serde_json::from_value(results["test_reliability"].clone()).unwrap_or_default(),
         })
     }
 

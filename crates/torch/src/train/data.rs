@@ -32,6 +32,7 @@ pub struct TrainData {
 /// ensemble's target (the one teacher's logits, or the ensemble's log-probabilities) and each
 /// teacher's logits.
 pub struct SplitData {
+    pub sample_ids: Vec<i64>,
     pub inputs: Vec<f32>,
     pub labels: Vec<i64>,
     pub teacher_logits: Option<Vec<f32>>,
@@ -194,6 +195,12 @@ impl TrainData {
             }
             _ => None,
         };
-        Ok(SplitData { inputs, labels, teacher_logits, each_teacher })
+        Ok(SplitData {
+            sample_ids: ids.iter().map(|&i| i as i64).collect(),
+            inputs,
+            labels,
+            teacher_logits,
+            each_teacher,
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! Evaluation metrics as pure functions of a split's logits: accuracy, negative log-likelihood,
-//! expected calibration error (15 equal-width confidence bins, a sample in bin (lower, upper], as
-//! Guo et al. 2017's code bins), top-1 agreement with the teacher and KL(teacher ‖ student) at T = 1.
+//! expected calibration error and its reliability bins (`kdstore_core::calibration`), top-1
+//! agreement with the teacher and KL(teacher ‖ student) at T = 1.
 
+pub use kdstore_core::calibration::{expected_calibration_error, reliability_bins, ReliabilityBin, ECE_BINS};
 use serde::{Deserialize, Serialize};
 
 /// Metrics of one split.
@@ -16,15 +17,13 @@ pub struct SplitMetrics {
     pub kl_to_teacher: Option<f64>,
 }
 
-pub const ECE_BINS: usize = 15;
-
-fn log_softmax(z: &[f32]) -> Vec<f64> {
+pub(crate) fn log_softmax(z: &[f32]) -> Vec<f64> {
     let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let lse = max + z.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
     z.iter().map(|&v| v as f64 - lse).collect()
 }
 
-fn argmax(z: &[f32]) -> usize {
+pub(crate) fn argmax(z: &[f32]) -> usize {
     z.iter().enumerate().fold(0, |best, (i, &v)| if v > z[best] { i } else { best })
 }
 
@@ -40,17 +39,12 @@ pub fn agreement(student: &[f32], teacher: &[f32], classes: usize) -> f64 {
 /// the teacher's logits for the same samples.
 pub fn split_metrics(student: &[f32], labels: &[i64], teacher: Option<&[f32]>, classes: usize) -> SplitMetrics {
     let n = labels.len();
-    let (mut correct, mut nll, mut kl) = (0usize, 0.0, 0.0);
-    let mut confidences = Vec::with_capacity(n);
-    let mut hits = Vec::with_capacity(n);
+    let (mut nll, mut kl) = (0.0, 0.0);
     for (row, &label) in student.chunks(classes).zip(labels) {
-        let log_p = log_softmax(row);
-        let top = argmax(row);
-        correct += usize::from(top as i64 == label);
-        nll -= log_p[label as usize];
-        confidences.push(log_p[top].exp());
-        hits.push(top as i64 == label);
+        nll -= log_softmax(row)[label as usize];
     }
+    let (confidences, hits) = confidences_and_hits(student, labels, classes);
+    let correct = hits.iter().filter(|&&hit| hit).count();
     if let Some(teacher) = teacher {
         for (s, t) in student.chunks(classes).zip(teacher.chunks(classes)) {
             let (log_s, log_t) = (log_softmax(s), log_softmax(t));
@@ -67,37 +61,26 @@ pub fn split_metrics(student: &[f32], labels: &[i64], teacher: Option<&[f32]>, c
     }
 }
 
-/// Σ over bins of |accuracy − mean confidence| weighted by the bin's share of the samples.
-pub fn expected_calibration_error(confidences: &[f64], hits: &[bool], bins: usize) -> f64 {
-    let n = confidences.len().max(1) as f64;
-    (0..bins)
-        .map(|bin| {
-            let (lower, upper) = (bin as f64 / bins as f64, (bin + 1) as f64 / bins as f64);
-            let members: Vec<usize> =
-                (0..confidences.len()).filter(|&i| confidences[i] > lower && confidences[i] <= upper).collect();
-            if members.is_empty() {
-                return 0.0;
-            }
-            let size = members.len() as f64;
-            let accuracy = members.iter().filter(|&&i| hits[i]).count() as f64 / size;
-            let confidence = members.iter().map(|&i| confidences[i]).sum::<f64>() / size;
-            (accuracy - confidence).abs() * size / n
+/// The reliability bins of `student` logits against `labels` (ECE_BINS of them).
+pub fn split_reliability(student: &[f32], labels: &[i64], classes: usize) -> Vec<ReliabilityBin> {
+    let (confidences, hits) = confidences_and_hits(student, labels, classes);
+    reliability_bins(&confidences, &hits, ECE_BINS)
+}
+
+fn confidences_and_hits(student: &[f32], labels: &[i64], classes: usize) -> (Vec<f64>, Vec<bool>) {
+    student
+        .chunks(classes)
+        .zip(labels)
+        .map(|(row, &label)| {
+            let top = argmax(row);
+            (log_softmax(row)[top].exp(), top as i64 == label)
         })
-        .sum()
+        .unzip()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ece_of_a_worked_example() {
-        // Bin (0.6, 0.667]: 0.65, 0.62 with one hit → |0.5 − 0.635| · 2/4; bin (0.933, 1]: 0.95, 0.99
-        // both hits → |1 − 0.97| · 2/4.
-        let ece = expected_calibration_error(&[0.65, 0.62, 0.95, 0.99], &[true, false, true, true], 15);
-        assert!((ece - (0.135 * 0.5 + 0.03 * 0.5)).abs() < 1e-12, "{ece}");
-        assert_eq!(expected_calibration_error(&[1.0, 1.0], &[true, true], 15), 0.0);
-    }
 
     #[test]
     fn split_metrics_count_hits_agreement_and_kl() {

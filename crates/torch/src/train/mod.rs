@@ -2,8 +2,8 @@
 //! replayed training views and their stored teacher logits, evaluated each epoch on the validation
 //! split (accuracy, NLL, ECE, agreement with and KL to the teacher) and at the end on the test split
 //! with the best-on-validation weights. The output folder holds `results.json` (config, per-epoch
-//! and final metrics), `metrics.parquet` (one row per epoch), the best and last weights and the
-//! architecture. While it runs, a checkpoint after every epoch lets an interrupted run resume
+//! and final metrics, the test reliability bins), `metrics.parquet` (one row per epoch),
+//! `predictions.parquet` (the test predictions), the best and last weights and the architecture. While it runs, a checkpoint after every epoch lets an interrupted run resume
 //! (`--resume`) to the same end, bit for bit; the checkpoints are removed when the run completes.
 
 pub mod amal;
@@ -17,6 +17,7 @@ pub mod finite;
 pub mod group_batches;
 pub mod metrics;
 pub mod optimizer;
+pub mod predictions;
 pub mod previous;
 pub mod sample_rows;
 pub mod sample_weights;
@@ -42,7 +43,7 @@ use kdstore_core::progress::Progress;
 use kdstore_core::query::{self, Values};
 use kdstore_core::select::{ReplayError, Replayer, SelectedView};
 use kdstore_core::store::{Split, Store, StoreError};
-use metrics::{agreement, split_metrics, SplitMetrics};
+use metrics::{agreement, split_metrics, split_reliability, ReliabilityBin, SplitMetrics};
 pub use optimizer::Optimizer;
 use optimizer::Stepper;
 use schedule::{learning_rate, Schedule};
@@ -191,6 +192,8 @@ pub struct Results {
     /// Test metrics of the kept weights.
     pub test: SplitMetrics,
     pub test_accuracy: f64,
+    /// The kept weights' reliability diagram on the test split (`metrics::ECE_BINS` bins).
+    pub test_reliability: Vec<ReliabilityBin>,
     /// With several teachers: top-1 agreement with each one on the test split.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub test_agreement_with: BTreeMap<String, f64>,
@@ -438,8 +441,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let (val_metrics, val_agreement_with) = match val.labels.is_empty() {
             true => (None, BTreeMap::new()),
             false => {
-                let (metrics, with) = evaluate(&mut |x| net.forward(x, false), &val, &data, device)?;
-                (Some(metrics), with)
+                let evaluation = evaluate(&mut |x| net.forward(x, false), &val, &data, device)?;
+                (Some(evaluation.metrics), evaluation.agreement_with)
             }
         };
         if let Some(metrics) = &val_metrics {
@@ -503,12 +506,14 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     net.save_architecture(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
     let mut best_vs = nn::VarStore::new(device);
     let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
-    let (test_metrics, test_agreement_with) = evaluate(&mut |x| best_net.forward(x, false), &test, &data, device)?;
+    let tested = evaluate(&mut |x| best_net.forward(x, false), &test, &data, device)?;
+    let (test_metrics, test_agreement_with) = (tested.metrics, tested.agreement_with);
     finite::check_metrics(&test_metrics, "test", config.epochs, 0)?;
+    predictions::write(out, &test.sample_ids, &test.labels, &tested.logits, data.classes)?;
     let co_trained_teacher = match &co_teacher {
         Some(co) => {
             co.write(out)?;
-            let (metrics, _) = evaluate(&mut |x| co.net.forward(x, false), &test, &data, device)?;
+            let metrics = evaluate(&mut |x| co.net.forward(x, false), &test, &data, device)?.metrics;
             finite::check_metrics(&metrics, "co-trained teacher's test", config.epochs, 0)?;
             Some(SplitMetrics { teacher_agreement: None, kl_to_teacher: None, ..metrics })
         }
@@ -529,6 +534,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         epochs: state.epochs,
         test: test_metrics,
         test_accuracy: test_metrics.accuracy,
+        test_reliability: split_reliability(&tested.logits, &test.labels, data.classes),
         test_agreement_with,
         teacher_test_accuracy: first_teacher.and_then(|t| t.accuracy.get("test").copied()),
         co_trained_teacher,
@@ -836,14 +842,21 @@ fn stored_teacher_features(
     Ok(stored)
 }
 
-/// A network's metrics on a split (its identity views), against the teachers' target, and, with
-/// several teachers, its top-1 agreement with each one; the network runs in evaluation mode.
+/// A network's logits on a split, their metrics against the teachers' target, and, with several
+/// teachers, its top-1 agreement with each one.
+struct Evaluation {
+    metrics: SplitMetrics,
+    agreement_with: BTreeMap<String, f64>,
+    logits: Vec<f32>,
+}
+
+/// Runs a network (in evaluation mode) on a split's identity views.
 fn evaluate(
     forward: &mut dyn FnMut(&Tensor) -> Result<Tensor, tch::TchError>,
     split: &data::SplitData,
     data: &data::TrainData,
     device: Device,
-) -> Result<(SplitMetrics, BTreeMap<String, f64>), TrainError> {
+) -> Result<Evaluation, TrainError> {
     let per_sample = data.samples.sample_len;
     let mut logits = Vec::with_capacity(split.labels.len() * data.classes);
     tch::no_grad(|| -> Result<(), TrainError> {
@@ -854,7 +867,7 @@ fn evaluate(
         Ok(())
     })?;
     let metrics = split_metrics(&logits, &split.labels, split.teacher_logits.as_deref(), data.classes);
-    let each: BTreeMap<String, f64> = match data.teachers.len() {
+    let agreement_with: BTreeMap<String, f64> = match data.teachers.len() {
         1 => BTreeMap::new(),
         _ => data
             .teachers
@@ -863,7 +876,7 @@ fn evaluate(
             .filter_map(|(name, teacher)| Some((name.clone(), agreement(&logits, teacher.as_deref()?, data.classes))))
             .collect(),
     };
-    Ok((metrics, each))
+    Ok(Evaluation { metrics, agreement_with, logits })
 }
 
 fn write_outputs(out: &Path, results: &Results) -> Result<(), TrainError> {
