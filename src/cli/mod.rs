@@ -234,9 +234,25 @@ impl std::fmt::Display for UserError {
 
 impl std::error::Error for UserError {}
 
-/// 1 when the error is the user's (or the machine's: a full disk), 2 otherwise.
+/// Marks a run stopped by a scheduler's signal (exit code 75, `interrupt::EXIT_INTERRUPTED`): not
+/// a failure, to be run again.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// 75 when a signal stopped the run, 1 when the error is the user's (or the machine's: a full
+/// disk), 2 otherwise.
 fn exit_code(error: &anyhow::Error) -> i32 {
-    if error.chain().any(|cause| cause.is::<UserError>()) || is_disk_full(error) {
+    if error.chain().any(|cause| cause.is::<Interrupted>()) {
+        kdstore_core::interrupt::EXIT_INTERRUPTED
+    } else if error.chain().any(|cause| cause.is::<UserError>()) || is_disk_full(error) {
         1
     } else {
         2

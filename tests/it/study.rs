@@ -273,7 +273,24 @@ fn children_of(pid: u32) -> Vec<u32> {
 }
 
 fn kill(pid: u32) {
-    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    signal(pid, "KILL");
+}
+
+fn signal(pid: u32, name: &str) {
+    std::process::Command::new("kill").args([&format!("-{name}"), &pid.to_string()]).status().unwrap();
+}
+
+/// A training of the study that has run for a moment (past its start-up, into its epochs).
+fn wait_for_a_training(study: &Child) -> u32 {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if let Some(&training) = children_of(study.id()).first() {
+            std::thread::sleep(Duration::from_millis(700));
+            return training;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the study started no training in 60 s");
 }
 
 #[test]
@@ -291,8 +308,8 @@ fn a_study_killed_at_random_moments_ends_with_the_results_of_an_uninterrupted_on
         .replace(path_str(&reference_dir.path().join("out")), path_str(&dir.path().join("out")));
     std::fs::write(&study, text).unwrap();
     let out = dir.path().join("out");
-    // Kill the study (its children die with it) at moments drawn from a fixed seed, and once one of
-    // its trainings alone; then let it finish.
+    // Kill the study (its children die with it) at moments drawn from a fixed seed, once one of its
+    // trainings alone, and stop it and one training with a scheduler's signals; then let it finish.
     let mut state = 0x2545_f491_u64;
     let mut next_delay = || {
         state ^= state << 13;
@@ -300,13 +317,28 @@ fn a_study_killed_at_random_moments_ends_with_the_results_of_an_uninterrupted_on
         state ^= state << 17;
         Duration::from_millis(400 + state % 1500)
     };
-    for round in 0..4 {
+    for round in 0..5 {
         let mut child = start_study(&study, &["--jobs", "2", "--threads", "2"]);
+        if round == 0 {
+            // A scheduler's warning (Slurm's --signal): the study stops its trainings and exits 75.
+            wait_for_a_training(&child);
+            signal(child.id(), "USR1");
+            let output = child.wait_with_output().unwrap();
+            let error = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(75), "{error}");
+            assert!(error.contains("stopped by SIGUSR1") && !error.contains("failed "), "{error}");
+            continue;
+        }
+        if round == 1 {
+            // SIGTERM to one training: it stops (exit 75), is not counted as failed, and resumes later.
+            signal(wait_for_a_training(&child), "TERM");
+            std::thread::sleep(Duration::from_millis(500));
+        }
         let started = Instant::now();
         let delay = next_delay();
         while started.elapsed() < delay {
             std::thread::sleep(Duration::from_millis(20));
-            if round == 1 {
+            if round == 3 {
                 if let Some(&training) = children_of(child.id()).first() {
                     std::thread::sleep(Duration::from_millis(300));
                     kill(training);
@@ -389,4 +421,29 @@ fn the_repository_series_studies_plan_on_a_store_with_their_recipes() {
         let plan = stdout(&run_ok(&["study", path_str(&dir.path().join(format!("{name}.toml"))), "--plan"]));
         assert!(plan.contains(&format!("= {runs} runs")), "{name}:\n{plan}");
     }
+}
+
+#[test]
+fn slurm_prints_a_job_array_of_one_task_per_run_that_requeues_on_the_warning() {
+    let dir = tempdir();
+    let study = study_file(dir.path(), "", GRID);
+    let script = stdout(&run_ok(&["study", path_str(&study), "--slurm", "--threads", "2"]));
+    for expected in [
+        "#!/bin/bash",
+        "#SBATCH --array=0-5",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --requeue",
+        "#SBATCH --signal=B:USR1@120",
+        "--index \"$SLURM_ARRAY_TASK_ID\"",
+        "scontrol requeue",
+    ] {
+        assert!(script.contains(expected), "missing {expected:?} in:\n{script}");
+    }
+    assert!(script.contains(&format!("'{}'", path_str(&study))), "the study by its absolute path:\n{script}");
+    let file = dir.path().join("study.sbatch");
+    std::fs::write(&file, &script).unwrap();
+    let syntax = std::process::Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    assert!(dir.path().join("out/slurm").is_dir(), "the logs' folder exists before a task opens its log");
+    assert!(!dir.path().join("out/runs").exists(), "--slurm runs nothing");
 }

@@ -15,6 +15,7 @@
 //! - [`arch`]: names and shapes of the built-in networks (the networks are in the torch crate);
 //! - [`study`]: study files, their plans, claims, the runner of `kdstore train` children, the
 //!   statistics, tables and report;
+//! - [`interrupt`]: stopping cleanly on a scheduler's SIGTERM or SIGUSR1;
 //! - [`verify`]: a whole store checked against its manifest, and with `deep` its contents.
 //!
 //! Typical use, the whole of what a reader needs:
@@ -35,6 +36,7 @@ pub mod augment;
 pub mod calibration;
 pub mod channels;
 pub mod export;
+pub mod interrupt;
 pub mod pacing;
 pub mod panics;
 pub mod pipeline;

@@ -15,7 +15,7 @@ use kdstore_core::study::{self, runner, state::Status, tables, Resolved, StudyEr
 use kdstore_torch::losses::takes_setting;
 use kdstore_torch::train::{self as training, checkpoint};
 
-use kdstore::cli::{print_stdout, worker_threads, UserError};
+use kdstore::cli::{print_stdout, worker_threads, Interrupted, UserError};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,6 +27,10 @@ pub struct Args {
     /// Rebuild results.parquet, summary.parquet and the report from the finished runs, and stop.
     #[arg(long)]
     report: bool,
+    /// Print a Slurm job-array script (one task of --threads cores per run, requeued on
+    /// preemption or at its time limit), create the folder of its logs, and stop.
+    #[arg(long, conflicts_with_all = ["plan", "report", "shard", "index", "jobs"])]
+    slurm: bool,
     /// Trainings at once, as child processes; the cores are split between them.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -227,6 +231,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.plan {
         return print_stdout(&study::plan_text(&study, timeout, &has_checkpoint));
     }
+    if args.slurm {
+        let kdstore = trainer.program.with_file_name("kdstore");
+        let workdir = std::env::current_dir()?;
+        let script =
+            study::slurm::job_array(&study, &kdstore, &workdir.join(&args.study), &workdir, args.threads.unwrap_or(1));
+        // Slurm opens a task's log before the script runs: its folder must exist.
+        let logs = workdir.join(study.out()).join(study::slurm::LOGS);
+        std::fs::create_dir_all(&logs).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", logs.display()))?;
+        return print_stdout(&script);
+    }
     let report_path = study.out().join("report").join("report.md");
     if !args.report {
         let options = runner::Options {
@@ -245,9 +259,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             options.jobs,
             if threads == 1 { "" } else { "s" }
         );
+        kdstore_core::interrupt::install();
         let outcome = runner::run(&study, &trainer, &options, &mut |line| eprintln!("{line}")).map_err(classify)?;
         if outcome.held_elsewhere > 0 {
             eprintln!("{} runs of this share are held by other study processes", outcome.held_elsewhere);
+        }
+        let left = |position: usize, row: &tables::RunRow| share.includes(position) && row.status.pending();
+        let stopped = outcome.interrupted.filter(|_| {
+            tables::collect(&study, timeout, &has_checkpoint)
+                .iter()
+                .enumerate()
+                .any(|(position, row)| left(position, row))
+        });
+        if let Some(signal) = stopped {
+            let line = study::write_outputs(&study, timeout, &has_checkpoint).map_err(classify)?;
+            return Err(anyhow::Error::new(Interrupted(format!(
+                "stopped by {} ({line}); run the same command again to resume",
+                kdstore_core::interrupt::name(signal)
+            ))));
         }
     }
     let line = study::write_outputs(&study, timeout, &has_checkpoint).map_err(classify)?;

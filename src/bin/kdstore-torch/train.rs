@@ -12,7 +12,7 @@ use kdstore_torch::train::schedule::Schedule;
 use kdstore_torch::train::{self, EnsembleChoice, Optimizer, TrainConfig, TrainError, ViewsPerEpoch};
 
 use kdstore::cli::progress::Bars;
-use kdstore::cli::{classify_store, print_stdout, teacher_or_first, StoreAt, UserError};
+use kdstore::cli::{classify_store, print_stdout, teacher_or_first, Interrupted, StoreAt, UserError};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Student {
@@ -220,7 +220,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         let name = args.store.store.file_name().map_or("store".into(), |n| n.to_string_lossy().to_string());
         args.store.store.with_file_name(format!("{name}-train-{loss_name}"))
     });
+    kdstore_core::interrupt::install();
     let results = train::train(&store, &config, &out, bars).map_err(|e| match e {
+        TrainError::Interrupted { .. } => anyhow::Error::new(Interrupted(e.to_string())),
         TrainError::Store(s) => classify_store(s),
         TrainError::Selection(_) | TrainError::Config(_) | TrainError::Diverged(_) => UserError::from_error(e),
         other => anyhow::Error::new(other),

@@ -5,6 +5,7 @@
 //! - [`plan`]: the validated study — cells, runs, their ids and folders — from the file;
 //! - [`claim`] and [`state`]: who runs a run, and what its folder says about it;
 //! - [`runner`]: the pending runs as child processes, `jobs` at a time, in a share of the study;
+//! - [`slurm`]: the study as a Slurm job array (`--slurm`);
 //! - [`stats`], [`tables`], [`plots`], [`report`] and [`html`]: the statistics,
 //!   `results.parquet`/`summary.parquet`, the plots, `report/report.md` and `report/index.html`, all
 //!   rebuilt from the run folders.
@@ -19,6 +20,7 @@ pub mod plan;
 pub mod plots;
 pub mod report;
 pub mod runner;
+pub mod slurm;
 pub mod state;
 pub mod stats;
 pub mod tables;

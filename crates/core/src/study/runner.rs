@@ -17,6 +17,7 @@ use super::claim::{self, Claim};
 use super::plan::{Run, Study};
 use super::state::{self, Attempt};
 use super::{StudyError, Trainer};
+use crate::interrupt;
 
 /// The file in a run's folder that says where it ran ([`super::report::Placement`]).
 pub const PLACEMENT: &str = "run.json";
@@ -68,6 +69,8 @@ pub struct Outcome {
     pub finished: usize,
     /// Runs in this share that another live process holds.
     pub held_elsewhere: usize,
+    /// The signal that stopped this process (its trainings were passed it and stopped too).
+    pub interrupted: Option<i32>,
 }
 
 struct Active {
@@ -101,6 +104,18 @@ pub fn run(
     let beat_every = options.claim_timeout / 4;
     let mut last_beat = Instant::now();
     loop {
+        if let Some(signal) = interrupt::received().filter(|_| outcome.interrupted.is_none()) {
+            // Stop: no new runs; the running trainings stop at their next step, resumable.
+            outcome.interrupted = Some(signal);
+            queue.clear();
+            for current in slots.iter().flatten() {
+                // SAFETY: signalling a child this process started and has not reaped yet.
+                unsafe {
+                    libc::kill(current.child.id() as libc::pid_t, signal);
+                }
+            }
+            say(format!("{}: stopping the running trainings", interrupt::name(signal)));
+        }
         for (slot, active) in slots.iter_mut().enumerate() {
             while active.is_none() {
                 let Some(position) = queue.pop_front() else { break };
@@ -159,7 +174,10 @@ pub fn run(
             let seconds = started.elapsed().as_secs_f64();
             let results = state::read_results(&dir);
             let label = display_label(&study.cells[run.cell].label);
-            if exit.success() && results.is_some() {
+            if exit.code() == Some(interrupt::EXIT_INTERRUPTED) || (outcome.interrupted.is_some() && !exit.success()) {
+                // Stopped by a signal, not failed: its checkpoint resumes it on the next run.
+                say(format!("stopped {label} seed {} ({seconds:.0} s); it resumes from its checkpoint", run.seed));
+            } else if exit.success() && results.is_some() {
                 outcome.finished += 1;
                 let metric = study.file.study.metric;
                 let value = results.as_ref().and_then(|r| r["test"][metric.results_key()].as_f64());

@@ -72,6 +72,8 @@ pub enum TrainError {
     },
     #[error(transparent)]
     Diverged(#[from] finite::Diverged),
+    #[error("stopped by {} after {epochs_done} finished epochs; the checkpoint of the last one continues the run with --resume", kdstore_core::interrupt::name(*.signal))]
+    Interrupted { signal: i32, epochs_done: usize },
 }
 
 /// Which views each epoch uses.
@@ -400,6 +402,9 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         };
         let mut step_number = 0;
         batches.run(plans, |batch| {
+            if let Some(signal) = kdstore_core::interrupt::received() {
+                return Err(TrainError::Interrupted { signal, epochs_done: epoch });
+            }
             step_number += 1;
             let rows = batch.views.len() as f64;
             stepper.zero_grad();
