@@ -198,7 +198,7 @@ fn gpus(args: &Args) -> Vec<String> {
 
 fn classify(error: StudyError) -> anyhow::Error {
     match error {
-        StudyError::Read { .. } | StudyError::Parse { .. } | StudyError::Invalid { .. } => UserError::from_error(error),
+        StudyError::File(_) => UserError::from_error(error),
         other => anyhow::Error::new(other),
     }
 }

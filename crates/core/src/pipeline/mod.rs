@@ -13,7 +13,7 @@ pub mod views;
 
 use std::path::PathBuf;
 
-pub use plan::{load, PipelineError, Plan};
+pub use plan::{load, FileError, Plan};
 
 /// The cause of a teacher's failure, from the code that runs models (the torch crate).
 pub type TeacherCause = Box<dyn std::error::Error + Send + Sync>;

@@ -12,10 +12,14 @@ use crate::store::Split;
 /// The implicit recipe every sample gets: the un-augmented input.
 pub const IDENTITY: &str = "identity";
 
+/// A pipeline or study file that cannot be used: unreadable, not of its file's shape, or with
+/// problems (all of them at once).
 #[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error("cannot read pipeline {path}: {source}")]
+pub enum FileError {
+    #[error("cannot read {kind} {path}: {source}")]
     Read {
+        /// "pipeline" or "study".
+        kind: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -26,8 +30,8 @@ pub enum PipelineError {
     Invalid { path: PathBuf, problems: Vec<String> },
 }
 
-/// Every problem of a file, one per line under a count (pipelines and studies report them alike).
-pub(crate) struct Problems<'a>(pub &'a Path, pub &'a [String]);
+/// Every problem of a file, one per line under a count.
+struct Problems<'a>(pub &'a Path, pub &'a [String]);
 
 impl fmt::Display for Problems<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -73,21 +77,22 @@ pub fn manifest_recipes(manifest: &crate::store::Manifest) -> Result<BTreeMap<St
 }
 
 /// Reads, parses and validates a pipeline file.
-pub fn load(path: &Path) -> Result<Plan, PipelineError> {
-    let text =
-        std::fs::read_to_string(path).map_err(|source| PipelineError::Read { path: path.to_path_buf(), source })?;
+pub fn load(path: &Path) -> Result<Plan, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+        kind: "pipeline",
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(path, &text)
 }
 
 /// Parses and validates pipeline text; `path` is only used in messages.
-pub fn parse(path: &Path, text: &str) -> Result<Plan, PipelineError> {
-    let file: PipelineFile = toml::from_str(text).map_err(|e| PipelineError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
+pub fn parse(path: &Path, text: &str) -> Result<Plan, FileError> {
+    let file: PipelineFile = toml::from_str(text)
+        .map_err(|e| FileError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
     let problems = validate(&file);
     if !problems.is_empty() {
-        return Err(PipelineError::Invalid { path: path.to_path_buf(), problems });
+        return Err(FileError::Invalid { path: path.to_path_buf(), problems });
     }
     let mut recipes = vec![RecipeConfig {
         name: IDENTITY.into(),

@@ -18,26 +18,25 @@ svg{max-width:100%;height:auto;display:block;margin:.5em 0 2em}";
 pub fn page(title: &str, markdown: &str, plots: &[Plot]) -> String {
     let mut body = String::new();
     let mut in_plot = false;
-    let events = Parser::new_ext(markdown, Options::ENABLE_TABLES).filter_map(|event| match event {
-        Event::Start(Tag::Image { dest_url, .. }) => {
-            let plot = plots.iter().find(|p| dest_url.as_ref() == format!("{PLOTS}/{}.svg", p.name));
-            in_plot = plot.is_some();
-            Some(match plot {
-                Some(plot) => Event::InlineHtml(CowStr::from(plot.svg.clone())),
-                None => Event::Start(Tag::Image {
-                    link_type: pulldown_cmark::LinkType::Inline,
-                    dest_url,
-                    title: "".into(),
-                    id: "".into(),
-                }),
-            })
+    let events = Parser::new_ext(markdown, Options::ENABLE_TABLES).filter_map(|event| {
+        let plot = match &event {
+            Event::Start(Tag::Image { dest_url, .. }) => {
+                plots.iter().find(|p| dest_url.as_ref() == format!("{PLOTS}/{}.svg", p.name))
+            }
+            _ => None,
+        };
+        match (plot, &event) {
+            (Some(plot), _) => {
+                in_plot = true;
+                Some(Event::InlineHtml(CowStr::from(plot.svg.clone())))
+            }
+            (None, Event::End(TagEnd::Image)) if in_plot => {
+                in_plot = false;
+                None
+            }
+            (None, _) if in_plot => None,
+            (None, _) => Some(event),
         }
-        Event::End(TagEnd::Image) if in_plot => {
-            in_plot = false;
-            None
-        }
-        _ if in_plot => None,
-        other => Some(other),
     });
     html::push_html(&mut body, events);
     format!(

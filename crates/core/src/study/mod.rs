@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::pipeline::plan::Problems;
+use crate::pipeline::FileError;
 pub use file::{study_schema, Metric, Setting, StudyFile};
 pub use plan::{load, parse, Cell, Run, Study};
 
@@ -57,16 +57,9 @@ pub struct Resolved {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StudyError {
-    #[error("cannot read study {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{}", Problems(.path, .problems))]
-    Invalid { path: PathBuf, problems: Vec<String> },
+    /// The study file itself (exit code 1).
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

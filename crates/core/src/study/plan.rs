@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::file::{canonical_key, flatten, setting_args, Setting, StudyFile, RESERVED};
 use super::{Resolved, StudyError, Trainer};
+use crate::pipeline::FileError;
 use crate::store::Store;
 
 /// A validated study.
@@ -87,14 +88,18 @@ fn shell_quote(word: &str) -> String {
 
 /// Reads, parses and validates a study file against the store it names.
 pub fn load(path: &Path, trainer: &dyn Trainer) -> Result<Study, StudyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StudyError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+        kind: "study",
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(path, &text, trainer)
 }
 
 /// Parses and validates study text; `path` is only used in messages.
 pub fn parse(path: &Path, text: &str, trainer: &dyn Trainer) -> Result<Study, StudyError> {
     let file: StudyFile = toml::from_str(text)
-        .map_err(|e| StudyError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
+        .map_err(|e| FileError::Parse { path: path.to_path_buf(), message: e.to_string().trim_end().to_string() })?;
     let mut problems = Problems::default();
     let section = &file.study;
     if section.seeds.is_empty() {
@@ -376,6 +381,6 @@ impl Problems {
             };
             problems.push(format!("{cells}: `kdstore train` rejects it: {message}"));
         }
-        Err(StudyError::Invalid { path: path.to_path_buf(), problems })
+        Err(FileError::Invalid { path: path.to_path_buf(), problems }.into())
     }
 }

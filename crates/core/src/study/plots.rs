@@ -5,7 +5,10 @@
 //! curves. Every plot is a pure function of the plan, the rows and the statistics.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
+use plotters::coord::cartesian::Cartesian2d;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -53,8 +56,8 @@ struct Plotting<'a> {
     study: &'a Study,
     rows: &'a [RunRow<'a>],
     cells: &'a [CellStats],
-    /// Cells best first.
-    order: Vec<usize>,
+    /// The cells with at least one finished run, best first.
+    finished: Vec<usize>,
     metric: Metric,
 }
 
@@ -83,11 +86,6 @@ impl Plotting<'_> {
         }
     }
 
-    /// The cells with at least one finished run, best first.
-    fn finished(&self) -> Vec<usize> {
-        self.order.iter().copied().filter(|&c| !self.cells[c].values.is_empty()).collect()
-    }
-
     fn runs_of(&self, cell: usize) -> impl Iterator<Item = &RunRow<'_>> {
         self.rows.iter().filter(move |row| row.run.cell == cell && row.metrics.is_some())
     }
@@ -95,11 +93,12 @@ impl Plotting<'_> {
 
 /// Every plot the study's finished runs allow, in the report's order.
 pub fn draw(study: &Study, rows: &[RunRow], cells: &[CellStats]) -> Result<Vec<Plot>, String> {
-    let p = Plotting { study, rows, cells, order: ranked(study, cells), metric: study.file.study.metric };
-    if p.finished().is_empty() {
+    let finished = ranked(study, cells).into_iter().filter(|&c| !cells[c].values.is_empty()).collect();
+    let p = Plotting { study, rows, cells, finished, metric: study.file.study.metric };
+    if p.finished.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = p.finished().len();
+    let rows = p.finished.len();
     let mut plots = vec![plot(
         "cells",
         "Each cell's seeds (dots), mean (cross) and 95% t-interval, best first",
@@ -132,7 +131,7 @@ pub fn draw(study: &Study, rows: &[RunRow], cells: &[CellStats]) -> Result<Vec<P
         )?);
     }
     let mut diagrams: Vec<usize> = study.baseline.into_iter().collect();
-    diagrams.extend(p.finished().first().filter(|&&best| Some(best) != study.baseline));
+    diagrams.extend(p.finished.first().filter(|&&best| Some(best) != study.baseline));
     for cell in diagrams {
         let bins: Vec<&[calibration::ReliabilityBin]> =
             p.runs_of(cell).filter_map(|row| row.metrics.as_ref()).map(|m| m.reliability.as_slice()).collect();
@@ -197,8 +196,60 @@ fn plot(
     Ok(Plot { name: name.to_string(), caption: caption.to_string(), svg })
 }
 
+/// A chart of numbers against numbers.
+type NumberChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// What a [`number_chart`] shows: its caption, ranges and axis names, and the x ticks' decimals
+/// (None: as the numbers print; the y ticks have one).
+struct Frame<'t> {
+    caption: &'t str,
+    xs: Range<f64>,
+    ys: Range<f64>,
+    x: &'t str,
+    y: &'t str,
+    x_decimals: Option<usize>,
+}
+
+fn number_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    frame: Frame,
+) -> Result<NumberChart<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(frame.caption, (FONT, 16))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(56)
+        .build_cartesian_2d(frame.xs, frame.ys)?;
+    let x_tick = |x: &f64| match frame.x_decimals {
+        Some(decimals) => format!("{x:.decimals$}"),
+        None => format!("{x}"),
+    };
+    chart
+        .configure_mesh()
+        .x_desc(frame.x)
+        .y_desc(frame.y)
+        .x_label_formatter(&x_tick)
+        .y_label_formatter(&|y| format!("{y:.1}"))
+        .label_style((FONT, 12))
+        .light_line_style(LIGHT)
+        .draw()?;
+    Ok(chart)
+}
+
+/// The chart's legend of its labelled series.
+fn legend<'a, 'b: 'a>(chart: &mut NumberChart<'a, 'b>, position: SeriesLabelPosition) -> Drawn {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .label_font((FONT, 11))
+        .draw()?;
+    Ok(())
+}
+
 /// A padded range covering `values`.
-fn span(values: impl IntoIterator<Item = f64>) -> std::ops::Range<f64> {
+fn span(values: impl IntoIterator<Item = f64>) -> Range<f64> {
     let (low, high) = values.into_iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     if !low.is_finite() {
         return 0.0..1.0;
@@ -269,7 +320,7 @@ fn rows_chart(chart: RowsChart, root: &DrawingArea<SVGBackend, Shift>) -> Drawn 
 }
 
 fn seeds_plot(p: &Plotting, root: &DrawingArea<SVGBackend, Shift>) -> Drawn {
-    let order = p.finished();
+    let order = &p.finished;
     let rows = order
         .iter()
         .map(|&c| {
@@ -296,7 +347,7 @@ fn differences_plot(p: &Plotting, root: &DrawingArea<SVGBackend, Shift>) -> Draw
     let Some(baseline) = p.study.baseline else { return Ok(()) };
     let base: BTreeMap<u64, f64> = p.cells[baseline].values.iter().copied().collect();
     let order: Vec<usize> =
-        p.finished().into_iter().filter(|&c| c != baseline && p.cells[c].against_baseline.is_some()).collect();
+        p.finished.iter().copied().filter(|&c| c != baseline && p.cells[c].against_baseline.is_some()).collect();
     let rows = order
         .iter()
         .map(|&c| {
@@ -357,7 +408,7 @@ fn others(study: &Study, cell: usize, without: &[&str]) -> String {
 fn axis_plot(p: &Plotting, axis: &str, root: &DrawingArea<SVGBackend, Shift>) -> Drawn {
     // Series: the cells that share every other key, ordered by the axis.
     let mut series: BTreeMap<String, Vec<(f64, &CellStats)>> = BTreeMap::new();
-    for &cell in &p.finished() {
+    for &cell in &p.finished {
         let Some(x) = p.study.cells[cell].coordinates.get(axis).and_then(Setting::number) else { continue };
         series.entry(others(p.study, cell, &[axis])).or_default().push((x, &p.cells[cell]));
     }
@@ -369,21 +420,9 @@ fn axis_plot(p: &Plotting, axis: &str, root: &DrawingArea<SVGBackend, Shift>) ->
         let interval = s.summary.t_interval.map(|(l, h)| [l, h]).unwrap_or([s.summary.mean.unwrap_or(0.0); 2]);
         interval.map(|v| p.shown(v))
     }));
-    let mut chart = ChartBuilder::on(root)
-        .caption(format!("{} against {axis}", p.metric.name()), (FONT, 16))
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(56)
-        .build_cartesian_2d(xs, ys)?;
-    chart
-        .configure_mesh()
-        .x_desc(axis)
-        .y_desc(p.metric_axis())
-        .x_label_formatter(&|x| format!("{x}"))
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .label_style((FONT, 12))
-        .light_line_style(LIGHT)
-        .draw()?;
+    let caption = format!("{} against {axis}", p.metric.name());
+    let y = p.metric_axis();
+    let mut chart = number_chart(root, Frame { caption: &caption, xs, ys, x: axis, y: &y, x_decimals: None })?;
     for (index, (name, points)) in series.iter().enumerate() {
         let color = COLORS[index % COLORS.len()];
         let line: Vec<(f64, f64)> = points.iter().map(|(x, s)| (*x, p.shown(s.summary.mean.unwrap_or(0.0)))).collect();
@@ -404,14 +443,7 @@ fn axis_plot(p: &Plotting, axis: &str, root: &DrawingArea<SVGBackend, Shift>) ->
         }))?;
         chart.draw_series(line.iter().map(|&point| Circle::new(point, 3, color.filled())))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 11))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }
 
 /// With two varied keys or more: the grid of the first two, once for each combination of the
@@ -536,21 +568,16 @@ fn heatmap(p: &Plotting, fixed: &BTreeMap<String, String>, root: &DrawingArea<SV
 }
 
 fn reliability(label: &str, bins: &[calibration::ReliabilityBin], root: &DrawingArea<SVGBackend, Shift>) -> Drawn {
-    let mut chart = ChartBuilder::on(root)
-        .caption(format!("{label}: ECE {:.2}%", calibration::bins_ece(bins) * 100.0), (FONT, 16))
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-    chart
-        .configure_mesh()
-        .x_desc("confidence (top probability)")
-        .y_desc("accuracy")
-        .x_label_formatter(&|x| format!("{x:.1}"))
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .label_style((FONT, 12))
-        .light_line_style(LIGHT)
-        .draw()?;
+    let caption = format!("{label}: ECE {:.2}%", calibration::bins_ece(bins) * 100.0);
+    let frame = Frame {
+        caption: &caption,
+        xs: 0.0..1.0,
+        ys: 0.0..1.0,
+        x: "confidence (top probability)",
+        y: "accuracy",
+        x_decimals: Some(1),
+    };
+    let mut chart = number_chart(root, frame)?;
     let filled: Vec<&calibration::ReliabilityBin> = bins.iter().filter(|b| b.count > 0).collect();
     chart
         .draw_series(
@@ -570,14 +597,7 @@ fn reliability(label: &str, bins: &[calibration::ReliabilityBin], root: &Drawing
         .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.5).stroke_width(1)))?
         .label("perfect calibration")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK.mix(0.5)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 11))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
 fn accuracy_against_ece(p: &Plotting, root: &DrawingArea<SVGBackend, Shift>) -> Drawn {
@@ -593,26 +613,20 @@ fn accuracy_against_ece(p: &Plotting, root: &DrawingArea<SVGBackend, Shift>) -> 
         let n = mine.len() as f64;
         (mine.iter().map(|r| r.1).sum::<f64>() / n, mine.iter().map(|r| r.2).sum::<f64>() / n)
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption("Accuracy against calibration (test split)", (FONT, 16))
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(56)
-        .build_cartesian_2d(span(runs.iter().map(|r| r.1)), span(runs.iter().map(|r| r.2)))?;
-    chart
-        .configure_mesh()
-        .x_desc("test ECE (%)")
-        .y_desc("test accuracy (%)")
-        .x_label_formatter(&|x| format!("{x:.1}"))
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .label_style((FONT, 12))
-        .light_line_style(LIGHT)
-        .draw()?;
+    let frame = Frame {
+        caption: "Accuracy against calibration (test split)",
+        xs: span(runs.iter().map(|r| r.1)),
+        ys: span(runs.iter().map(|r| r.2)),
+        x: "test ECE (%)",
+        y: "test accuracy (%)",
+        x_decimals: Some(1),
+    };
+    let mut chart = number_chart(root, frame)?;
     chart.draw_series(runs.iter().map(|r| Circle::new((r.1, r.2), 2, FAINT.filled())))?;
-    let finished = p.finished();
+    let finished = &p.finished;
     // The baseline and the three best cells are named.
     let named: Vec<usize> = p.study.baseline.into_iter().chain(finished.iter().copied().take(3)).collect();
-    for &cell in &finished {
+    for &cell in finished {
         let color = if p.study.baseline == Some(cell) { BASELINE } else { CELL };
         let (x, y) = mean_of(cell);
         chart.draw_series([Circle::new((x, y), 4, color.filled())])?;
@@ -636,7 +650,7 @@ fn learning_curves(p: &Plotting, root: &DrawingArea<SVGBackend, Shift>) -> Drawn
             })
             .collect()
     };
-    let finished = p.finished();
+    let finished = &p.finished;
     let curves: Vec<(usize, Vec<(f64, f64)>)> = finished.iter().map(|&c| (c, curve(c))).collect();
     let mut coloured: Vec<usize> = p.study.baseline.into_iter().filter(|b| finished.contains(b)).collect();
     coloured.extend(
@@ -645,38 +659,21 @@ fn learning_curves(p: &Plotting, root: &DrawingArea<SVGBackend, Shift>) -> Drawn
     let points = curves.iter().flat_map(|(_, c)| c.iter().copied());
     let xs = span(points.clone().map(|(x, _)| x));
     let ys = span(points.map(|(_, y)| y));
-    let mut chart = ChartBuilder::on(root)
-        .caption("Learning curves", (FONT, 16))
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(56)
-        .build_cartesian_2d(xs, ys)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("validation accuracy (%)")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .label_style((FONT, 12))
-        .light_line_style(LIGHT)
-        .draw()?;
+    let frame =
+        Frame { caption: "Learning curves", xs, ys, x: "epoch", y: "validation accuracy (%)", x_decimals: Some(0) };
+    let mut chart = number_chart(root, frame)?;
     for (_, points) in curves.iter().filter(|(c, _)| !coloured.contains(c)) {
         chart.draw_series(LineSeries::new(points.clone(), FAINT.stroke_width(1)))?;
     }
+    // The baseline's orange is kept for the baseline.
+    let others: Vec<RGBColor> = COLORS.iter().copied().filter(|&c| c != BASELINE).collect();
     for (index, &cell) in coloured.iter().enumerate() {
-        let color = if p.study.baseline == Some(cell) { BASELINE } else { COLORS[[0, 2, 3, 4, 5, 6][index % 6]] };
+        let color = if p.study.baseline == Some(cell) { BASELINE } else { others[index % others.len()] };
         let points = curves.iter().find(|(c, _)| *c == cell).map(|(_, points)| points.clone()).unwrap_or_default();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
             .label(p.label(cell))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.3))
-        .label_font((FONT, 11))
-        .draw()?;
-    Ok(())
+    legend(&mut chart, SeriesLabelPosition::LowerRight)
 }

@@ -2,7 +2,7 @@
 //! expected calibration error and its reliability bins (`kdstore_core::calibration`), top-1
 //! agreement with the teacher and KL(teacher ‖ student) at T = 1.
 
-pub use kdstore_core::calibration::{expected_calibration_error, reliability_bins, ReliabilityBin, ECE_BINS};
+use kdstore_core::calibration::{expected_calibration_error, reliability_bins, ReliabilityBin, ECE_BINS};
 use serde::{Deserialize, Serialize};
 
 /// Metrics of one split.

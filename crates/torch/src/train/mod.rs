@@ -39,11 +39,12 @@ use crate::teacher::arch::{seeded_init, ArchKind, ArchSpec};
 use batches::{group_by_sample, BatchSource};
 use co_train::CoTeacher;
 use kdstore_core::augment::seed::purpose_seed;
+use kdstore_core::calibration::ReliabilityBin;
 use kdstore_core::progress::Progress;
 use kdstore_core::query::{self, Values};
 use kdstore_core::select::{ReplayError, Replayer, SelectedView};
 use kdstore_core::store::{Split, Store, StoreError};
-use metrics::{agreement, split_metrics, split_reliability, ReliabilityBin, SplitMetrics};
+use metrics::{agreement, split_metrics, split_reliability, SplitMetrics};
 pub use optimizer::Optimizer;
 use optimizer::Stepper;
 use schedule::{learning_rate, Schedule};
@@ -194,7 +195,7 @@ pub struct Results {
     /// Test metrics of the kept weights.
     pub test: SplitMetrics,
     pub test_accuracy: f64,
-    /// The kept weights' reliability diagram on the test split (`metrics::ECE_BINS` bins).
+    /// The kept weights' reliability diagram on the test split (`calibration::ECE_BINS` bins).
     pub test_reliability: Vec<ReliabilityBin>,
     /// With several teachers: top-1 agreement with each one on the test split.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -514,7 +515,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let tested = evaluate(&mut |x| best_net.forward(x, false), &test, &data, device)?;
     let (test_metrics, test_agreement_with) = (tested.metrics, tested.agreement_with);
     finite::check_metrics(&test_metrics, "test", config.epochs, 0)?;
-    predictions::write(out, &test.sample_ids, &test.labels, &tested.logits, data.classes)?;
+    let predicted = predictions::columns(&test.sample_ids, &test.labels, &tested.logits, data.classes);
+    write_table_file(&out.join(predictions::FILE), predicted)?;
     let co_trained_teacher = match &co_teacher {
         Some(co) => {
             co.write(out)?;
@@ -892,15 +894,20 @@ fn write_outputs(out: &Path, results: &Results) -> Result<(), TrainError> {
     let config_path = out.join("config.json");
     std::fs::write(&config_path, serde_json::to_string_pretty(&results.config).expect("config serialises"))
         .map_err(write_error(&config_path))?;
-    let metrics_path = out.join("metrics.parquet");
-    let mut file = std::fs::File::create(&metrics_path).map_err(write_error(&metrics_path))?;
-    query::write_table(epochs_table(&results.epochs), query::Format::Parquet, &mut file)
-        .map_err(|e| TrainError::Write { path: metrics_path.clone(), source: std::io::Error::other(e.to_string()) })?;
+    write_table_file(&out.join("metrics.parquet"), epochs_table(&results.epochs))?;
     // Last, and whole or not at all: a finished run is one whose results.json reads (a study relies on it).
     let results_path = out.join("results.json");
     let text = serde_json::to_string_pretty(results).expect("results serialise");
     kdstore_core::study::state::write_atomically(&results_path, text.as_bytes()).map_err(write_error(&results_path))?;
     Ok(())
+}
+
+/// Writes `columns` as a Parquet file.
+fn write_table_file(path: &Path, columns: Vec<(&str, Values)>) -> Result<(), TrainError> {
+    let mut file =
+        std::fs::File::create(path).map_err(|source| TrainError::Write { path: path.to_path_buf(), source })?;
+    query::write_table(columns, query::Format::Parquet, &mut file)
+        .map_err(|e| TrainError::Write { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })
 }
 
 /// One row per epoch: the learning rate, the training loss and the validation metrics.

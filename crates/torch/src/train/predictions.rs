@@ -3,11 +3,8 @@
 //! label's probability (what a reliability diagram, an error analysis or a significance test
 //! across runs needs, without loading the student again).
 
-use std::path::Path;
-
 use super::metrics::{argmax, log_softmax};
-use super::TrainError;
-use kdstore_core::query::{self, Values};
+use kdstore_core::query::Values;
 
 pub const FILE: &str = "predictions.parquet";
 
@@ -29,15 +26,6 @@ pub fn columns(ids: &[i64], labels: &[i64], logits: &[f32], classes: usize) -> V
         ("max_probability", Values::Float(rows.iter().map(|r| Some(r.1)).collect())),
         ("label_probability", Values::Float(rows.iter().map(|r| Some(r.2)).collect())),
     ]
-}
-
-/// Writes `predictions.parquet` into `out`.
-pub fn write(out: &Path, ids: &[i64], labels: &[i64], logits: &[f32], classes: usize) -> Result<(), TrainError> {
-    let path = out.join(FILE);
-    let mut bytes = Vec::new();
-    query::write_table(columns(ids, labels, logits, classes), query::Format::Parquet, &mut bytes)
-        .map_err(|e| TrainError::Write { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
-    std::fs::write(&path, bytes).map_err(|source| TrainError::Write { path, source })
 }
 
 #[cfg(test)]
