@@ -23,8 +23,8 @@ echo "== which training views does the teacher find hardest?" >&2
 echo "   kdstore query $STORE \"$SQL\"" >&2
 "$BIN" query "$STORE" "$SQL"
 
-echo "== a picture of two mixed views and what the teacher said: runs/hapt-views.png" >&2
-"$BIN" show "$STORE" --where "recipe = 'mixup' AND split = 'train'" --limit 2 --out runs/hapt-views.png
+echo "== a picture of two mixed views and what the teacher said: runs/hapt-views.svg" >&2
+"$BIN" show "$STORE" --where "recipe = 'mixup' AND split = 'train'" --limit 2 --out runs/hapt-views.svg
 
 echo "== students from the store" >&2
 "$BIN" train "$STORE" --loss ce --where "recipe = 'identity'" --out runs/hapt-student-ce-identity "${STUDENT[@]}"

@@ -161,9 +161,9 @@ ops = [{ op = "random_resized_crop", scale = [0.08, 1.0] }, { op = "horizontal_f
             subprocess.run([args.kdstore, "build", str(pipeline(folder, folder.name, recipe, out / "teacher.pt"))],
                            check=True)
     subprocess.run([args.kdstore, "show", str(one / "store"), "--where", "recipe = 'identity' AND split = 'train'",
-                    "--out", str(out / "mosaic.png")], check=True)
+                    "--out", str(out / "mosaic.svg")], check=True)
     subprocess.run([args.kdstore, "show", str(one / "store"), "--where", "recipe = 'crops'", "--limit", "4",
-                    "--out", str(out / "crops.png")], check=True)
+                    "--out", str(out / "crops.svg")], check=True)
 
     student = ["--student", "cnn2d", "--width", "16", "--depth", "3", "--loss", "kd", "--set", "ce_weight=0",
                "--set", "kd_weight=1", "--epochs", str(args.epochs), "--views", "all", "--batch-size", "128"]

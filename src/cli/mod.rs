@@ -68,7 +68,7 @@ enum Command {
     Train(ForTorch),
     /// Replay the views a SQL condition selects into .npy and Parquet files for other tools.
     Export(export::Args),
-    /// Draw views next to their samples as a PNG, with the teacher's top classes.
+    /// Draw views next to their samples as an SVG, with the teacher's top classes.
     Show(show::Args),
     /// Check every file against the manifest (and with --deep every view and value); exit 1 on a problem.
     Verify(verify::Args),

@@ -1,4 +1,4 @@
-//! `kdstore show STORE --view ID [--view ID ...] | --where SQL --out FILE.png`.
+//! `kdstore show STORE --view ID [--view ID ...] | --where SQL --out FILE.svg`.
 
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ pub struct Args {
     /// Most views drawn with --where.
     #[arg(long, default_value_t = 8)]
     limit: usize,
-    /// The PNG file to write.
+    /// The SVG file to write (text is drawn by the viewer, so no fonts are needed).
     #[arg(long)]
     out: PathBuf,
     /// Teacher whose top classes are captioned (default: the store's first).
@@ -39,6 +39,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         (None, true) => return Err(UserError::msg("name views with --view ID or choose them with --where SQL".into())),
     };
+    if args.out.extension().and_then(|e| e.to_str()) != Some("svg") {
+        return Err(UserError::msg(format!(
+            "--out {}: kdstore show writes SVG (open it in a browser); name the file *.svg",
+            args.out.display()
+        )));
+    }
     let store = args.store.open()?;
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let limit = if args.filter.is_some() { args.limit } else { args.views.len() };

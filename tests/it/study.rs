@@ -402,12 +402,15 @@ fn the_repository_series_studies_plan_on_a_store_with_their_recipes() {
     // BasicMotions' pipeline has every series recipe the HAPT studies name, so their cells resolve
     // as they will on the HAPT stores.
     let dir = tempdir();
-    for name in ["hapt-kd-vs-scratch", "hapt-augmentations", "hapt-losses-temperature", "basicmotions-quick"] {
+    let names =
+        ["hapt-kd-vs-scratch", "hapt-augmentations", "hapt-losses-temperature", "hapt-losses", "basicmotions-quick"];
+    for name in names {
         let text = std::fs::read_to_string(repo().join("pipelines/studies").join(format!("{name}.toml"))).unwrap();
         assert!(text.starts_with('#'), "{name} opens with what it studies and how to run it");
         let store = format!("\"{}\"", path_str(basicmotions_store()));
         let text = text
             .replace("\"runs/hapt-augmentations\"", &store)
+            .replace("\"runs/hapt-embeddings\"", &store)
             .replace("\"runs/hapt\"", &store)
             .replace("\"runs/basicmotions\"", &store)
             .replace("runs/studies", path_str(dir.path()));
@@ -416,7 +419,8 @@ fn the_repository_series_studies_plan_on_a_store_with_their_recipes() {
         let plan = stdout(&run_ok(&["study", path_str(&path), "--plan"]));
         assert!(plan.contains("(baseline)") && plan.contains(" new"), "{name}:\n{plan}");
     }
-    let expected = [("hapt-kd-vs-scratch", 24), ("hapt-augmentations", 39), ("hapt-losses-temperature", 102)];
+    let expected =
+        [("hapt-kd-vs-scratch", 24), ("hapt-augmentations", 39), ("hapt-losses-temperature", 102), ("hapt-losses", 18)];
     for (name, runs) in expected {
         let plan = stdout(&run_ok(&["study", path_str(&dir.path().join(format!("{name}.toml"))), "--plan"]));
         assert!(plan.contains(&format!("= {runs} runs")), "{name}:\n{plan}");

@@ -7,7 +7,8 @@
 //!   `labels` view) with DuckDB's names for unaliased columns;
 //! - [`augment`]: the ops, seed derivation and view rendering, so that any view can be replayed;
 //! - [`select`]: views chosen with SQL and replayed against their stored hash;
-//! - [`export`] and [`show`]: replayed views as `.npy`/Parquet files and as PNG figures;
+//! - [`export`] and [`show`]: replayed views as `.npy`/Parquet files and as SVG figures, drawn
+//!   with [`figure`], which the study plots share;
 //! - [`pipeline`]: the pipeline file, its validation into a plan, the parts a plan names and the
 //!   stages that need no model (samples, views);
 //! - [`source`]: dataset readers (HAPT, IDX, UEA/UCR `.ts`, `.npy`);
@@ -36,6 +37,7 @@ pub mod augment;
 pub mod calibration;
 pub mod channels;
 pub mod export;
+pub mod figure;
 pub mod interrupt;
 pub mod pacing;
 pub mod panics;

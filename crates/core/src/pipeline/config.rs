@@ -65,7 +65,13 @@ pub enum SourceConfig {
         class_names: Option<ClassNames>,
     },
     /// UEA/UCR `.ts` files (equal-length series) with a given train/test split.
-    Ts { train: PathBuf, test: PathBuf },
+    Ts {
+        train: PathBuf,
+        test: PathBuf,
+        /// Names of the channels in file order (`.ts` files do not name them), shown by `kdstore show`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_names: Option<Vec<String>>,
+    },
     /// Bring your own `.npy` arrays.
     Npy {
         /// float32/float64 inputs: N×C×T (series) or N×H×W / N×C×H×W (image).
@@ -76,6 +82,9 @@ pub enum SourceConfig {
         #[serde(default)]
         groups: Option<PathBuf>,
         layout: NpyLayoutConfig,
+        /// Names of the channels (the first axis after N), shown by `kdstore show`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_names: Option<Vec<String>>,
     },
 }
 

@@ -159,12 +159,12 @@ pub fn validate(file: &PipelineFile) -> Vec<String> {
             }
             (Some(false), true)
         }
-        SourceConfig::Ts { train, test } => {
+        SourceConfig::Ts { train, test, .. } => {
             check_file(&mut problems, "source.train", train);
             check_file(&mut problems, "source.test", test);
             (Some(true), true)
         }
-        SourceConfig::Npy { inputs, labels, groups, layout } => {
+        SourceConfig::Npy { inputs, labels, groups, layout, .. } => {
             check_file(&mut problems, "source.inputs", inputs);
             check_file(&mut problems, "source.labels", labels);
             if let Some(groups) = groups {

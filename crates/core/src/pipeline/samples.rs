@@ -34,7 +34,7 @@ fn source_files(config: &SourceConfig) -> Vec<PathBuf> {
         SourceConfig::Idx { train_images, train_labels, test_images, test_labels, .. } => {
             vec![train_images.clone(), train_labels.clone(), test_images.clone(), test_labels.clone()]
         }
-        SourceConfig::Ts { train, test } => vec![train.clone(), test.clone()],
+        SourceConfig::Ts { train, test, .. } => vec![train.clone(), test.clone()],
         SourceConfig::Npy { inputs, labels, groups, .. } => {
             let mut files = vec![inputs.clone(), labels.clone()];
             files.extend(groups.clone());
@@ -71,15 +71,29 @@ fn read_source(config: &SourceConfig) -> Result<Dataset, source::SourceError> {
             };
             source::idx::read_train_test(train_images, train_labels, test_images, test_labels, names)
         }
-        SourceConfig::Ts { train, test } => source::ts::read_train_test(train, test),
-        SourceConfig::Npy { inputs, labels, groups, layout } => {
+        SourceConfig::Ts { train, test, channel_names } => {
+            named(source::ts::read_train_test(train, test), channel_names)
+        }
+        SourceConfig::Npy { inputs, labels, groups, layout, channel_names } => {
             let layout = match layout {
                 NpyLayoutConfig::Series => source::npy::NpyLayout::Series,
                 NpyLayoutConfig::Image => source::npy::NpyLayout::Image,
             };
-            source::npy::read(inputs, labels, groups.as_deref(), layout)
+            named(source::npy::read(inputs, labels, groups.as_deref(), layout), channel_names)
         }
     }
+}
+
+/// The dataset with the pipeline's channel names, where it gives them.
+fn named(
+    dataset: Result<Dataset, source::SourceError>,
+    names: &Option<Vec<String>>,
+) -> Result<Dataset, source::SourceError> {
+    let mut dataset = dataset?;
+    if let Some(names) = names {
+        dataset.channel_names = names.clone();
+    }
+    Ok(dataset)
 }
 
 /// Reads and splits the source and computes the normalisation.
@@ -121,6 +135,7 @@ pub fn write_samples(
         samples_key: samples_key.into(),
         sample_shape: dataset.sample_shape.clone(),
         class_names: dataset.class_names.clone(),
+        channel_names: dataset.channel_names.clone(),
         split_counts,
         split_rule: prepared.split_rule.clone(),
         normalization: prepared.normalization.clone(),

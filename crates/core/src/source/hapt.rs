@@ -56,6 +56,7 @@ pub fn read(path: &Path, window: usize, step: usize) -> Result<Dataset, SourceEr
         groups: None,
         given_split: None,
         class_names: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+        channel_names: CHANNELS.iter().map(|s| s.to_string()).collect(),
     };
     let mut groups = Vec::new();
     for (user, recordings) in users {

@@ -58,6 +58,7 @@ fn read_pair(images: &Path, labels: &Path) -> Result<Dataset, SourceError> {
         groups: None,
         given_split: None,
         class_names: Vec::new(),
+        channel_names: Vec::new(),
     })
 }
 

@@ -33,6 +33,9 @@ pub struct Dataset {
     pub given_split: Option<Vec<GivenSplit>>,
     /// Index = label.
     pub class_names: Vec<String>,
+    /// Names of the channels (the first axis of `sample_shape`), where the source or the pipeline
+    /// gives them; empty otherwise.
+    pub channel_names: Vec<String>,
 }
 
 impl Dataset {
@@ -73,6 +76,10 @@ impl Dataset {
             if split.len() != n {
                 return bad(format!("{} split marks for {n} samples", split.len()));
             }
+        }
+        let channels = self.sample_shape.first().copied().unwrap_or(1);
+        if !self.channel_names.is_empty() && self.channel_names.len() != channels {
+            return bad(format!("{} channel names for samples of {channels} channels", self.channel_names.len()));
         }
         let classes = self.class_names.len();
         for (i, &label) in self.labels.iter().enumerate() {
@@ -171,6 +178,7 @@ fn concat_given_splits(
         groups,
         given_split: Some(given_split),
         class_names: train.class_names,
+        channel_names: train.channel_names,
     })
 }
 
@@ -186,6 +194,7 @@ mod tests {
             groups: Some(vec![7, 7]),
             given_split: None,
             class_names: vec!["a".into(), "b".into()],
+            channel_names: Vec::new(),
         }
     }
 

@@ -216,6 +216,7 @@ pub fn read(inputs: &Path, labels: &Path, groups: Option<&Path>, layout: NpyLayo
         groups: groups.map(|g| read_per_sample(g, inputs, n)).transpose()?,
         given_split: None,
         class_names: (0..classes).map(|c| c.to_string()).collect(),
+        channel_names: Vec::new(),
     };
     data.check(inputs)?;
     Ok(data)

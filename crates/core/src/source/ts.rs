@@ -41,6 +41,7 @@ pub fn read(path: &Path) -> Result<Dataset, SourceError> {
         groups: None,
         given_split: None,
         class_names: class_names.unwrap_or_default(),
+        channel_names: Vec::new(),
     };
     data.check(path)?;
     Ok(data)

@@ -66,6 +66,9 @@ pub struct DatasetInfo {
     pub samples_key: String,
     pub sample_shape: Vec<usize>,
     pub class_names: Vec<String>,
+    /// Names of the channels where the source or pipeline gives them (empty: unnamed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channel_names: Vec<String>,
     pub split_counts: BTreeMap<String, usize>,
     /// How the splits were made, in words (e.g. `test groups [2, 4, ...]; val groups [...]`).
     pub split_rule: String,

@@ -17,6 +17,7 @@ use super::plan::Study;
 use super::report::ranked;
 use super::tables::{CellStats, RunRow};
 use crate::calibration;
+use crate::figure::{self, span, Drawn, COLORS, FAINT, FONT, LIGHT};
 
 /// One drawn plot: its file name under `report/plots/`, a caption and the SVG.
 #[derive(Debug, Clone)]
@@ -26,28 +27,9 @@ pub struct Plot {
     pub svg: String,
 }
 
-type Drawn = Result<(), Box<dyn std::error::Error>>;
-
 const WIDTH: u32 = 760;
-const FONT: &str = "sans-serif";
-/// Matplotlib's tab10, the colours readers of KD papers know.
-const COLORS: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
 const BASELINE: RGBColor = COLORS[1];
 const CELL: RGBColor = COLORS[0];
-const FAINT: RGBColor = RGBColor(200, 200, 200);
-/// The minor grid lines.
-const LIGHT: RGBColor = RGBColor(240, 240, 240);
 /// Cells drawn in colour (with a legend) in the learning curves; the rest are grey.
 const CURVES_IN_COLOUR: usize = 6;
 
@@ -186,13 +168,7 @@ fn plot(
     height: u32,
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Drawn,
 ) -> Result<Plot, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        draw(&root).map_err(|e| format!("plot {name}: {e}"))?;
-        root.present().map_err(|e| e.to_string())?;
-    }
+    let svg = figure::svg((WIDTH, height), draw).map_err(|e| format!("plot {name}: {e}"))?;
     Ok(Plot { name: name.to_string(), caption: caption.to_string(), svg })
 }
 
@@ -246,16 +222,6 @@ fn legend<'a, 'b: 'a>(chart: &mut NumberChart<'a, 'b>, position: SeriesLabelPosi
         .label_font((FONT, 11))
         .draw()?;
     Ok(())
-}
-
-/// A padded range covering `values`.
-fn span(values: impl IntoIterator<Item = f64>) -> Range<f64> {
-    let (low, high) = values.into_iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
-    if !low.is_finite() {
-        return 0.0..1.0;
-    }
-    let pad = ((high - low) * 0.08).max(1e-3 * high.abs().max(1.0));
-    (low - pad)..(high + pad)
 }
 
 /// Pixels a y-axis of these labels needs.
