@@ -12,7 +12,7 @@ use polars::prelude::*;
 
 use crate::augment::param_columns;
 use crate::query::{self, Format};
-use crate::select::{select_some, Replayer, ViewsError};
+use crate::select::{select_some, Columns, Replayer, ViewsError};
 use crate::source::npy;
 use crate::store::columns as c;
 use crate::store::Store;
@@ -37,7 +37,7 @@ pub struct ExportSummary {
 pub const PARTNER_LABEL: &str = "partner_label";
 
 pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<ExportSummary, ViewsError> {
-    let (samples, selection) = select_some(store, request.teacher, request.condition)?;
+    let (samples, frame, selection) = select_some(store, request.teacher, request.condition, Columns::All)?;
     let replayer = Replayer::new(store, &samples)?;
     let mut inputs = Vec::with_capacity(selection.views.len() * samples.sample_len);
     for view in &selection.views {
@@ -50,7 +50,7 @@ pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<Expo
     let logits: Vec<f32> = selection.views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect();
     let partner_labels: Vec<Option<i64>> =
         selection.views.iter().map(|v| v.partner_id.map(|_| v.partner_label)).collect();
-    let mut rows = rows_frame(selection.frame, partner_labels)
+    let mut rows = rows_frame(frame, partner_labels)
         .map_err(|e| ViewsError::Write { path: out.join("rows.parquet"), detail: e.to_string() })?;
 
     std::fs::create_dir_all(out).map_err(|e| ViewsError::Write { path: out.to_path_buf(), detail: e.to_string() })?;

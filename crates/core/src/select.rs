@@ -14,7 +14,7 @@ use crate::pipeline::views::RenderContext;
 use crate::query;
 use crate::store::columns as c;
 use crate::store::reader::{
-    flat_f32_list, i64_column, opt_f32_column, opt_i64_column, str_column, u64_column, SampleTable,
+    flat_f32_list, i64_column, interned_str_column, opt_f32_column, opt_i64_column, u64_column, SampleTable,
 };
 use crate::store::{Store, StoreError};
 
@@ -33,7 +33,8 @@ pub enum SelectError {
 pub struct SelectedView {
     pub view_id: i64,
     pub sample_id: i64,
-    pub recipe: String,
+    /// Shared by every view of the recipe.
+    pub recipe: std::sync::Arc<str>,
     pub seed: u64,
     pub input_hash: u64,
     pub label: i64,
@@ -45,12 +46,28 @@ pub struct SelectedView {
     pub teacher_logits: Vec<f32>,
 }
 
-/// The rows of `labels` that matched, in `view_id` order: the full frame (every column but the
-/// sample's input) and the typed views.
+/// The rows of `labels` that matched, typed, in `view_id` order.
 pub struct Selection {
-    pub frame: DataFrame,
     pub views: Vec<SelectedView>,
     pub classes: usize,
+}
+
+/// Which columns of `labels` a selection reads: only those [`SelectedView`] holds (training, show:
+/// a tenth of the columns, so ten million views fit in memory), or every one of them as well, as
+/// a frame beside the typed views (export writes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    Typed,
+    All,
+}
+
+/// The columns [`SelectedView`] is made from, as SQL over `labels` (prefix: a table alias).
+fn typed_columns(prefix: &str, with_logits: bool) -> String {
+    let mut names = vec![c::VIEW_ID, c::SAMPLE_ID, c::LABEL, c::RECIPE, c::SEED, c::INPUT_HASH, c::PARTNER_ID, c::LAM];
+    if with_logits {
+        names.push(c::LOGITS_COLUMN);
+    }
+    names.iter().map(|name| format!("{prefix}{name}")).collect::<Vec<_>>().join(", ")
 }
 
 pub fn sql_quote(text: &str) -> String {
@@ -64,11 +81,30 @@ pub fn select(
     teacher: &str,
     condition: Option<&str>,
 ) -> Result<Selection, SelectError> {
-    let mut sql = format!("SELECT * FROM {} WHERE {} = {}", c::LABELS, c::TEACHER, sql_quote(teacher));
+    select_columns(store, samples, teacher, condition, Columns::Typed).map(|(_, selection)| selection)
+}
+
+/// [`select`], reading `columns`: with [`Columns::All`] the frame of every column of the rows
+/// (but the sample's input) comes as well, row for row with the views.
+pub fn select_columns(
+    store: &Store,
+    samples: &SampleTable,
+    teacher: &str,
+    condition: Option<&str>,
+    columns: Columns,
+) -> Result<(DataFrame, Selection), SelectError> {
+    let read = match columns {
+        Columns::Typed => typed_columns("", true),
+        Columns::All => "*".to_string(),
+    };
+    let mut sql = format!("SELECT {read} FROM {} WHERE {} = {}", c::LABELS, c::TEACHER, sql_quote(teacher));
     if let Some(condition) = condition {
         sql.push_str(&format!(" AND ({condition})"));
     }
-    sql.push_str(&format!(" ORDER BY {}", c::VIEW_ID));
+    if columns == Columns::All {
+        // The frame is handed out beside the views, so it comes in their order.
+        sql.push_str(&format!(" ORDER BY {}", c::VIEW_ID));
+    }
     selection_of(store, samples, &sql, true)
 }
 
@@ -76,20 +112,24 @@ pub fn select(
 /// `views` joined with the samples' `split` and `label` (what a teacher that learns
 /// from the labels trains on). Their `teacher_logits` are empty.
 pub fn select_unlabelled(store: &Store, samples: &SampleTable, condition: &str) -> Result<Selection, SelectError> {
+    let view_columns = typed_columns("v.", false).replace(&format!("v.{}", c::LABEL), &format!("s.{}", c::LABEL));
     let sql = format!(
-        "SELECT v.*, s.{split}, s.{label} FROM {views} v JOIN {samples_table} s ON v.{id} = s.{id} WHERE {condition} ORDER BY v.{view}",
+        "SELECT {view_columns}, s.{split} FROM {views} v JOIN {samples_table} s ON v.{id} = s.{id} WHERE {condition}",
         split = c::SPLIT,
-        label = c::LABEL,
         views = c::VIEWS,
         samples_table = c::SAMPLES,
         id = c::SAMPLE_ID,
-        view = c::VIEW_ID,
     );
-    selection_of(store, samples, &sql, false)
+    selection_of(store, samples, &sql, false).map(|(_, selection)| selection)
 }
 
 /// Runs a selecting statement and types its rows.
-fn selection_of(store: &Store, samples: &SampleTable, sql: &str, with_logits: bool) -> Result<Selection, SelectError> {
+fn selection_of(
+    store: &Store,
+    samples: &SampleTable,
+    sql: &str,
+    with_logits: bool,
+) -> Result<(DataFrame, Selection), SelectError> {
     let frame = query::run(store, sql).map_err(|e| SelectError::Query(e.to_string()))?;
     let classes = store.manifest.dataset.class_names.len();
     let column =
@@ -97,7 +137,7 @@ fn selection_of(store: &Store, samples: &SampleTable, sql: &str, with_logits: bo
     let view_ids = i64_column(&frame, c::VIEW_ID).map_err(column(c::VIEW_ID))?;
     let sample_ids = i64_column(&frame, c::SAMPLE_ID).map_err(column(c::SAMPLE_ID))?;
     let labels = i64_column(&frame, c::LABEL).map_err(column(c::LABEL))?;
-    let recipes = str_column(&frame, c::RECIPE).map_err(column(c::RECIPE))?;
+    let recipes = interned_str_column(&frame, c::RECIPE).map_err(column(c::RECIPE))?;
     let seeds = u64_column(&frame, c::SEED).map_err(column(c::SEED))?;
     let hashes = u64_column(&frame, c::INPUT_HASH).map_err(column(c::INPUT_HASH))?;
     let partners = opt_i64_column(&frame, c::PARTNER_ID).map_err(column(c::PARTNER_ID))?;
@@ -107,7 +147,11 @@ fn selection_of(store: &Store, samples: &SampleTable, sql: &str, with_logits: bo
             .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?,
         false => Vec::new(),
     };
-    let views = (0..frame.height())
+    // In view-id order, sorted here rather than in SQL so that the rows are never copied twice.
+    let mut order: Vec<usize> = (0..frame.height()).collect();
+    order.sort_unstable_by_key(|&i| view_ids[i]);
+    let views = order
+        .into_iter()
         .map(|i| {
             let (partner_label, lam) = match (partners[i], lams[i]) {
                 (Some(partner), Some(lam)) => (samples.labels[partner as usize], lam),
@@ -130,7 +174,7 @@ fn selection_of(store: &Store, samples: &SampleTable, sql: &str, with_logits: bo
             }
         })
         .collect();
-    Ok(Selection { frame, views, classes })
+    Ok((frame, Selection { views, classes }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +203,8 @@ impl<'a> Replayer<'a> {
     pub fn replay(&self, view: &SelectedView) -> Result<RenderedView, ReplayError> {
         let ops = self
             .recipes
-            .get(&view.recipe)
-            .ok_or_else(|| ReplayError::UnknownRecipe { view_id: view.view_id, recipe: view.recipe.clone() })?;
+            .get(&*view.recipe)
+            .ok_or_else(|| ReplayError::UnknownRecipe { view_id: view.view_id, recipe: view.recipe.to_string() })?;
         Ok(self.context.render(ops, view.seed, view.sample_id))
     }
 
@@ -170,7 +214,7 @@ impl<'a> Replayer<'a> {
         if rendered.input_hash != view.input_hash {
             return Err(ReplayError::Mismatch {
                 view_id: view.view_id,
-                recipe: view.recipe.clone(),
+                recipe: view.recipe.to_string(),
                 stored: view.input_hash,
                 replayed: rendered.input_hash,
             });
@@ -194,21 +238,23 @@ pub enum ViewsError {
     Write { path: PathBuf, detail: String },
 }
 
-/// Loads the samples and selects the views of `teacher` matching `condition`; none is an error.
+/// Loads the samples and selects the views of `teacher` matching `condition`, reading `columns`;
+/// none is an error.
 pub fn select_some(
     store: &Store,
     teacher: &str,
     condition: Option<&str>,
-) -> Result<(SampleTable, Selection), ViewsError> {
+    columns: Columns,
+) -> Result<(SampleTable, DataFrame, Selection), ViewsError> {
     let samples = store.load_samples()?;
-    let selection = select(store, &samples, teacher, condition)?;
+    let (frame, selection) = select_columns(store, &samples, teacher, condition, columns)?;
     if selection.views.is_empty() {
         return Err(ViewsError::Empty {
             teacher: teacher.to_string(),
             condition: condition.map(|c| format!(" --where {c}")).unwrap_or_default(),
         });
     }
-    Ok((samples, selection))
+    Ok((samples, frame, selection))
 }
 
 /// The stored logits of `teacher` on the views satisfying `condition` (SQL over `labels`), by view

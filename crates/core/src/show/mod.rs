@@ -10,7 +10,7 @@ mod series;
 
 use std::path::Path;
 
-use crate::select::{select_some, Replayer, SelectedView, ViewsError};
+use crate::select::{select_some, Columns, Replayer, SelectedView, ViewsError};
 use crate::store::Store;
 
 /// What to draw.
@@ -38,7 +38,7 @@ const MARGIN: u32 = 8;
 
 /// Draws the selected views into `out` (SVG) and returns how many were drawn.
 pub fn show(store: &Store, request: &ShowRequest, out: &Path) -> Result<usize, ViewsError> {
-    let (samples, selection) = select_some(store, request.teacher, Some(request.condition))?;
+    let (samples, _, selection) = select_some(store, request.teacher, Some(request.condition), Columns::Typed)?;
     let replayer = Replayer::new(store, &samples)?;
     let dataset = &store.manifest.dataset;
     let mut shown = Vec::new();

@@ -323,6 +323,21 @@ pub fn str_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
         .collect()
 }
 
+/// A non-null string column with each distinct value allocated once (a recipe name per view of
+/// ten million views costs a pointer, not a string).
+pub fn interned_str_column(frame: &DataFrame, name: &str) -> PolarsResult<Vec<std::sync::Arc<str>>> {
+    let mut distinct: std::collections::HashMap<&str, std::sync::Arc<str>> = std::collections::HashMap::new();
+    let column = frame.column(name)?.str()?;
+    column
+        .iter()
+        .enumerate()
+        .map(|(row, v)| {
+            let v = v.ok_or_else(|| polars_err!(ComputeError: "row {row} is null"))?;
+            Ok(distinct.entry(v).or_insert_with(|| v.into()).clone())
+        })
+        .collect()
+}
+
 /// Flattens a `list<float>` column whose rows all have `width` values.
 pub fn flat_f32_list(frame: &DataFrame, name: &str, width: usize) -> Result<Vec<f32>, String> {
     let column = frame.column(name).map_err(|e| e.to_string())?;

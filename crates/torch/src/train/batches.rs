@@ -73,7 +73,7 @@ pub fn group_by_sample(views: &[SelectedView]) -> Vec<SampleViews> {
     let mut groups: std::collections::BTreeMap<i64, SampleViews> = Default::default();
     for (index, view) in views.iter().enumerate() {
         let group = groups.entry(view.sample_id).or_default();
-        if view.recipe == "identity" && group.identity.is_none() {
+        if &*view.recipe == "identity" && group.identity.is_none() {
             group.identity = Some(index);
         } else {
             group.others.push(index);

@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn every_sample_needs_its_identity_view() {
         let (views, _, difficulty) = fixture();
-        let jitter_only: Vec<SelectedView> = views.into_iter().filter(|v| v.recipe == "jitter").collect();
+        let jitter_only: Vec<SelectedView> = views.into_iter().filter(|v| &*v.recipe == "jitter").collect();
         let by_sample = super::super::batches::group_by_sample(&jitter_only);
         let config = CurriculumConfig {
             difficulty: "x".into(),
@@ -216,7 +216,7 @@ mod tests {
         let curriculum = Curriculum::new(&config, &by_sample, &views, &difficulty, 4, 2).unwrap();
         let first = &curriculum.epoch_plan(4, 1, 1)[0];
         // b·N = 4 of the 40 views: the jitter views of samples 16..19.
-        assert!(first.iter().all(|&v| views[v].recipe == "jitter" && views[v].sample_id >= 16), "{first:?}");
+        assert!(first.iter().all(|&v| &*views[v].recipe == "jitter" && views[v].sample_id >= 16), "{first:?}");
         assert_eq!(curriculum.epoch_plan(4, 1, 1).len(), 5, "still ⌈samples / batch⌉ steps");
     }
 }
