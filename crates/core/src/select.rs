@@ -61,12 +61,10 @@ pub enum Columns {
     All,
 }
 
-/// The columns [`SelectedView`] is made from, as SQL over `labels` (prefix: a table alias).
-fn typed_columns(prefix: &str, with_logits: bool) -> String {
-    let mut names = vec![c::VIEW_ID, c::SAMPLE_ID, c::LABEL, c::RECIPE, c::SEED, c::INPUT_HASH, c::PARTNER_ID, c::LAM];
-    if with_logits {
-        names.push(c::LOGITS_COLUMN);
-    }
+/// The columns of the `views` table that [`SelectedView`] is made from (with the sample's label
+/// and, for a labelled view, the teacher's logits), as SQL prefixed with a table alias.
+fn view_columns(prefix: &str) -> String {
+    let names = [c::VIEW_ID, c::SAMPLE_ID, c::RECIPE, c::SEED, c::INPUT_HASH, c::PARTNER_ID, c::LAM];
     names.iter().map(|name| format!("{prefix}{name}")).collect::<Vec<_>>().join(", ")
 }
 
@@ -94,7 +92,7 @@ pub fn select_columns(
     columns: Columns,
 ) -> Result<(DataFrame, Selection), SelectError> {
     let read = match columns {
-        Columns::Typed => typed_columns("", true),
+        Columns::Typed => format!("{}, {}, {}", view_columns(""), c::LABEL, c::LOGITS_COLUMN),
         Columns::All => "*".to_string(),
     };
     let mut sql = format!("SELECT {read} FROM {} WHERE {} = {}", c::LABELS, c::TEACHER, sql_quote(teacher));
@@ -112,9 +110,10 @@ pub fn select_columns(
 /// `views` joined with the samples' `split` and `label` (what a teacher that learns
 /// from the labels trains on). Their `teacher_logits` are empty.
 pub fn select_unlabelled(store: &Store, samples: &SampleTable, condition: &str) -> Result<Selection, SelectError> {
-    let view_columns = typed_columns("v.", false).replace(&format!("v.{}", c::LABEL), &format!("s.{}", c::LABEL));
     let sql = format!(
-        "SELECT {view_columns}, s.{split} FROM {views} v JOIN {samples_table} s ON v.{id} = s.{id} WHERE {condition}",
+        "SELECT {columns}, s.{label}, s.{split} FROM {views} v JOIN {samples_table} s ON v.{id} = s.{id} WHERE {condition}",
+        columns = view_columns("v."),
+        label = c::LABEL,
         split = c::SPLIT,
         views = c::VIEWS,
         samples_table = c::SAMPLES,

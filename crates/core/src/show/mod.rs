@@ -10,6 +10,11 @@ mod series;
 
 use std::path::Path;
 
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::figure::{Drawn, FONT};
+
 use crate::select::{select_some, Columns, Replayer, SelectedView, ViewsError};
 use crate::store::Store;
 
@@ -114,14 +119,10 @@ fn caption_lines(shown: &[Shown], max_chars: usize) -> u32 {
 }
 
 /// Draws `lines` from (x, y) down, one per [`LINE_HEIGHT`].
-fn draw_caption<DB: plotters::prelude::DrawingBackend>(
-    area: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
-    (x, y): (i32, i32),
-    lines: &[String],
-) -> crate::figure::Drawn {
-    let style = plotters::style::TextStyle::from((crate::figure::FONT, TEXT_SIZE)).color(&plotters::style::BLACK);
+fn draw_caption(area: &DrawingArea<SVGBackend, Shift>, (x, y): (i32, i32), lines: &[String]) -> Drawn {
+    let style = TextStyle::from((FONT, TEXT_SIZE)).color(&BLACK);
     for (index, line) in lines.iter().enumerate() {
-        area.draw_text(line, &style, (x, y + (index as u32 * LINE_HEIGHT) as i32)).map_err(|e| e.to_string())?;
+        area.draw_text(line, &style, (x, y + (index as u32 * LINE_HEIGHT) as i32))?;
     }
     Ok(())
 }

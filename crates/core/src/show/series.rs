@@ -4,6 +4,7 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{caption_lines, draw_caption, value_range, wrap, Shown, CHAR_WIDTH, LINE_HEIGHT, MARGIN, TEXT_SIZE};
 use crate::figure::{self, span, Drawn, COLORS, FONT, LIGHT};
@@ -43,14 +44,7 @@ fn legend(root: &DrawingArea<SVGBackend, Shift>) -> Drawn {
     let mut x = MARGIN as i32;
     for (name, color) in [("the sample", SAMPLE), ("the view", VIEW)] {
         root.draw(&PathElement::new([(x, y), (x + 24, y)], color.stroke_width(2)))?;
-        root.draw_text(
-            name,
-            &style.pos(plotters::style::text_anchor::Pos::new(
-                plotters::style::text_anchor::HPos::Left,
-                plotters::style::text_anchor::VPos::Center,
-            )),
-            (x + 30, y),
-        )?;
+        root.draw_text(name, &style.pos(Pos::new(HPos::Left, VPos::Center)), (x + 30, y))?;
         x += 30 + (name.len() as u32 * CHAR_WIDTH) as i32 + 24;
     }
     Ok(())
