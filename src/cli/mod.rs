@@ -324,6 +324,7 @@ pub fn classify_store(error: kdstore_core::store::StoreError) -> anyhow::Error {
         | E::DamagedManifest { .. }
         | E::NoSuchVersion { .. }
         | E::Corrupt { .. }
+        | E::Input { .. }
         | E::Malformed { .. } => UserError::from_error(error),
         E::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => UserError::from_error(error),
         other => anyhow::Error::new(other),

@@ -7,6 +7,7 @@ mod binaries;
 mod build;
 mod errors;
 mod export;
+mod image_folder;
 mod integrity;
 mod losses;
 mod objectives;

@@ -28,6 +28,7 @@ pub fn store_schema() -> String {
         },
         "tables": {
             c::SAMPLES: c::SAMPLES_COLUMNS,
+            "samples (an image_folder source)": c::SAMPLES_BY_REFERENCE_COLUMNS,
             c::VIEWS: c::views_columns(),
             c::LOGITS: c::LOGITS_COLUMNS,
             c::EMBEDDINGS: c::EMBEDDINGS_COLUMNS,

@@ -165,7 +165,13 @@ fn deep(
         report.problems.push(format!("version {version}: the samples are damaged, so no view can be replayed"));
         return Ok(());
     }
-    let samples = store.load_samples()?;
+    let samples = match store.load_samples() {
+        Err(StoreError::Input { source, .. }) => {
+            report.problems.push(format!("version {version}: the samples' files: {source}"));
+            return Ok(());
+        }
+        read => read?,
+    };
     let context = RenderContext::new(&samples, &store.manifest);
     let recipes = match manifest_recipes(&store.manifest) {
         Ok(recipes) => recipes,

@@ -1,7 +1,8 @@
 //! `kdstore bench`: what the labelling stage costs over the teacher's bare forward passes on the
 //! same inputs (DESIGN.md's target: at most 10% more). Both sides run in this process, on the same
 //! fixed chunks, threads and teacher; the bare side gets its inputs rendered beforehand and untimed.
-//! The store is only read.
+//! Also how fast views replay, and what a training epoch's loader does from reading the samples to
+//! finished batches (the side of the comparison with a PyTorch DataLoader). The store is only read.
 
 use std::time::Instant;
 
@@ -12,8 +13,12 @@ use kdstore_core::pipeline::BuildError;
 use kdstore_core::progress::Progress;
 
 use crate::build::{label_views, load_classifier};
+use kdstore_core::select::{select_unlabelled, Replayer, ViewsError};
 use kdstore_core::store::columns as c;
 use kdstore_core::store::Store;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rayon::prelude::*;
 
 /// Timings of one labelling benchmark.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -138,4 +143,64 @@ pub fn replay(store: &Store, progress: &dyn Progress) -> Result<Vec<ReplayTiming
         timings.push(ReplayTiming { recipe: recipe.clone(), views: part.len(), seconds });
     }
     Ok(timings)
+}
+
+/// What one epoch of a training loader costs: reading the samples (an image folder's files decoded
+/// and checked), then replaying, normalising and stacking the selected views into batches in a
+/// shuffled order; both on `threads` threads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoaderTiming {
+    pub views: usize,
+    pub batch_size: usize,
+    pub threads: usize,
+    /// Reading the samples table and every sample's input (for an image folder: read, hash check,
+    /// decode of every file).
+    pub load_seconds: f64,
+    /// Replay, normalisation and batching of every selected view, once.
+    pub epoch_seconds: f64,
+}
+
+impl LoaderTiming {
+    /// Views per second of the first epoch, loading included.
+    pub fn first_epoch_views_per_second(&self) -> f64 {
+        self.views as f64 / (self.load_seconds + self.epoch_seconds).max(f64::MIN_POSITIVE)
+    }
+
+    /// Views per second of every later epoch (the samples are read once per run).
+    pub fn epoch_views_per_second(&self) -> f64 {
+        self.views as f64 / self.epoch_seconds.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Times the loader's work over the views satisfying `condition` (SQL over views ⋈ samples).
+pub fn loader(store: &Store, condition: &str, batch_size: usize, threads: usize) -> Result<LoaderTiming, ViewsError> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("worker threads start");
+    let started = Instant::now();
+    let samples = pool.install(|| store.load_samples())?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let views = select_unlabelled(store, &samples, condition)?.views;
+    if views.is_empty() {
+        return Err(ViewsError::Empty { teacher: "any".into(), condition: format!(" --where {condition}") });
+    }
+    let replayer = Replayer::new(store, &samples)?;
+    let mut order: Vec<usize> = (0..views.len()).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+    let started = Instant::now();
+    let values: usize = pool.install(|| {
+        order
+            .par_chunks(batch_size.max(1))
+            .map(|batch| {
+                let mut inputs = Vec::with_capacity(batch.len() * samples.sample_len);
+                for &index in batch {
+                    let mut rendered = replayer.replay(&views[index])?;
+                    replayer.context.normalizer.apply(&mut rendered.input);
+                    inputs.extend_from_slice(&rendered.input);
+                }
+                Ok(std::hint::black_box(inputs).len())
+            })
+            .sum::<Result<usize, ViewsError>>()
+    })?;
+    let epoch_seconds = started.elapsed().as_secs_f64();
+    assert_eq!(values, views.len() * samples.sample_len, "every view batched");
+    Ok(LoaderTiming { views: views.len(), batch_size, threads, load_seconds, epoch_seconds })
 }

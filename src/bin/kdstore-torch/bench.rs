@@ -5,7 +5,9 @@ use kdstore_core::pipeline::BuildError;
 use kdstore_torch::bench;
 
 use kdstore::cli::progress::Bars;
-use kdstore::cli::{classify_store, print_stdout, teacher_or_first, worker_threads, StoreAt, UserError};
+use kdstore::cli::{
+    classify_store, classify_views, print_stdout, teacher_or_first, worker_threads, StoreAt, UserError,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,10 +25,23 @@ pub struct Args {
     /// Only time the replay of each recipe's views (skips the labelling benchmark).
     #[arg(long)]
     replay_only: bool,
+    /// Instead, time one training epoch's loader: read the samples (an image folder's files
+    /// decoded and checked), then replay, normalise and batch the views in shuffled order.
+    #[arg(long, conflicts_with = "replay_only")]
+    loader: bool,
+    /// With --loader: the views, SQL over views joined with the samples' split and label.
+    #[arg(long = "where", requires = "loader", default_value = "split = 'train'")]
+    condition: String,
+    /// With --loader: views per batch.
+    #[arg(long, requires = "loader", default_value_t = 128)]
+    batch_size: usize,
 }
 
 pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let store = args.store.open()?;
+    if args.loader {
+        return loader(&store, &args);
+    }
     let teacher = teacher_or_first(&store, args.teacher.as_deref())?;
     let threads = worker_threads(args.threads);
     let classify = |e| match e {
@@ -56,6 +71,26 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         ));
     }
     print_stdout(&text)
+}
+
+fn loader(store: &kdstore_core::store::Store, args: &Args) -> anyhow::Result<()> {
+    let threads = worker_threads(args.threads);
+    let timing = bench::loader(store, &args.condition, args.batch_size, threads).map_err(classify_views)?;
+    if args.json {
+        return print_stdout(&(serde_json::to_string_pretty(&serde_json::json!({ "loader": timing }))? + "\n"));
+    }
+    print_stdout(&format!(
+        "loader: {} views in batches of {} on {} thread{}\n  reading the samples   {:>8.3} s\n  replay + batch        {:>8.3} s ({:.0} views/s)\n  first epoch           {:>8.3} s ({:.0} views/s)\n",
+        timing.views,
+        timing.batch_size,
+        timing.threads,
+        if timing.threads == 1 { "" } else { "s" },
+        timing.load_seconds,
+        timing.epoch_seconds,
+        timing.epoch_views_per_second(),
+        timing.load_seconds + timing.epoch_seconds,
+        timing.first_epoch_views_per_second()
+    ))
 }
 
 fn labelling_text(result: &bench::LabellingBench) -> String {

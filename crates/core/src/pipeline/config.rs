@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::ArchKind;
 use crate::augment::OpConfig;
+use crate::source::image_folder::{ImageColor, ImageSize};
 use crate::store::writer::LogitsDtype;
 use crate::store::Split;
 
@@ -85,6 +86,21 @@ pub enum SourceConfig {
         /// Names of the channels (the first axis after N), shown by `kdstore show`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         channel_names: Option<Vec<String>>,
+    },
+    /// A folder of PNG/JPEG files in torchvision's ImageFolder layout (`root/train/<class>/*`,
+    /// `root/test/<class>/*`, optional `root/val/<class>/*`; or `root/<class>/*` and the split rule),
+    /// read by reference: the store records each file's path, size and hash, not its pixels.
+    ImageFolder {
+        root: PathBuf,
+        /// `rgb` (the default, as torchvision loads images) or `gray` (one channel).
+        #[serde(default)]
+        color: ImageColor,
+        /// Resize first: one number sets the shorter side, `[height, width]` both.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resize: Option<ImageSize>,
+        /// Then crop the centre: one number for a square, or `[height, width]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        center_crop: Option<ImageSize>,
     },
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::config::*;
 use crate::augment::OpConfig;
+use crate::source::image_folder::ImageSize;
 use crate::store::Split;
 
 /// The implicit recipe every sample gets: the un-augmented input.
@@ -174,6 +175,22 @@ pub fn validate(file: &PipelineFile) -> Vec<String> {
             }
             (Some(*layout == NpyLayoutConfig::Series), false)
         }
+        SourceConfig::ImageFolder { root, resize, center_crop, .. } => {
+            if !root.is_dir() {
+                problems.push(format!("source.root: folder {} does not exist", root.display()));
+            }
+            for (location, size) in [("source.resize", resize), ("source.center_crop", center_crop)] {
+                let sides = match size {
+                    Some(ImageSize::Side(side)) => vec![*side],
+                    Some(ImageSize::HeightWidth(sides)) => sides.to_vec(),
+                    None => vec![],
+                };
+                if sides.contains(&0) {
+                    problems.push(format!("{location}: sizes must be >= 1"));
+                }
+            }
+            (Some(false), root.join("test").is_dir())
+        }
     };
     if given_split && !file.split.test_groups.is_empty() {
         problems.push("split.test_groups: this source has its own train/test split; remove test_groups".into());
@@ -227,6 +244,7 @@ pub fn validate(file: &PipelineFile) -> Vec<String> {
     let channels = match &file.source {
         SourceConfig::Hapt { .. } => Some(6),
         SourceConfig::Idx { .. } => Some(1),
+        SourceConfig::ImageFolder { color, .. } => Some(color.channels()),
         SourceConfig::Ts { .. } | SourceConfig::Npy { .. } => None,
     };
     super::teachers::check(file, series, channels, &mut problems);

@@ -15,21 +15,25 @@ use super::parts::short;
 use super::plan::Plan;
 use super::BuildError;
 use crate::augment::seed::purpose_seed;
+use crate::source::image_folder::{self, FileRef, ImageDecode};
 use crate::source::{self, Dataset, GivenSplit};
+use crate::store::manifest::FolderInputs;
 use crate::store::reader::SampleTable;
-use crate::store::writer::{self, SampleRows};
+use crate::store::writer::{self, SampleInputs, SampleRows};
 use crate::store::{DatasetInfo, Manifest, Normalization, Split};
 
-/// Samples ready to be written: the dataset, each sample's split and the normalisation.
+/// Samples ready to be written: the dataset (and for an image folder, each sample's file), each
+/// sample's split and the normalisation.
 pub struct PreparedSamples {
     pub dataset: Dataset,
+    pub files: Option<Vec<FileRef>>,
     pub splits: Vec<Split>,
     pub split_rule: String,
     pub normalization: Normalization,
 }
 
-fn source_files(config: &SourceConfig) -> Vec<PathBuf> {
-    match config {
+fn source_files(config: &SourceConfig) -> Result<Vec<PathBuf>, source::SourceError> {
+    Ok(match config {
         SourceConfig::Hapt { path, .. } => vec![path.clone()],
         SourceConfig::Idx { train_images, train_labels, test_images, test_labels, .. } => {
             vec![train_images.clone(), train_labels.clone(), test_images.clone(), test_labels.clone()]
@@ -40,7 +44,10 @@ fn source_files(config: &SourceConfig) -> Vec<PathBuf> {
             files.extend(groups.clone());
             files
         }
-    }
+        SourceConfig::ImageFolder { root, .. } => {
+            image_folder::list(root)?.0.into_iter().map(|file| root.join(file.path)).collect()
+        }
+    })
 }
 
 /// Key of the samples stage.
@@ -50,7 +57,7 @@ pub fn samples_key(file: &PipelineFile) -> Result<String, BuildError> {
         "source": file.source, "split": file.split, "normalize": file.normalize, "seed": file.seed,
     });
     hasher.update(settings.to_string().as_bytes());
-    for path in source_files(&file.source) {
+    for path in source_files(&file.source)? {
         let bytes = std::fs::read(&path).map_err(|source| BuildError::Io { path: path.clone(), source })?;
         hasher.update(&(bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
@@ -58,8 +65,13 @@ pub fn samples_key(file: &PipelineFile) -> Result<String, BuildError> {
     Ok(format!("{:032x}", hasher.digest128()))
 }
 
-fn read_source(config: &SourceConfig) -> Result<Dataset, source::SourceError> {
-    match config {
+/// The dataset a source describes and, for an image folder, each sample's file.
+fn read_source(config: &SourceConfig) -> Result<(Dataset, Option<Vec<FileRef>>), source::SourceError> {
+    if let SourceConfig::ImageFolder { root, .. } = config {
+        let (dataset, files) = image_folder::read(root, &image_decode(config).expect("an image folder"))?;
+        return Ok((dataset, Some(files)));
+    }
+    let dataset = match config {
         SourceConfig::Hapt { path, window, step } => source::hapt::read(path, *window, *step),
         SourceConfig::Idx { train_images, train_labels, test_images, test_labels, class_names } => {
             let names = match class_names {
@@ -81,6 +93,18 @@ fn read_source(config: &SourceConfig) -> Result<Dataset, source::SourceError> {
             };
             named(source::npy::read(inputs, labels, groups.as_deref(), layout), channel_names)
         }
+        SourceConfig::ImageFolder { .. } => unreachable!("read above"),
+    }?;
+    Ok((dataset, None))
+}
+
+/// How an image folder source's files decode; `None` for the other sources.
+fn image_decode(config: &SourceConfig) -> Option<ImageDecode> {
+    match config {
+        &SourceConfig::ImageFolder { color, resize, center_crop, .. } => {
+            Some(ImageDecode { color, resize, center_crop })
+        }
+        _ => None,
     }
 }
 
@@ -98,14 +122,14 @@ fn named(
 
 /// Reads and splits the source and computes the normalisation.
 pub fn prepare(file: &PipelineFile, origin: &Path) -> Result<PreparedSamples, BuildError> {
-    let dataset = read_source(&file.source)?;
+    let (dataset, files) = read_source(&file.source)?;
     dataset.check(origin)?;
     let (splits, split_rule) = assign_splits(&dataset, &file.split, file.seed)?;
     if !splits.contains(&Split::Train) {
         return Err(BuildError::Split("the training split is empty".into()));
     }
     let normalization = normalization(&dataset, &splits, file.normalize.mode);
-    Ok(PreparedSamples { dataset, splits, split_rule, normalization })
+    Ok(PreparedSamples { dataset, files, splits, split_rule, normalization })
 }
 
 /// Runs the samples stage into the store at `root`: writes the samples part, adds it to `manifest`
@@ -122,7 +146,10 @@ pub fn write_samples(
         splits: &prepared.splits,
         labels: &dataset.labels,
         groups: dataset.groups.as_deref(),
-        inputs: &dataset.inputs,
+        inputs: match &prepared.files {
+            Some(files) => SampleInputs::Files(files),
+            None => SampleInputs::Values(&dataset.inputs),
+        },
         sample_shape: &dataset.sample_shape,
     };
     let path = format!("samples/part-{}.parquet", short(samples_key));
@@ -139,6 +166,12 @@ pub fn write_samples(
         split_counts,
         split_rule: prepared.split_rule.clone(),
         normalization: prepared.normalization.clone(),
+        files: match (&plan.file.source, image_decode(&plan.file.source)) {
+            (SourceConfig::ImageFolder { root, .. }, Some(decode)) => {
+                Some(FolderInputs { root: image_folder::absolute_root(root)?, decode })
+            }
+            _ => None,
+        },
     };
     let count = prepared.splits.len();
     Ok(SampleTable {
@@ -155,7 +188,14 @@ fn assign_splits(dataset: &Dataset, config: &SplitConfig, seed: u64) -> Result<(
     let n = dataset.len();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(seed, "split"));
     let (mut splits, mut rule) = if let Some(given) = &dataset.given_split {
-        let splits = given.iter().map(|g| if *g == GivenSplit::Test { Split::Test } else { Split::Train }).collect();
+        let splits = given
+            .iter()
+            .map(|g| match g {
+                GivenSplit::Train => Split::Train,
+                GivenSplit::Val => Split::Val,
+                GivenSplit::Test => Split::Test,
+            })
+            .collect();
         (splits, "test: the source's own test files".to_string())
     } else if !config.test_groups.is_empty() {
         let groups = dataset
@@ -179,7 +219,10 @@ fn assign_splits(dataset: &Dataset, config: &SplitConfig, seed: u64) -> Result<(
         }
         (splits, format!("test: {test_count} samples drawn at random ({})", config.test_fraction))
     };
-    if config.val_fraction > 0.0 {
+    let given_val = dataset.given_split.iter().flatten().any(|g| *g == GivenSplit::Val);
+    if given_val {
+        rule.push_str("; val: the source's own val files");
+    } else if config.val_fraction > 0.0 {
         if let Some(groups) = &dataset.groups {
             let mut train_groups: Vec<i64> = (0..n)
                 .filter(|&i| splits[i] == Split::Train)

@@ -8,14 +8,16 @@ use std::path::{Path, PathBuf};
 
 pub mod hapt;
 pub mod idx;
+pub mod image_folder;
 pub mod npy;
 pub mod ts;
 
-/// A split that the source itself defines (separate train/test files). Validation parts are
-/// carved out later by the pipeline, never here.
+/// A split that the source itself defines (separate train/test files, an image folder's `val/`).
+/// Where a source gives no validation part, the pipeline carves one out later, never here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GivenSplit {
     Train,
+    Val,
     Test,
 }
 

@@ -17,6 +17,9 @@ pub const SPLIT: &str = "split";
 pub const LABEL: &str = "label";
 pub const GROUP: &str = "group";
 pub const INPUT: &str = "input";
+pub const PATH: &str = "path";
+pub const FILE_SIZE: &str = "file_size";
+pub const FILE_HASH: &str = "file_hash";
 pub const SHAPE: &str = "shape";
 pub const DTYPE: &str = "dtype";
 
@@ -60,6 +63,24 @@ pub const SAMPLES_COLUMNS: &[ColumnDoc] = &[
     col(INPUT, "list<float32>", false, "the raw (un-normalised) input, row-major in `shape`"),
     col(SHAPE, "list<int64>", false, "shape of one input: [channels, time] or [channels, height, width]"),
     col(DTYPE, "string", false, "element type of `input` (always float32 in schema v2)"),
+];
+
+/// An image folder store's `samples` table: each file in place of its pixels.
+pub const SAMPLES_BY_REFERENCE_COLUMNS: &[ColumnDoc] = &[
+    col(
+        SAMPLE_ID,
+        "int64",
+        false,
+        "dense sample index, 0..n: split folders train, val, test; classes sorted by name; files sorted by name",
+    ),
+    col(SPLIT, "string", false, "train, val or test"),
+    col(LABEL, "int64", false, "class index into the manifest's class_names (the class folders, sorted)"),
+    col(GROUP, "int64", true, "always null (folders give no groups)"),
+    col(PATH, "string", false, "the image file, relative to the manifest's dataset.files.root, `/`-separated"),
+    col(FILE_SIZE, "uint64", false, "the file's size in bytes when the store was built"),
+    col(FILE_HASH, "uint64", false, "xxh3-64 of the file's bytes when the store was built; every read checks it"),
+    col(SHAPE, "list<int64>", false, "shape of one decoded input: [channels, height, width]"),
+    col(DTYPE, "string", false, "element type of the decoded input (float32, byte / 255)"),
 ];
 
 const VIEWS_CORE_COLUMNS: &[ColumnDoc] = &[

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::source::image_folder::ImageDecode;
 
 /// The store layout this code writes. Schema 3 adds each file's xxh3-128 and each version's commit
 /// time and change; schema 4 each teacher's provenance (what it learnt from, its subset, epoch,
@@ -73,6 +74,19 @@ pub struct DatasetInfo {
     /// How the splits were made, in words (e.g. `test groups [2, 4, ...]; val groups [...]`).
     pub split_rule: String,
     pub normalization: Normalization,
+    /// An image folder store's files: where they are and how they decode. Absent when the
+    /// `samples` table holds the inputs themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FolderInputs>,
+}
+
+/// The folder a store's samples are read from by reference (see `source::image_folder`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FolderInputs {
+    /// Absolute; the `samples` table's paths are relative to it.
+    pub root: PathBuf,
+    pub decode: ImageDecode,
 }
 
 /// Per-channel affine normalisation `(x - mean[c]) / std[c]` applied to every view before the

@@ -27,6 +27,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("store {path}: reading its samples: {source}")]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: crate::source::SourceError,
+    },
     #[error("{path} is not a kdstore store (no committed version under _manifest/)")]
     NotAStore { path: PathBuf },
     #[error("{path}: {detail}")]

@@ -8,9 +8,10 @@ use polars_buffer::Buffer;
 
 use super::columns as c;
 use super::parts::views_by_key;
-use super::writer::{self, LogitsDtype, SampleRows, ViewRow};
+use super::writer::{self, LogitsDtype, SampleInputs, SampleRows, ViewRow};
 use super::{DataFile, PartFilter, Split, Store, StoreError};
 use crate::augment::{param_columns, DrawnParams, ParamKind, ParamValue};
+use crate::source::image_folder::{self, FileRef};
 
 impl Store {
     /// A lazy scan of one table (`samples`, `views` or `logits`) at this version: one scan over
@@ -200,7 +201,15 @@ impl Store {
                     .ok_or_else(|| column_error(c::SPLIT, format!("row {row}: '{s}' is not one of train, val, test")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let inputs = flat_f32_list(&frame, c::INPUT, sample_len).map_err(|detail| column_error(c::INPUT, detail))?;
+        let inputs = match &self.manifest.dataset.files {
+            None => flat_f32_list(&frame, c::INPUT, sample_len).map_err(|detail| column_error(c::INPUT, detail))?,
+            Some(folder) => {
+                let files = file_refs(&frame).map_err(|(column, e)| column_error(column, e.to_string()))?;
+                let shape = &self.manifest.dataset.sample_shape;
+                image_folder::decode_files(&folder.root, &files, &folder.decode, shape)
+                    .map_err(|source| StoreError::Input { path: self.root.clone(), source })?
+            }
+        };
         Ok(SampleTable {
             splits,
             labels,
@@ -240,9 +249,13 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// A table with its columns and no rows.
 fn empty_table(table: &str, sample_shape: &[usize]) -> PolarsResult<DataFrame> {
     match table {
-        c::SAMPLES => {
-            writer::samples_frame(&SampleRows { splits: &[], labels: &[], groups: None, inputs: &[], sample_shape })
-        }
+        c::SAMPLES => writer::samples_frame(&SampleRows {
+            splits: &[],
+            labels: &[],
+            groups: None,
+            inputs: SampleInputs::Values(&[]),
+            sample_shape,
+        }),
         c::VIEWS => writer::views_frame(&[]),
         c::EMBEDDINGS => writer::embeddings_frame("", &[], &[], LogitsDtype::F32),
         c::SUBSETS => writer::subsets_frame("", &[]),
@@ -278,6 +291,14 @@ impl SampleTable {
     pub fn ids_in(&self, split: Split) -> Vec<usize> {
         (0..self.len()).filter(|&i| self.splits[i] == split).collect()
     }
+}
+
+/// The files of an image folder store's `samples` frame, row by row.
+fn file_refs(frame: &DataFrame) -> Result<Vec<FileRef>, (&'static str, PolarsError)> {
+    let paths = str_column(frame, c::PATH).map_err(|e| (c::PATH, e))?;
+    let sizes = u64_column(frame, c::FILE_SIZE).map_err(|e| (c::FILE_SIZE, e))?;
+    let hashes = u64_column(frame, c::FILE_HASH).map_err(|e| (c::FILE_HASH, e))?;
+    Ok(paths.into_iter().zip(sizes).zip(hashes).map(|((path, size), hash)| FileRef { path, size, hash }).collect())
 }
 
 /// A non-null integer column, widened to i64.

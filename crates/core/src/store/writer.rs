@@ -9,6 +9,7 @@ use polars::prelude::*;
 use super::columns as c;
 use super::{DataFile, Split, StoreError};
 use crate::augment::{param_columns, DrawnParams, ParamColumn, ParamKind, ParamValue};
+use crate::source::image_folder::FileRef;
 
 /// Element type used for stored logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema, Default)]
@@ -33,8 +34,15 @@ pub struct SampleRows<'a> {
     pub splits: &'a [Split],
     pub labels: &'a [i64],
     pub groups: Option<&'a [i64]>,
-    pub inputs: &'a [f32],
+    pub inputs: SampleInputs<'a>,
     pub sample_shape: &'a [usize],
+}
+
+/// What the `samples` table holds of each input: the values, or (an image folder) the file.
+#[derive(Clone, Copy)]
+pub enum SampleInputs<'a> {
+    Values(&'a [f32]),
+    Files(&'a [FileRef]),
 }
 
 /// One row of the `views` table.
@@ -88,18 +96,23 @@ pub(crate) fn samples_frame(rows: &SampleRows) -> PolarsResult<DataFrame> {
     for _ in 0..n {
         shape_builder.append_slice(&shape);
     }
-    DataFrame::new(
-        n,
-        vec![
-            Column::new(c::SAMPLE_ID.into(), ids),
-            Column::new(c::SPLIT.into(), splits),
-            Column::new(c::LABEL.into(), rows.labels.to_vec()),
-            Column::new(c::GROUP.into(), groups),
-            list_f32(c::INPUT, n, rows.inputs, width).into_column(),
-            shape_builder.finish().into_series().into_column(),
-            Column::new(c::DTYPE.into(), vec!["float32"; n]),
-        ],
-    )
+    let mut columns = vec![
+        Column::new(c::SAMPLE_ID.into(), ids),
+        Column::new(c::SPLIT.into(), splits),
+        Column::new(c::LABEL.into(), rows.labels.to_vec()),
+        Column::new(c::GROUP.into(), groups),
+    ];
+    match rows.inputs {
+        SampleInputs::Values(values) => columns.push(list_f32(c::INPUT, n, values, width).into_column()),
+        SampleInputs::Files(files) => columns.extend([
+            Column::new(c::PATH.into(), files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>()),
+            Column::new(c::FILE_SIZE.into(), files.iter().map(|f| f.size).collect::<Vec<_>>()),
+            Column::new(c::FILE_HASH.into(), files.iter().map(|f| f.hash).collect::<Vec<_>>()),
+        ]),
+    }
+    columns
+        .extend([shape_builder.finish().into_series().into_column(), Column::new(c::DTYPE.into(), vec!["float32"; n])]);
+    DataFrame::new(n, columns)
 }
 
 /// One parameter column over all rows; null where a row's recipe did not draw it.

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""docs/benchmarks.md's image-folder loader benchmark, in one run: one epoch of a training loader's
+work over the training images of the Fashion-MNIST PNG tree (decode, random crop with 2 pixels of
+padding, horizontal flip, normalise, batches of 128), by
+
+- kdstore: `kdstore bench STORE --loader` over the store's crop_flip views (reading and checking
+  every file once per run, then replaying each view from its seed), on 1 and 2 threads;
+- PyTorch: a DataLoader over torchvision's ImageFolder of the same files (PIL decode, grey), with
+  RandomCrop(28, padding=2), RandomHorizontalFlip, ToTensor and Normalize, with 0 and 2 workers.
+
+usage: bench-image-folder.py KDSTORE STORE
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import torch
+import torchvision
+from PIL import Image
+from torch.utils.data import DataLoader, Subset
+from torchvision import transforms
+
+BATCH = 128
+CONDITION = "split = 'train' AND recipe = 'crop_flip'"
+
+
+def kdstore_json(kdstore, *args):
+    return json.loads(subprocess.run([kdstore, *args], check=True, capture_output=True, text=True).stdout)
+
+
+def grey(path):
+    with open(path, "rb") as f:
+        return Image.open(f).convert("L")
+
+
+def torchvision_epoch(root, paths, mean, std, workers):
+    transform = transforms.Compose([
+        transforms.RandomCrop(28, padding=2),
+        transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(),
+        transforms.Normalize(mean, std),
+    ])
+    dataset = torchvision.datasets.ImageFolder(os.path.join(root, "train"), transform=transform, loader=grey)
+    index = {os.path.relpath(path, root): i for i, (path, _) in enumerate(dataset.samples)}
+    subset = Subset(dataset, [index[p] for p in paths])
+    loader = DataLoader(subset, batch_size=BATCH, shuffle=True, num_workers=workers)
+    started = time.perf_counter()
+    views = sum(inputs.shape[0] for inputs, _ in loader)
+    return views, time.perf_counter() - started
+
+
+def main():
+    kdstore, store = sys.argv[1:3]
+    torch.set_num_threads(1)
+    info = kdstore_json(kdstore, "info", store, "--json")
+    dataset = info["dataset"]
+    root = dataset["files"]["root"]
+    mean, std = dataset["normalization"]["mean"], dataset["normalization"]["std"]
+    sql = ("SELECT s.path FROM views v JOIN samples s ON v.sample_id = s.sample_id"
+           " WHERE s.split = 'train' AND v.recipe = 'crop_flip' ORDER BY v.view_id")
+    paths = [row["path"] for row in kdstore_json(kdstore, "query", store, sql, "--format", "json")]
+    # Every loader finds the files in the page cache: read each once before any timing.
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                f.read()
+    print(f"{len(paths)} training views of {root}, batches of {BATCH}, {os.cpu_count()} cores")
+    print(f"torch {torch.__version__}, torchvision {torchvision.__version__}")
+    rows = []
+    for threads in (1, 2):
+        t = kdstore_json(kdstore, "bench", store, "--loader", "--where", CONDITION, "--threads", str(threads),
+                         "--batch-size", str(BATCH), "--json")["loader"]
+        first = t["views"] / (t["load_seconds"] + t["epoch_seconds"])
+        later = t["views"] / t["epoch_seconds"]
+        rows.append((f"kdstore, {threads} thread{'s' if threads > 1 else ''}", t["views"], first, later,
+                     f"reading + checking + decoding every file: {t['load_seconds']:.2f} s"))
+    for workers in (0, 2):
+        views, seconds = torchvision_epoch(root, paths, mean, std, workers)
+        rows.append((f"DataLoader(ImageFolder), {workers} workers", views, views / seconds, views / seconds,
+                     "decodes every epoch"))
+    print("| loader | views | first epoch (views/s) | later epochs (views/s) | note |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for name, views, first, later, note in rows:
+        print(f"| {name} | {views} | {first:,.0f} | {later:,.0f} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
