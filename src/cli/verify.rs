@@ -45,6 +45,9 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
         report.models,
         if report.models == 1 { "" } else { "s" }
     );
+    if report.source_files > 0 {
+        checked.push_str(&format!(", {} image files checked", report.source_files));
+    }
     if args.deep {
         checked.push_str(&format!(
             ", {} views replayed, {} stored values read",

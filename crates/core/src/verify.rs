@@ -2,7 +2,8 @@
 //!
 //! - Every data file of the version (or of every version) is hashed in full against the manifest,
 //!   its Parquet footer must hold the manifest's row count, and the teachers' model files must
-//!   have their recorded sha256.
+//!   have their recorded sha256. An image folder store's files must have the size and content
+//!   hash its `samples` table recorded.
 //! - `deep` also reads the data: every view is replayed from its seed and must hash to its stored
 //!   `input_hash`; every logit, statistic and feature must be finite; and every logits and
 //!   embeddings file must list the views of its views part in the same order (what the `labels`
@@ -19,6 +20,7 @@ use crate::pipeline::parallel::parallel_chunks;
 use crate::pipeline::plan::manifest_recipes;
 use crate::pipeline::views::RenderContext;
 use crate::progress::Progress;
+use crate::source::image_folder;
 use crate::store::columns as c;
 use crate::store::integrity::check_file;
 use crate::store::manifest::{self, Manifest};
@@ -43,6 +45,8 @@ pub struct VerifyReport {
     pub files: usize,
     pub bytes: u64,
     pub models: usize,
+    /// An image folder store's files, checked against the sizes and hashes the store recorded.
+    pub source_files: usize,
     pub views_replayed: usize,
     pub values_checked: usize,
     pub problems: Vec<String>,
@@ -93,6 +97,7 @@ pub fn verify(root: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
             }
         }
     }
+    check_source_files(root, &manifests, &damaged, &mut report);
     if options.deep {
         for m in &manifests {
             let store = Store { root: root.to_path_buf(), manifest: m.clone() };
@@ -100,6 +105,27 @@ pub fn verify(root: &Path, options: &VerifyOptions, progress: &dyn Progress) -> 
         }
     }
     Ok(report)
+}
+
+/// An image folder store's files (once per samples stage) must be as the store recorded them.
+fn check_source_files(root: &Path, manifests: &[Manifest], damaged: &BTreeSet<String>, report: &mut VerifyReport) {
+    let mut seen = BTreeSet::new();
+    for m in manifests {
+        let Some(folder) = &m.dataset.files else { continue };
+        if !seen.insert(m.dataset.samples_key.clone()) || m.files_of(c::SAMPLES).any(|f| damaged.contains(&f.path)) {
+            continue;
+        }
+        let store = Store { root: root.to_path_buf(), manifest: m.clone() };
+        match store.sample_files() {
+            Ok(files) => {
+                report.source_files += files.len();
+                for error in image_folder::changed_files(&folder.root, &files) {
+                    report.problems.push(format!("version {}: the samples' files: {error}", m.version));
+                }
+            }
+            Err(error) => report.problems.push(format!("version {}: {error}", m.version)),
+        }
+    }
 }
 
 /// A teacher's model file must have the sha256 the manifest recorded.
@@ -166,8 +192,8 @@ fn deep(
         return Ok(());
     }
     let samples = match store.load_samples() {
-        Err(StoreError::Input { source, .. }) => {
-            report.problems.push(format!("version {version}: the samples' files: {source}"));
+        Err(StoreError::Input { .. }) => {
+            report.problems.push(format!("version {version}: the samples' files changed, so no view can be replayed"));
             return Ok(());
         }
         read => read?,

@@ -224,6 +224,18 @@ pub fn decode_files(
     Ok(inputs)
 }
 
+/// Every recorded file that is missing or whose size or content hash differs from the record, each
+/// as its error (all of them, not only the first); nothing is decoded.
+pub fn changed_files(root: &Path, files: &[FileRef]) -> Vec<SourceError> {
+    files
+        .par_iter()
+        .filter_map(|file| {
+            let path = root.join(&file.path);
+            read_bytes(root, &file.path).and_then(|bytes| check_recorded(&path, &bytes, file)).err()
+        })
+        .collect()
+}
+
 /// The file's bytes agree with what the store recorded.
 fn check_recorded(path: &Path, bytes: &[u8], file: &FileRef) -> Result<(), SourceError> {
     let changed = |what: String| {
@@ -396,6 +408,28 @@ mod tests {
     }
 
     #[test]
+    fn jpeg_files_decode_and_resize_then_crop_gives_one_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let pixels: Vec<u8> = (0..6 * 4).flat_map(|_| [200, 100, 50]).collect();
+        std::fs::create_dir_all(dir.path().join("a")).unwrap();
+        image::save_buffer(dir.path().join("a/wide.JPG"), &pixels, 6, 4, image::ColorType::Rgb8).unwrap();
+        image::save_buffer(dir.path().join("a/tall.jpeg"), &pixels, 4, 6, image::ColorType::Rgb8).unwrap();
+        let decode = ImageDecode {
+            resize: Some(ImageSize::Side(3)),
+            center_crop: Some(ImageSize::HeightWidth([2, 3])),
+            ..Default::default()
+        };
+        let (dataset, files) = read(dir.path(), &decode).unwrap();
+        assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["a/tall.jpeg", "a/wide.JPG"]);
+        assert_eq!(dataset.sample_shape, [3, 2, 3]);
+        // A flat colour stays that colour through JPEG, the resize and the crop (within JPEG's loss).
+        for (channel, plane) in dataset.sample(1).chunks(6).enumerate() {
+            let expected = [200.0, 100.0, 50.0][channel] / 255.0;
+            assert!(plane.iter().all(|v| (v - expected).abs() < 0.03), "channel {channel}: {plane:?}");
+        }
+    }
+
+    #[test]
     fn a_changed_or_truncated_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         grey_tree(dir.path());
@@ -416,6 +450,7 @@ mod tests {
             )),
             "{e}"
         );
+        assert_eq!(changed_files(dir.path(), &files).len(), 1);
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let e = decode_files(dir.path(), &files, &decode, &dataset.sample_shape).unwrap_err().to_string();
         assert!(

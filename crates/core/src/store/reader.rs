@@ -220,6 +220,17 @@ impl Store {
         })
     }
 
+    /// An image folder store's files as its `samples` table records them, in sample order.
+    pub fn sample_files(&self) -> Result<Vec<FileRef>, StoreError> {
+        let scan = self.scan(c::SAMPLES)?.sort([c::SAMPLE_ID], Default::default());
+        let frame = self.collect(c::SAMPLES, scan.select([col(c::PATH), col(c::FILE_SIZE), col(c::FILE_HASH)]))?;
+        file_refs(&frame).map_err(|(column, e)| StoreError::Column {
+            path: self.root.clone(),
+            column: column.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
     /// Collects a views frame (a scan of some views files) into rows.
     pub fn load_views(&self, frame: LazyFrame) -> Result<Vec<ViewRow>, StoreError> {
         let frame = self.collect(c::VIEWS, frame)?;
