@@ -23,7 +23,7 @@ export PYTHON
 BINS := kdstore kdstore-torch
 BIN_DIR := target/release
 
-.PHONY: demo test build venv data clean-runs bench-query bench-image-folder fuzz
+.PHONY: demo test build venv data clean-runs bench-query bench-image-folder bench-pytorch-loop fuzz
 
 demo: build data
 	scripts/demo.sh
@@ -66,6 +66,12 @@ bench-image-folder: build data
 	$(PYTHON) -m pip install -q --disable-pip-version-check $(TORCHVISION)
 	$(BIN_DIR)/kdstore build pipelines/fashion-mnist-folder.toml
 	$(PYTHON) scripts/bench-image-folder.py $(BIN_DIR)/kdstore runs/fashion-mnist-folder
+
+# docs/benchmarks.md's comparison with a plain PyTorch loop: one TorchScript student of three sizes
+# trained with KD by kdstore from runs/hapt and by a PyTorch loop over its exported views (5 minutes).
+bench-pytorch-loop: build data
+	$(BIN_DIR)/kdstore build pipelines/hapt.toml
+	$(PYTHON) scripts/bench-pytorch-loop.py $(BIN_DIR)/kdstore runs/hapt
 
 # The long fuzz runs of docs/benchmarks.md: every parser for FUZZ_SECONDS (default 600) on mutated
 # real inputs, two at a time, from a seed drawn from the clock; inputs that fail are saved under
