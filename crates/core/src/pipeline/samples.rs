@@ -67,10 +67,6 @@ pub fn samples_key(file: &PipelineFile) -> Result<String, BuildError> {
 
 /// The dataset a source describes and, for an image folder, each sample's file.
 fn read_source(config: &SourceConfig) -> Result<(Dataset, Option<Vec<FileRef>>), source::SourceError> {
-    if let SourceConfig::ImageFolder { root, .. } = config {
-        let (dataset, files) = image_folder::read(root, &image_decode(config).expect("an image folder"))?;
-        return Ok((dataset, Some(files)));
-    }
     let dataset = match config {
         SourceConfig::Hapt { path, window, step } => source::hapt::read(path, *window, *step),
         SourceConfig::Idx { train_images, train_labels, test_images, test_labels, class_names } => {
@@ -93,18 +89,23 @@ fn read_source(config: &SourceConfig) -> Result<(Dataset, Option<Vec<FileRef>>),
             };
             named(source::npy::read(inputs, labels, groups.as_deref(), layout), channel_names)
         }
-        SourceConfig::ImageFolder { .. } => unreachable!("read above"),
+        &SourceConfig::ImageFolder { ref root, color, resize, center_crop } => {
+            let (dataset, files) = image_folder::read(root, &ImageDecode { color, resize, center_crop })?;
+            return Ok((dataset, Some(files)));
+        }
     }?;
     Ok((dataset, None))
 }
 
-/// How an image folder source's files decode; `None` for the other sources.
-fn image_decode(config: &SourceConfig) -> Option<ImageDecode> {
+/// Where an image folder source's files are and how they decode, as the manifest records it;
+/// `None` for the other sources.
+fn folder_inputs(config: &SourceConfig) -> Result<Option<FolderInputs>, source::SourceError> {
     match config {
-        &SourceConfig::ImageFolder { color, resize, center_crop, .. } => {
-            Some(ImageDecode { color, resize, center_crop })
-        }
-        _ => None,
+        &SourceConfig::ImageFolder { ref root, color, resize, center_crop } => Ok(Some(FolderInputs {
+            root: image_folder::absolute_root(root)?,
+            decode: ImageDecode { color, resize, center_crop },
+        })),
+        _ => Ok(None),
     }
 }
 
@@ -166,12 +167,7 @@ pub fn write_samples(
         split_counts,
         split_rule: prepared.split_rule.clone(),
         normalization: prepared.normalization.clone(),
-        files: match (&plan.file.source, image_decode(&plan.file.source)) {
-            (SourceConfig::ImageFolder { root, .. }, Some(decode)) => {
-                Some(FolderInputs { root: image_folder::absolute_root(root)?, decode })
-            }
-            _ => None,
-        },
+        files: folder_inputs(&plan.file.source)?,
     };
     let count = prepared.splits.len();
     Ok(SampleTable {
