@@ -70,6 +70,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let logits_rows = rows(c::LOGITS);
     let per_row = if logits_rows > 0 { (bytes(c::VIEWS) + bytes(c::LOGITS)) as f64 / logits_rows as f64 } else { 0.0 };
     let size = version_bytes(&store);
+    let teacher_files = |t: &kdstore_core::store::TeacherInfo| {
+        m.files_of(c::LOGITS).filter(|f| f.teacher.as_deref() == Some(&t.name)).collect::<Vec<_>>()
+    };
+    let teacher_rows = |t| teacher_files(t).iter().map(|f| f.rows).sum::<usize>();
+    let teacher_bytes_per_row = |t| {
+        let files = teacher_files(t);
+        let rows: usize = files.iter().map(|f| f.rows).sum();
+        files.iter().map(|f| f.bytes).sum::<u64>() as f64 / rows.max(1) as f64
+    };
     if args.json {
         let facts = serde_json::json!({
             "store": store.root,
@@ -85,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "dataset": m.dataset,
             "teachers": m.teachers.iter().map(|t| serde_json::json!({
                 "name": t.name, "kind": t.kind, "architecture": t.architecture, "logits_dtype": t.logits_dtype,
+                "logits_format": t.logits_layout(), "logits_bytes_per_row": teacher_bytes_per_row(t),
                 "accuracy": t.accuracy, "model_sha256": t.model_sha256,
             })).collect::<Vec<_>>(),
             "bytes_in_version": size,
@@ -151,12 +161,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     writeln!(out, "teachers")?;
     for t in &m.teachers {
         let accuracy: Vec<String> = t.accuracy.iter().map(|(split, a)| format!("{split} {:.2}%", a * 100.0)).collect();
-        let rows: usize = m.files_of(c::LOGITS).filter(|f| f.teacher.as_deref() == Some(&t.name)).map(|f| f.rows).sum();
         let subset_rows: usize =
             m.files_of(c::SUBSETS).filter(|f| f.teacher.as_deref() == Some(&t.name)).map(|f| f.rows).sum();
         writeln!(
             out,
-            "  {:<12} {:<26} {:>7} params  {:<32} {:<16} {} {:>7} rows  accuracy: {}",
+            "  {:<12} {:<26} {:>7} params  {:<32} {:<16} {} {:>7} rows {:>6.1} B/row  accuracy: {}",
             t.name,
             t.architecture,
             t.parameters.map_or("?".to_string(), short_count),
@@ -166,8 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     format!("channels {}", channels.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")),
                 None => "all channels".to_string(),
             },
-            t.logits_dtype,
-            rows,
+            t.logits_layout(),
+            teacher_rows(t),
+            teacher_bytes_per_row(t),
             accuracy.join(", ")
         )?;
     }

@@ -61,6 +61,13 @@ pub fn manifest(store: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// How many rows the current version's `table` holds, from its manifest.
+pub fn table_rows(store: &Path, table: &str) -> u64 {
+    let manifest = manifest(store);
+    let files = manifest["files"].as_array().expect("files");
+    files.iter().filter(|f| f["table"] == table).map(|f| f["rows"].as_u64().unwrap()).sum()
+}
+
 /// The data files of the current version: (path, rows, sha256), sorted by path.
 pub fn content(store: &Path) -> Vec<(String, u64, String)> {
     let manifest = manifest(store);

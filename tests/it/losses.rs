@@ -15,10 +15,14 @@ fn every_loss_matches_its_official_formula() {
     let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "check_losses.py:\n{report}");
     let checked = report.lines().filter(|l| l.starts_with("ok: ")).count();
-    // Per trial: 28 logit cases, 3 mixed, 1 warm-up, 4 self-paced weightings and 7 ensembles of
-    // three and of two teachers.
+    // Per trial: 28 logit cases on a dense teacher and on a top-k one, an ensemble of two top-k
+    // teachers, 3 mixed, 1 warm-up, 4 self-paced weightings and 7 ensembles of three and of two
+    // teachers.
     // Then 3 feature-loss shapes (sp, and sk on 2 of them), 4 mmd batches, 2 dlkd and 4 official values.
-    assert_eq!(checked, 3 * (28 + 3 + 1 + 4 + 2 * 7) + 3 + 2 + 4 + 2 + 4, "{report}");
+    assert_eq!(checked, 3 * (2 * 28 + 1 + 3 + 1 + 4 + 2 * 7) + 3 + 2 + 4 + 2 + 4, "{report}");
+    for format in ["top-4 f16", "top-2 q8", "top-10 q8"] {
+        assert!(report.contains(&format!("{format} teacher")), "{format} unchecked:\n{report}");
+    }
     for ensemble in ["camkd", "ebkd", "mean"] {
         assert!(report.contains(&format!("ok: kd --ensemble {ensemble} ")), "{ensemble} unchecked:\n{report}");
     }

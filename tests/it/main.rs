@@ -20,4 +20,5 @@ mod show;
 mod sources;
 mod study;
 mod teachers;
+mod topk;
 mod train;

@@ -81,13 +81,7 @@ fn bench_times_labelling_and_replay_without_writing() {
     let output = run_ok(&["bench", path_str(store), "--threads", "1", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
     let result = &json["labelling"];
-    let views = manifest(store)["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["table"] == "views")
-        .map(|f| f["rows"].as_u64().unwrap())
-        .sum::<u64>();
+    let views = table_rows(store, "views");
     assert_eq!(result["views"], views);
     assert_eq!(result["teacher"], "cnn1d");
     assert!(result["bare_forward_seconds"].as_f64().unwrap() > 0.0);

@@ -316,6 +316,35 @@ ENSEMBLE_CASES = [
 ]
 
 
+# ---- top-k teachers: the dense logits kdstore documents (store::topk) ---------------------------
+
+TOPK_FORMATS = [(4, "f16"), (2, "q8"), (10, "q8")]  # (k, values) per trial
+TAIL_FLOOR = 1e-9
+
+
+def top_k_columns(z, k, values):
+    """What a top-k logits part stores for logits z: classes by descending logit (ties to the
+    lower class), their log-probabilities as float16 or q8 bytes (-log p * 16, rounded, clamped to
+    0..255), and the log-sum-exp as float32."""
+    lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+    index = np.argsort(-z, axis=1, kind="stable")[:, :k]
+    logprob = np.take_along_axis(z, index, 1) - lse[:, None]
+    stored = logprob.astype(np.float16) if values == "f16" else np.clip(np.round(-logprob * 16), 0, 255).astype(np.uint8)
+    return index.astype(np.uint8 if z.shape[1] <= 256 else np.uint16), stored, lse.astype(np.float32)
+
+
+def dense_from_top_k(index, stored, lse, classes):
+    """The documented tail treatment: stored classes get lse + log p, the others share the tail
+    mass 1 - sum(p) equally (at least TAIL_FLOOR), as logits lse + log(tail / (C - k))."""
+    logprob = -stored.astype(np.float64) / 16 if stored.dtype == np.uint8 else stored.astype(np.float64)
+    lse = lse.astype(np.float64)
+    k = index.shape[1]
+    tail = np.maximum(1 - np.exp(logprob).sum(1), TAIL_FLOOR)
+    z = np.repeat((lse + np.log(tail / (classes - k)))[:, None], classes, 1) if k < classes else np.zeros((len(lse), classes))
+    np.put_along_axis(z, index.astype(np.int64), lse[:, None] + logprob, 1)
+    return z
+
+
 def run(binary, args, field="value"):
     out = subprocess.run([binary, "loss", *args, "--json"], capture_output=True, text=True)
     if out.returncode != 0:
@@ -351,12 +380,31 @@ def main(binary):
             np.save(path("y.npy"), y)
             zs_t, zt_t = torch.tensor(zs.astype(dtype).astype(np.float64)), torch.tensor(zt.astype(dtype).astype(np.float64))
             y_t, lam1 = torch.tensor(y), torch.ones(batch)
-            files = ["--student", path("s.npy"), "--teacher", path("t.npy"), "--labels", path("y.npy")]
-            for name, reference, settings in LOGIT_CASES:
-                sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
-                got = run(binary, [name, *files, *sets])
-                want = reference(zs_t, zt_t, y_t, y_t, lam1, **settings).item()
-                compare(f"{name} {settings} B={batch} C={classes}", got, want)
+
+            files_with = lambda teacher: ["--student", path("s.npy"), "--teacher", teacher, "--labels", path("y.npy")]
+
+            def check_logit_cases(teacher_files, zt_reference, what):
+                for name, reference, settings in LOGIT_CASES:
+                    sets = [a for k_, v in settings.items() for a in ("--set", f"{k_}={v}")]
+                    got = run(binary, [name, *teacher_files, *sets])
+                    want = reference(zs_t, zt_reference, y_t, y_t, lam1, **settings).item()
+                    compare(f"{name} {settings} {what}B={batch} C={classes}", got, want)
+
+            files = files_with(path("t.npy"))
+            check_logit_cases(files, zt_t, "")
+            # The same losses on a top-k teacher, given as an .npz of the store's top-k columns.
+            k, values = TOPK_FORMATS[trial]
+            zt_stored = zt.astype(dtype).astype(np.float64)
+            index, stored, lse = top_k_columns(zt_stored, k, values)
+            np.savez(path("topk.npz"), topk_index=index, topk_logprob=stored, lse=lse)
+            zt_topk = torch.tensor(dense_from_top_k(index, stored, lse, classes))
+            topk_files = files_with(path("topk.npz"))
+            check_logit_cases(topk_files, zt_topk, f"top-{k} {values} teacher ")
+            index2, stored2, lse2 = top_k_columns(0.6 * zt_stored + rng.normal(0, 1, (batch, classes)), k, values)
+            np.savez(path("topk2.npz"), topk_index=index2, topk_logprob=stored2, lse=lse2)
+            both = [zt_topk, torch.tensor(dense_from_top_k(index2, stored2, lse2, classes))]
+            got = run(binary, ["kd", *topk_files, "--teacher", path("topk2.npz"), "--ensemble", "camkd"])
+            compare(f"kd --ensemble camkd of two top-{k} {values} teachers B={batch}", got, camkd_kd(zs_t, both, y_t).item())
             # Mixed targets (mixup/cutmix views): partner labels and lam.
             yp = rng.integers(0, classes, batch)
             lam = rng.uniform(0, 1, batch)

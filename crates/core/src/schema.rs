@@ -31,6 +31,7 @@ pub fn store_schema() -> String {
             "samples (an image_folder source)": c::SAMPLES_BY_REFERENCE_COLUMNS,
             c::VIEWS: c::views_columns(),
             c::LOGITS: c::LOGITS_COLUMNS,
+            "logits (a top-k teacher's files)": c::TOPK_LOGITS_COLUMNS,
             c::EMBEDDINGS: c::EMBEDDINGS_COLUMNS,
             c::SUBSETS: c::SUBSETS_COLUMNS,
         },

@@ -244,7 +244,7 @@ fn deep(
     for file in
         store.manifest.files.iter().filter(|f| matches!(f.table.as_str(), c::LOGITS | c::EMBEDDINGS)).filter(intact)
     {
-        let read = store.scan_files(&file.table, &[file]).and_then(|frame| store.collect(&file.table, frame));
+        let read = store.scan_group(&file.table, &[file]).and_then(|frame| store.collect(&file.table, frame));
         let Some(frame) = or_problem(read, file, report) else { continue };
         let list = if file.table == c::LOGITS { c::LOGITS_COLUMN } else { c::FEATURES };
         let mut columns = vec![list];

@@ -21,7 +21,10 @@ pub struct Args {
     /// Student logits, [batch, classes] float32 or float64.
     #[arg(long)]
     student: Option<PathBuf>,
-    /// Teacher logits, [batch, classes]; repeat for several teachers, combined by --ensemble.
+    /// Teacher logits, [batch, classes]; repeat for several teachers, combined by --ensemble. A
+    /// top-k teacher is an .npz of the store's top-k columns: topk_index [batch, k] integers,
+    /// topk_logprob [batch, k] (floats, or uint8 q8 codes) and lse [batch]; its logits are rebuilt
+    /// over the student's classes as the store rebuilds them (the tail mass spread evenly).
     #[arg(long = "teacher")]
     teachers: Vec<PathBuf>,
     /// How several teachers make one target: mean (of their probabilities at the loss's

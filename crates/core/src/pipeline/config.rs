@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::arch::ArchKind;
 use crate::augment::OpConfig;
 use crate::source::image_folder::{ImageColor, ImageSize};
-use crate::store::writer::LogitsDtype;
+use crate::store::topk::TopK;
+use crate::store::writer::{LogitsDtype, LogitsFormat};
 use crate::store::Split;
 
 /// The pipeline format version this kdstore reads.
@@ -271,6 +272,10 @@ pub enum TeacherConfig {
         input_channels: Option<Vec<usize>>,
         #[serde(default)]
         logits_dtype: LogitsDtype,
+        /// Store only the `top_k` most probable classes per row, `{ top_k = 10, values = "q8" }`
+        /// (see the README's store format); default: every logit, as `logits_dtype`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        logits_format: Option<TopK>,
         /// Also store the teacher's penultimate features (the `embeddings` table), as f16 or f32,
         /// for feature losses (sp, sk).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,6 +290,10 @@ pub enum TeacherConfig {
         input_channels: Option<Vec<usize>>,
         #[serde(default)]
         logits_dtype: LogitsDtype,
+        /// Store only the `top_k` most probable classes per row, `{ top_k = 10, values = "q8" }`
+        /// (see the README's store format); default: every logit, as `logits_dtype`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        logits_format: Option<TopK>,
         /// Also store the teacher's penultimate features (the module returns `(logits, features)`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         embeddings: Option<LogitsDtype>,
@@ -405,10 +414,23 @@ impl TeacherConfig {
         produced
     }
 
-    pub fn logits_dtype(&self) -> LogitsDtype {
+    /// How its logits are stored: top-k when `logits_format` says so, else dense as `logits_dtype`.
+    pub fn logits_format(&self) -> LogitsFormat {
         match self {
-            TeacherConfig::Builtin { logits_dtype, .. } | TeacherConfig::Torchscript { logits_dtype, .. } => {
-                *logits_dtype
+            TeacherConfig::Builtin { logits_dtype, logits_format, .. }
+            | TeacherConfig::Torchscript { logits_dtype, logits_format, .. } => match logits_format {
+                Some(top) => LogitsFormat::TopK(*top),
+                None => LogitsFormat::Dense(*logits_dtype),
+            },
+        }
+    }
+
+    /// `logits_format` and a non-default `logits_dtype` together (they contradict each other).
+    pub fn logits_formats_conflict(&self) -> bool {
+        match self {
+            TeacherConfig::Builtin { logits_dtype, logits_format, .. }
+            | TeacherConfig::Torchscript { logits_dtype, logits_format, .. } => {
+                logits_format.is_some() && *logits_dtype != LogitsDtype::default()
             }
         }
     }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use super::config::{PipelineFile, TeacherConfig};
 use crate::arch::ArchKind;
+use crate::store::writer::LogitsFormat;
 
 /// The training samples that subset `k` of the teacher `name` learns from: `fraction` of
 /// `train_ids` (rounded, at least one), drawn without replacement from the pipeline seed, ascending.
@@ -88,12 +89,27 @@ pub fn check(file: &PipelineFile, series: Option<bool>, channels: Option<usize>,
         if let Some(selected) = teacher.input_channels() {
             check_channels(&location, selected, channels, problems);
         }
+        check_logits_format(&location, teacher, problems);
         if let TeacherConfig::Builtin { .. } = teacher {
             check_builtin(&location, teacher, series, problems);
         }
     }
     if let Err(problem) = training_order(&file.teachers) {
         problems.push(problem);
+    }
+}
+
+/// `logits_format`: at least one class kept, and not beside a `logits_dtype` it overrides.
+fn check_logits_format(location: &str, teacher: &TeacherConfig, problems: &mut Vec<String>) {
+    if teacher.logits_formats_conflict() {
+        problems.push(format!(
+            "{location}: logits_format stores top-k log-probabilities in its own `values` type; remove logits_dtype"
+        ));
+    }
+    if let LogitsFormat::TopK(top) = teacher.logits_format() {
+        if top.top_k == 0 {
+            problems.push(format!("{location}: logits_format.top_k must be >= 1"));
+        }
     }
 }
 

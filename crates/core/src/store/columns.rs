@@ -40,6 +40,10 @@ pub const ENTROPY: &str = "entropy";
 pub const MARGIN: &str = "margin";
 pub const TEACHER_CORRECT: &str = "teacher_correct";
 pub const FEATURES: &str = "features";
+/// Columns of a top-k teacher's logits files (see `store::topk`).
+pub const TOPK_INDEX: &str = "topk_index";
+pub const TOPK_LOGPROB: &str = "topk_logprob";
+pub const LSE: &str = "lse";
 
 /// One column of a table, as documented in `schemas/store.json` and the README.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -111,6 +115,23 @@ pub const LOGITS_COLUMNS: &[ColumnDoc] = &[
     col(ENTROPY, "float32", false, "entropy of the softmax in nats"),
     col(MARGIN, "float32", false, "p(target) minus the largest other probability, target = the label, or for a mixed view the label of the sample with the larger weight; negative when wrong"),
     col(TEACHER_CORRECT, "bool", false, "argmax equals the target used by `margin`"),
+];
+
+/// The logits files of a top-k teacher (`logits_format = { top_k = K, values = ... }`). They hold
+/// no `view_id`: like every logits part, their rows are in the row order of the views part they
+/// label (the manifest's `views_key`), and readers take the ids from there. Every reader (SQL,
+/// export, training, `verify`) sees the `logits` table's columns, with dense logits rebuilt as
+/// `store::topk` documents and `teacher_pred` = the first class.
+pub const TOPK_LOGITS_COLUMNS: &[ColumnDoc] = &[
+    col(TEACHER, "string", false, "teacher name from the pipeline (also the partition directory teacher=<name>)"),
+    col(TOPK_INDEX, "list<uint8|uint16|uint32>", false, "the K most probable classes, most probable first (ties: the lower class); the narrowest type that holds the class count"),
+    col(TOPK_LOGPROB, "list<float16|uint8>", false, "their log-probabilities log p = logit - lse: float16, or q8 bytes standing for -byte/16 nats"),
+    col(LSE, "float32", false, "log-sum-exp of all the teacher's logits (logit = lse + log p)"),
+    col(TEACHER_LOSS, "float16", false, "as in `logits`, computed from all the logits before truncation, stored as float16"),
+    col(P_LABEL, "float16", false, "as in `logits`, from all the logits, stored as float16"),
+    col(ENTROPY, "float16", false, "as in `logits`, from all the logits, stored as float16"),
+    col(MARGIN, "float16", false, "as in `logits`, from all the logits, stored as float16"),
+    col(TEACHER_CORRECT, "bool", false, "as in `logits`"),
 ];
 
 pub const EMBEDDINGS_COLUMNS: &[ColumnDoc] = &[

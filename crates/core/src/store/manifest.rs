@@ -139,7 +139,11 @@ pub struct TeacherInfo {
     pub model_sha256: String,
     pub label_space: Vec<String>,
     pub input_layout: String,
+    /// `f32` or `f16` (dense logits), or for a top-k teacher the type of its log-probabilities.
     pub logits_dtype: String,
+    /// Set for a teacher that stores only its top-k classes per row (see `store::topk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits_format: Option<super::topk::TopK>,
     /// The built-in architecture (`kind`, `width`, `depth`, `input_shape`, `classes`); null for TorchScript.
     #[serde(default)]
     pub arch_spec: serde_json::Value,
@@ -167,6 +171,14 @@ pub struct TeacherInfo {
 }
 
 impl TeacherInfo {
+    /// How its logits files are laid out: `f32`, `f16` or a top-k format such as `top10-q8`.
+    pub fn logits_layout(&self) -> String {
+        match &self.logits_format {
+            Some(top) => top.describe(),
+            None => self.logits_dtype.clone(),
+        }
+    }
+
     /// The weights file: a built-in teacher's lives in the store, a TorchScript one where it was given.
     pub fn model_file(&self, store: &Path) -> PathBuf {
         if self.kind == "builtin" {

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod parts;
 pub mod reader;
 pub mod stats;
+pub mod topk;
 pub mod writer;
 
 use std::fs;

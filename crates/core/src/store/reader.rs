@@ -8,7 +8,8 @@ use polars_buffer::Buffer;
 
 use super::columns as c;
 use super::parts::views_by_key;
-use super::writer::{self, LogitsDtype, SampleInputs, SampleRows, ViewRow};
+use super::topk::{self, TopKValues};
+use super::writer::{self, LogitsDtype, LogitsFormat, SampleInputs, SampleRows, ViewRow};
 use super::{DataFile, PartFilter, Split, Store, StoreError};
 use crate::augment::{param_columns, DrawnParams, ParamKind, ParamValue};
 use crate::source::image_folder::{self, FileRef};
@@ -30,47 +31,95 @@ impl Store {
                 .map_err(|source| self.parquet_error(table, source))?
                 .lazy());
         }
-        let list_column = match table {
-            c::LOGITS => Some(c::LOGITS_COLUMN),
-            c::EMBEDDINGS => Some(c::FEATURES),
-            _ => None,
-        };
-        let mut scans = Vec::new();
-        for group in &groups {
-            let scan = self.scan_files(table, group)?;
-            scans.push(match list_column {
-                Some(list) => scan.with_column(col(list).cast(DataType::List(Box::new(DataType::Float32)))),
-                None => scan,
-            });
-        }
+        let mut scans = groups.iter().map(|group| self.scan_group(table, group)).collect::<Result<Vec<_>, _>>()?;
         if scans.len() == 1 {
             return Ok(scans.pop().expect("one scan"));
         }
         concat(scans, UnionArgs::default()).map_err(|source| self.parquet_error(table, source))
     }
 
-    /// The files of `table` in the order [`Store::scan`] reads them: in groups of one schema (the
-    /// logits and embeddings of f32 teachers, then of f16 ones), each in manifest order.
+    /// The files of `table` in the order [`Store::scan`] reads them: in groups of one layout (the
+    /// logits and embeddings of f32 teachers, then of f16 ones, then each top-k format), each in
+    /// manifest order.
     fn scan_groups<'a>(&'a self, table: &'a str, filter: &PartFilter) -> Vec<Vec<&'a DataFile>> {
         let by_key = views_by_key(&self.manifest);
         let files: Vec<&DataFile> = self.manifest.files_of(table).filter(|f| filter.keeps(&by_key, f)).collect();
         if !matches!(table, c::LOGITS | c::EMBEDDINGS) {
             return if files.is_empty() { vec![] } else { vec![files] };
         }
-        let dtype_of = |file: &DataFile| -> &str {
+        let layout_of = |file: &DataFile| -> String {
             let teacher = file.teacher.as_deref().unwrap_or_default();
-            let dtype = if table == c::EMBEDDINGS {
-                self.manifest.embeddings_dtype(teacher)
+            let layout = if table == c::EMBEDDINGS {
+                self.manifest.embeddings_dtype(teacher).map(str::to_string)
             } else {
-                self.manifest.teacher(teacher).map(|t| t.logits_dtype.as_str())
+                self.manifest.teacher(teacher).map(|t| t.logits_layout())
             };
-            dtype.unwrap_or("f32")
+            layout.unwrap_or_else(|| "f32".into())
         };
-        ["f32", "f16"]
-            .into_iter()
-            .map(|dtype| files.iter().copied().filter(|f| dtype_of(f) == dtype).collect::<Vec<_>>())
-            .filter(|group| !group.is_empty())
-            .collect()
+        let mut groups: Vec<(String, Vec<&DataFile>)> = Vec::new();
+        for file in files {
+            let layout = layout_of(file);
+            match groups.iter_mut().find(|(l, _)| *l == layout) {
+                Some((_, group)) => group.push(file),
+                None => groups.push((layout, vec![file])),
+            }
+        }
+        groups.sort_by_key(|(layout, _)| ["f32", "f16"].iter().position(|l| l == layout).unwrap_or(2));
+        groups.into_iter().map(|(_, group)| group).collect()
+    }
+
+    /// One scan over files of `table` of one layout, read as the table's documented columns:
+    /// logits and features as float32 lists, top-k logits rebuilt dense (see [`super::topk`]).
+    pub fn scan_group(&self, table: &str, files: &[&DataFile]) -> Result<LazyFrame, StoreError> {
+        let scan = self.scan_files(table, files)?;
+        let as_f32_list = |name: &str| col(name).cast(DataType::List(Box::new(DataType::Float32)));
+        match table {
+            c::EMBEDDINGS => Ok(scan.with_column(as_f32_list(c::FEATURES))),
+            c::LOGITS => {
+                let teacher = files.first().and_then(|f| self.manifest.teacher(f.teacher.as_deref()?));
+                match teacher.and_then(|t| Some((t.logits_format?, t.label_space.len()))) {
+                    Some((top, classes)) => self.dense_from_top_k(files, scan, top.values, classes),
+                    None => Ok(scan.with_column(as_f32_list(c::LOGITS_COLUMN))),
+                }
+            }
+            _ => Ok(scan),
+        }
+    }
+
+    /// A scan of top-k logits files as the `logits` table: each row's view id from the views
+    /// part it labels (row for row), dense logits, the argmax, statistics as float32.
+    fn dense_from_top_k(
+        &self,
+        files: &[&DataFile],
+        scan: LazyFrame,
+        values: TopKValues,
+        classes: usize,
+    ) -> Result<LazyFrame, StoreError> {
+        let by_key = views_by_key(&self.manifest);
+        let views = files
+            .iter()
+            .map(|file| {
+                let views = file.views_key.as_deref().and_then(|key| by_key.get(key)).filter(|v| v.rows == file.rows);
+                views.copied().ok_or_else(|| StoreError::Corrupt {
+                    path: self.root.join(&file.path),
+                    detail: "a top-k logits part takes its view ids from the views part it labels, and the manifest lists no views part with its key and number of rows".into(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = self.scan_files(c::VIEWS, &views)?.select([col(c::VIEW_ID)]);
+        let as_f32 = |name: &str| col(name).cast(DataType::Float32);
+        let decoded = scan.select([
+            col(c::TEACHER),
+            topk_dense_logits(values, classes),
+            col(c::TOPK_INDEX).list().first().cast(DataType::Int64).alias(c::TEACHER_PRED),
+            as_f32(c::TEACHER_LOSS),
+            as_f32(c::P_LABEL),
+            as_f32(c::ENTROPY),
+            as_f32(c::MARGIN),
+            col(c::TEACHER_CORRECT),
+        ]);
+        let options = HConcatOptions { strict: true, ..Default::default() };
+        concat_lf_horizontal([ids, decoded], options).map_err(|source| self.parquet_error(c::LOGITS, source))
     }
 
     /// One scan over the given files of `table` (all of one schema), each checked against the
@@ -270,8 +319,56 @@ fn empty_table(table: &str, sample_shape: &[usize]) -> PolarsResult<DataFrame> {
         c::VIEWS => writer::views_frame(&[]),
         c::EMBEDDINGS => writer::embeddings_frame("", &[], &[], LogitsDtype::F32),
         c::SUBSETS => writer::subsets_frame("", &[]),
-        _ => writer::logits_frame("", &[], LogitsDtype::F32),
+        _ => writer::logits_frame("", &[], LogitsFormat::Dense(LogitsDtype::F32)),
     }
+}
+
+/// The `logits` column rebuilt from a top-k part's `topk_index`, `topk_logprob` and `lse`.
+fn topk_dense_logits(values: TopKValues, classes: usize) -> Expr {
+    let output =
+        |_: &Schema, _: &[Field]| Ok(Field::new(c::LOGITS_COLUMN.into(), DataType::List(Box::new(DataType::Float32))));
+    col(c::TOPK_INDEX)
+        .map_many(
+            move |columns| dense_rows(columns, values, classes).map(|s| s.into_column()),
+            &[col(c::TOPK_LOGPROB), col(c::LSE)],
+            output,
+        )
+        .alias(c::LOGITS_COLUMN)
+}
+
+fn dense_rows(columns: &mut [Column], values: TopKValues, classes: usize) -> PolarsResult<Series> {
+    let index = columns[0].cast(&DataType::List(Box::new(DataType::UInt32)))?;
+    let logprob = columns[1].cast(&DataType::List(Box::new(DataType::Float64)))?;
+    let lse = columns[2].cast(&DataType::Float64)?;
+    let (index, logprob, lse) = (index.list()?, logprob.list()?, lse.f64()?);
+    let n = index.len();
+    let mut builder =
+        ListPrimitiveChunkedBuilder::<Float32Type>::new(c::LOGITS_COLUMN.into(), n, n * classes, DataType::Float32);
+    let (mut kept, mut logprobs, mut dense, mut row) = (Vec::new(), Vec::new(), vec![0.0; classes], Vec::new());
+    let null = || polars_err!(ComputeError: "a top-k logits row holds a null");
+    for ((classes_of_row, logprobs_of_row), lse) in index.amortized_iter().zip(logprob.amortized_iter()).zip(lse.iter())
+    {
+        let (classes_of_row, logprobs_of_row, lse) =
+            (classes_of_row.ok_or_else(null)?, logprobs_of_row.ok_or_else(null)?, lse.ok_or_else(null)?);
+        kept.clear();
+        for class in classes_of_row.as_ref().u32()?.iter() {
+            kept.push(class.ok_or_else(null)?);
+        }
+        logprobs.clear();
+        for value in logprobs_of_row.as_ref().f64()?.iter() {
+            let value = value.ok_or_else(null)?;
+            logprobs.push(match values {
+                TopKValues::F16 => value,
+                TopKValues::Q8 => topk::dequantise_q8(value as u8),
+            });
+        }
+        topk::fill_dense(&kept, &logprobs, lse, &mut dense)
+            .map_err(|detail| polars_err!(ComputeError: "a top-k logits row: {detail}"))?;
+        row.clear();
+        row.extend(dense.iter().map(|&v| v as f32));
+        builder.append_slice(&row);
+    }
+    Ok(builder.finish().into_series())
 }
 
 /// The samples table in memory. `sample_id` is the row index.

@@ -7,6 +7,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::columns as c;
+use super::topk::{self, TopK, TopKValues};
 use super::{DataFile, Split, StoreError};
 use crate::augment::{param_columns, DrawnParams, ParamColumn, ParamKind, ParamValue};
 use crate::source::image_folder::FileRef;
@@ -27,6 +28,13 @@ impl LogitsDtype {
             LogitsDtype::F16 => "f16",
         }
     }
+}
+
+/// How a teacher's logits part stores its rows: every logit, or the top k (see [`super::topk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsFormat {
+    Dense(LogitsDtype),
+    TopK(TopK),
 }
 
 /// Rows of the `samples` table, column by column.
@@ -74,7 +82,12 @@ pub struct LogitsRow {
 }
 
 fn list_f32(name: &str, rows: usize, flat: &[f32], width: usize) -> Series {
-    let mut builder = ListPrimitiveChunkedBuilder::<Float32Type>::new(name.into(), rows, flat.len(), DataType::Float32);
+    list_of::<Float32Type>(name, rows, flat, width)
+}
+
+/// A list column of `rows` rows of `width` values each, from the values row after row.
+fn list_of<T: PolarsNumericType>(name: &str, rows: usize, flat: &[T::Native], width: usize) -> Series {
+    let mut builder = ListPrimitiveChunkedBuilder::<T>::new(name.into(), rows, flat.len(), T::get_static_dtype());
     for row in flat.chunks(width.max(1)).take(rows) {
         builder.append_slice(row);
     }
@@ -167,7 +180,11 @@ pub(crate) fn views_frame(rows: &[ViewRow]) -> PolarsResult<DataFrame> {
     )
 }
 
-pub(crate) fn logits_frame(teacher: &str, rows: &[LogitsRow], dtype: LogitsDtype) -> PolarsResult<DataFrame> {
+pub(crate) fn logits_frame(teacher: &str, rows: &[LogitsRow], format: LogitsFormat) -> PolarsResult<DataFrame> {
+    let dtype = match format {
+        LogitsFormat::Dense(dtype) => dtype,
+        LogitsFormat::TopK(top) => return topk_logits_frame(teacher, rows, top),
+    };
     let n = rows.len();
     let width = rows.first().map_or(0, |r| r.logits.len());
     let flat: Vec<f32> = rows.iter().flat_map(|r| r.logits.iter().copied()).collect();
@@ -175,20 +192,75 @@ pub(crate) fn logits_frame(teacher: &str, rows: &[LogitsRow], dtype: LogitsDtype
     if dtype == LogitsDtype::F16 {
         logits = logits.cast(&DataType::List(Box::new(DataType::Float16)))?;
     }
-    DataFrame::new(
-        n,
-        vec![
-            Column::new(c::VIEW_ID.into(), rows.iter().map(|r| r.view_id).collect::<Vec<_>>()),
-            Column::new(c::TEACHER.into(), vec![teacher; n]),
-            logits.into_column(),
-            Column::new(c::TEACHER_PRED.into(), rows.iter().map(|r| r.teacher_pred).collect::<Vec<_>>()),
-            Column::new(c::TEACHER_LOSS.into(), rows.iter().map(|r| r.teacher_loss).collect::<Vec<_>>()),
-            Column::new(c::P_LABEL.into(), rows.iter().map(|r| r.p_label).collect::<Vec<_>>()),
-            Column::new(c::ENTROPY.into(), rows.iter().map(|r| r.entropy).collect::<Vec<_>>()),
-            Column::new(c::MARGIN.into(), rows.iter().map(|r| r.margin).collect::<Vec<_>>()),
-            Column::new(c::TEACHER_CORRECT.into(), rows.iter().map(|r| r.teacher_correct).collect::<Vec<_>>()),
-        ],
-    )
+    let mut columns = vec![
+        Column::new(c::VIEW_ID.into(), rows.iter().map(|r| r.view_id).collect::<Vec<_>>()),
+        Column::new(c::TEACHER.into(), vec![teacher; n]),
+        logits.into_column(),
+        Column::new(c::TEACHER_PRED.into(), rows.iter().map(|r| r.teacher_pred).collect::<Vec<_>>()),
+    ];
+    columns.extend(statistics_columns(rows));
+    DataFrame::new(n, columns)
+}
+
+/// The per-row statistics, from `teacher_loss` to `teacher_correct`.
+fn statistics_columns(rows: &[LogitsRow]) -> [Column; 5] {
+    [
+        Column::new(c::TEACHER_LOSS.into(), rows.iter().map(|r| r.teacher_loss).collect::<Vec<_>>()),
+        Column::new(c::P_LABEL.into(), rows.iter().map(|r| r.p_label).collect::<Vec<_>>()),
+        Column::new(c::ENTROPY.into(), rows.iter().map(|r| r.entropy).collect::<Vec<_>>()),
+        Column::new(c::MARGIN.into(), rows.iter().map(|r| r.margin).collect::<Vec<_>>()),
+        Column::new(c::TEACHER_CORRECT.into(), rows.iter().map(|r| r.teacher_correct).collect::<Vec<_>>()),
+    ]
+}
+
+/// A top-k logits part (columns in `columns::TOPK_LOGITS_COLUMNS`), from rows of full logits.
+fn topk_logits_frame(teacher: &str, rows: &[LogitsRow], top: TopK) -> PolarsResult<DataFrame> {
+    let n = rows.len();
+    let classes = rows.first().map_or(0, |r| r.logits.len());
+    let k = top.top_k.min(classes);
+    let mut indices = Vec::with_capacity(n * k);
+    let mut logprobs = Vec::with_capacity(n * k);
+    let mut lses = Vec::with_capacity(n);
+    for row in rows {
+        let (kept, row_logprobs, lse) = topk::top_k(&row.logits, k);
+        indices.extend(kept);
+        logprobs.extend(row_logprobs);
+        lses.push(lse as f32);
+    }
+    let index = match topk::index_bits(classes) {
+        8 => {
+            let narrow: Vec<u8> = indices.iter().map(|&i| i as u8).collect();
+            list_of::<UInt8Type>(c::TOPK_INDEX, n, &narrow, k)
+        }
+        16 => {
+            let narrow: Vec<u16> = indices.iter().map(|&i| i as u16).collect();
+            list_of::<UInt16Type>(c::TOPK_INDEX, n, &narrow, k)
+        }
+        _ => list_of::<UInt32Type>(c::TOPK_INDEX, n, &indices, k),
+    };
+    let values = match top.values {
+        TopKValues::F16 => {
+            let values: Vec<f32> = logprobs.iter().map(|&v| v as f32).collect();
+            list_f32(c::TOPK_LOGPROB, n, &values, k).cast(&DataType::List(Box::new(DataType::Float16)))?
+        }
+        TopKValues::Q8 => {
+            let codes: Vec<u8> = logprobs.iter().map(|&v| topk::quantise_q8(v)).collect();
+            list_of::<UInt8Type>(c::TOPK_LOGPROB, n, &codes, k)
+        }
+    };
+    let mut columns = vec![
+        Column::new(c::TEACHER.into(), vec![teacher; n]),
+        index.into_column(),
+        values.into_column(),
+        Column::new(c::LSE.into(), lses),
+    ];
+    for column in statistics_columns(rows) {
+        columns.push(match column.dtype() {
+            DataType::Float32 => column.cast(&DataType::Float16)?,
+            _ => column,
+        });
+    }
+    DataFrame::new(n, columns)
 }
 
 /// The `embeddings` rows of one part: each view's features, stored as `dtype`.
@@ -249,16 +321,16 @@ pub fn write_views(store: &Path, relative: &str, key: &str, rows: &[ViewRow]) ->
     write_parquet(store, relative, c::VIEWS, key, frame)
 }
 
-/// Writes one logits part of `teacher`, its logits stored as `dtype`.
+/// Writes one logits part of `teacher`, its logits stored in `format`.
 pub fn write_logits(
     store: &Path,
     relative: &str,
     key: &str,
     teacher: &str,
     rows: &[LogitsRow],
-    dtype: LogitsDtype,
+    format: LogitsFormat,
 ) -> Result<DataFile, StoreError> {
-    let frame = logits_frame(teacher, rows, dtype).map_err(|source| frame_error(store, c::LOGITS, source))?;
+    let frame = logits_frame(teacher, rows, format).map_err(|source| frame_error(store, c::LOGITS, source))?;
     let mut file = write_parquet(store, relative, c::LOGITS, key, frame)?;
     file.teacher = Some(teacher.to_string());
     Ok(file)

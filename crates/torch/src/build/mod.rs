@@ -224,8 +224,8 @@ fn label_part(
     if !need_logits {
         return Ok(());
     }
-    let dtype = teacher.config.logits_dtype();
-    let mut file = writer::write_logits(root, &part.path, &part.key, &info.name, &rows, dtype)?;
+    let format = teacher.config.logits_format();
+    let mut file = writer::write_logits(root, &part.path, &part.key, &info.name, &rows, format)?;
     file.views_key = Some(view_part.key.clone());
     manifest.files.push(file);
     if view_part.recipe.name == IDENTITY {

@@ -21,7 +21,7 @@ use kdstore_core::pipeline::views::RenderContext;
 use kdstore_core::pipeline::BuildError;
 use kdstore_core::progress::Progress;
 use kdstore_core::store::reader::SampleTable;
-use kdstore_core::store::writer;
+use kdstore_core::store::writer::{self, LogitsFormat};
 use kdstore_core::store::{Manifest, Split, Store, TeacherInfo};
 
 use crate::losses::parse_terms;
@@ -50,12 +50,24 @@ pub(super) fn prepare_teacher(
     let setup = |detail: String| BuildError::TeacherSetup { teacher: name.clone(), detail };
     let channels = target.config.input_channels().map(<[usize]>::to_vec);
     let shape = kdstore_core::channels::shape_with(&samples.sample_shape, channels.as_deref());
+    let (logits_dtype, logits_format) = match target.config.logits_format() {
+        LogitsFormat::Dense(dtype) => (dtype.as_str(), None),
+        LogitsFormat::TopK(top) if top.top_k > context.class_names.len() => {
+            return Err(setup(format!(
+                "logits_format.top_k = {} is more than the {} classes",
+                top.top_k,
+                context.class_names.len()
+            )))
+        }
+        LogitsFormat::TopK(top) => (top.values.as_str(), Some(top)),
+    };
     let base = TeacherInfo {
         name: name.clone(),
         key: target.key.clone(),
         label_space: context.class_names.clone(),
         input_layout: input_layout(&shape, channels.as_deref()),
-        logits_dtype: target.config.logits_dtype().as_str().into(),
+        logits_dtype: logits_dtype.into(),
+        logits_format,
         input_channels: channels.clone(),
         subset: target.subset,
         epoch: target.epoch,

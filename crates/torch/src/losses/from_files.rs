@@ -10,6 +10,8 @@ use super::dlkd::{load_heads, Heads};
 use super::ensemble::{self, Ensemble};
 use super::{LossConfig, LossInputs, Targets};
 use kdstore_core::source::npy::{read_array, NpyData};
+use kdstore_core::store::columns as c;
+use kdstore_core::store::topk;
 
 /// The files of one `kdstore loss` call (flags named as on the command line).
 #[derive(Debug, Default, Clone)]
@@ -48,6 +50,47 @@ fn optional(path: &Option<PathBuf>, integers: bool) -> Result<Option<Tensor>, St
     path.as_deref().map(|p| tensor(p, integers)).transpose()
 }
 
+/// A top-k teacher (an `.npz` holding the store's `topk_index`, `topk_logprob` and `lse`
+/// columns) as dense logits over `classes`, rebuilt as the store rebuilds them ([`topk`]).
+fn top_k_teacher(path: &Path, classes: i64) -> Result<Tensor, String> {
+    let shown = path.display();
+    let named = Tensor::read_npz(path).map_err(|e| format!("{shown}: {e}"))?;
+    let array = |name: &str| {
+        named.iter().find(|(n, _)| n == name).map(|(_, t)| t).ok_or_else(|| {
+            format!("{shown}: holds no `{name}` array (a top-k teacher needs topk_index, topk_logprob and lse)")
+        })
+    };
+    let (index, logprob, lse) = (array(c::TOPK_INDEX)?, array(c::TOPK_LOGPROB)?, array(c::LSE)?);
+    let &[batch, k] = &index.size()[..] else {
+        return Err(format!("{shown}: topk_index must be [batch, k], got {:?}", index.size()));
+    };
+    if logprob.size() != [batch, k] || lse.size() != [batch] {
+        return Err(format!(
+            "{shown}: topk_logprob must be [{batch}, {k}] and lse [{batch}] like topk_index, got {:?} and {:?}",
+            logprob.size(),
+            lse.size()
+        ));
+    }
+    let q8 = logprob.kind() == Kind::Uint8;
+    let values = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).map_err(|e| e.to_string());
+    let index = Vec::<i64>::try_from(index.to_kind(Kind::Int64).flatten(0, -1)).map_err(|e| e.to_string())?;
+    let (logprob, lse) = (values(logprob)?, values(lse)?);
+    let (k, width) = (k as usize, classes as usize);
+    let mut dense = vec![0.0; batch as usize * width];
+    for (row, out) in dense.chunks_mut(width.max(1)).enumerate() {
+        let kept = index[row * k..(row + 1) * k]
+            .iter()
+            .map(|&class| u32::try_from(class).map_err(|_| format!("{shown}: row {row}: class {class} is negative")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let logprobs: Vec<f64> = logprob[row * k..(row + 1) * k]
+            .iter()
+            .map(|&v| if q8 { topk::dequantise_q8(v as u8) } else { v })
+            .collect();
+        topk::fill_dense(&kept, &logprobs, lse[row], out).map_err(|detail| format!("{shown}: row {row}: {detail}"))?;
+    }
+    Ok(Tensor::from_slice(&dense).reshape([batch, classes]))
+}
+
 /// The value of `config` on the files.
 pub fn loss_from_files(config: &LossConfig, files: &LossFiles) -> Result<f64, String> {
     Ok(compute(config, files, false)?.double_value(&[]))
@@ -68,7 +111,11 @@ fn compute(config: &LossConfig, files: &LossFiles, per_row: bool) -> Result<Tens
     let [batch, classes] = size[..] else {
         return Err(format!("{}: expected [batch, classes], got {size:?}", student_path.display()));
     };
-    let teachers = files.teachers.iter().map(|path| tensor(path, false)).collect::<Result<Vec<_>, _>>()?;
+    let teacher = |path: &PathBuf| match path.extension().and_then(|e| e.to_str()) {
+        Some("npz") => top_k_teacher(path, classes),
+        _ => tensor(path, false),
+    };
+    let teachers = files.teachers.iter().map(teacher).collect::<Result<Vec<_>, _>>()?;
     if teachers.is_empty() && config.needs_teacher_logits() {
         return Err(format!("loss {name}: needs --teacher"));
     }
