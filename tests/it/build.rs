@@ -192,7 +192,7 @@ fn many_replicas_share_parts_and_make_the_same_views() {
     };
     assert_eq!((parts(&apart.path().join("store")), parts(&together.path().join("store"))), (10, 3));
     let rows = |store: &std::path::Path| {
-        let sql = "SELECT v.view_id, v.replica, v.seed, v.input_hash, l.logits FROM views v JOIN labels l USING (view_id) WHERE v.recipe = 'many' ORDER BY v.view_id";
+        let sql = "SELECT v.view_id, v.replica, v.input_hash, l.logits FROM views v JOIN labels l USING (view_id) WHERE v.recipe = 'many' ORDER BY v.view_id";
         stdout(&run_ok(&["query", path_str(store), sql, "--format", "csv"]))
     };
     let (a, b) = (rows(&apart.path().join("store")), rows(&together.path().join("store")));

@@ -11,6 +11,7 @@ mod image_folder;
 mod integrity;
 mod losses;
 mod objectives;
+mod older_stores;
 mod pacing;
 mod python;
 mod query;

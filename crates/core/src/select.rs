@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use polars::prelude::*;
 
+use crate::augment::seed::view_seed;
 use crate::augment::{OpConfig, RenderedView};
 use crate::pipeline::plan::manifest_recipes;
 use crate::pipeline::views::RenderContext;
@@ -35,6 +36,7 @@ pub struct SelectedView {
     pub sample_id: i64,
     /// Shared by every view of the recipe.
     pub recipe: std::sync::Arc<str>,
+    /// Derived from (pipeline seed, sample_id, recipe, replica), as the build drew it.
     pub seed: u64,
     pub input_hash: u64,
     pub label: i64,
@@ -64,7 +66,7 @@ pub enum Columns {
 /// The columns of the `views` table that [`SelectedView`] is made from (with the sample's label
 /// and, for a labelled view, the teacher's logits), as SQL prefixed with a table alias.
 fn view_columns(prefix: &str) -> String {
-    let names = [c::VIEW_ID, c::SAMPLE_ID, c::RECIPE, c::SEED, c::INPUT_HASH, c::PARTNER_ID, c::LAM];
+    let names = [c::VIEW_ID, c::SAMPLE_ID, c::RECIPE, c::REPLICA, c::INPUT_HASH, c::PARTNER_ID, c::LAM];
     names.iter().map(|name| format!("{prefix}{name}")).collect::<Vec<_>>().join(", ")
 }
 
@@ -137,7 +139,7 @@ fn selection_of(
     let sample_ids = i64_column(&frame, c::SAMPLE_ID).map_err(column(c::SAMPLE_ID))?;
     let labels = i64_column(&frame, c::LABEL).map_err(column(c::LABEL))?;
     let recipes = interned_str_column(&frame, c::RECIPE).map_err(column(c::RECIPE))?;
-    let seeds = u64_column(&frame, c::SEED).map_err(column(c::SEED))?;
+    let replicas = i64_column(&frame, c::REPLICA).map_err(column(c::REPLICA))?;
     let hashes = u64_column(&frame, c::INPUT_HASH).map_err(column(c::INPUT_HASH))?;
     let partners = opt_i64_column(&frame, c::PARTNER_ID).map_err(column(c::PARTNER_ID))?;
     let lams = opt_f32_column(&frame, c::LAM).map_err(column(c::LAM))?;
@@ -160,7 +162,7 @@ fn selection_of(
                 view_id: view_ids[i],
                 sample_id: sample_ids[i],
                 recipe: recipes[i].clone(),
-                seed: seeds[i],
+                seed: view_seed(store.manifest.seed, sample_ids[i], &recipes[i], replicas[i] as u32),
                 input_hash: hashes[i],
                 label: labels[i],
                 partner_id: partners[i],

@@ -26,6 +26,8 @@ pub const DTYPE: &str = "dtype";
 pub const VIEW_ID: &str = "view_id";
 pub const RECIPE: &str = "recipe";
 pub const REPLICA: &str = "replica";
+/// The column of each view's seed that schema 4 and older stored; readers ignore it, since the seed
+/// is `augment::seed::view_seed(manifest seed, sample_id, recipe, replica)`.
 pub const SEED: &str = "seed";
 pub const PARTNER_ID: &str = "partner_id";
 pub const LAM: &str = "lam";
@@ -92,7 +94,6 @@ const VIEWS_CORE_COLUMNS: &[ColumnDoc] = &[
     col(SAMPLE_ID, "int64", false, "the sample the view was made from"),
     col(RECIPE, "string", false, "recipe name from the pipeline; `identity` is the un-augmented input"),
     col(REPLICA, "int64", false, "replica index within the recipe, 0..replicas"),
-    col(SEED, "uint64", false, "seed derived from (pipeline seed, sample_id, recipe, replica); replaying the recipe with it rebuilds the input"),
     col(PARTNER_ID, "int64", true, "mix partner sample (mixup, cutmix); null when the view is not mixed"),
     col(LAM, "float32", true, "weight of the view's own sample: mixup input = lam*sample + (1-lam)*partner; cutmix: 1 - the pasted box's share of the area; null when not mixed"),
     col(INPUT_HASH, "uint64", false, "xxh3-64 of the view's float32 input in raw units, before normalisation (little-endian bytes)"),

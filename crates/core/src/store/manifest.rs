@@ -15,9 +15,12 @@ use crate::source::image_folder::ImageDecode;
 
 /// The store layout this code writes. Schema 3 adds each file's xxh3-128 and each version's commit
 /// time and change; schema 4 each teacher's provenance (what it learnt from, its subset, epoch,
-/// channels and parameters) and the `subsets` table. It reads schema 2 and 3 stores as well
-/// (checking schema 2 files by sha256) and upgrades them on their next build.
-pub const SCHEMA_VERSION: u32 = 4;
+/// channels and parameters) and the `subsets` table; schema 5 no longer stores each view's `seed`
+/// (a pure function of the pipeline seed, sample id, recipe and replica: 8 bytes a view) and
+/// adds top-k teachers. It reads schema 2 to 4 stores as well (checking schema 2 files by sha256,
+/// ignoring the seed column of their views) and upgrades them on their next build, which keeps
+/// their files and writes new ones in today's layout.
+pub const SCHEMA_VERSION: u32 = 5;
 /// The oldest store layout this code reads.
 pub const OLDEST_SCHEMA_VERSION: u32 = 2;
 pub const MANIFEST_DIR: &str = "_manifest";

@@ -11,6 +11,7 @@ use super::parts::views_by_key;
 use super::topk::{self, TopKValues};
 use super::writer::{self, LogitsDtype, LogitsFormat, SampleInputs, SampleRows, ViewRow};
 use super::{DataFile, PartFilter, Split, Store, StoreError};
+use crate::augment::seed::view_seed;
 use crate::augment::{param_columns, DrawnParams, ParamKind, ParamValue};
 use crate::source::image_folder::{self, FileRef};
 
@@ -123,16 +124,31 @@ impl Store {
     }
 
     /// One scan over the given files of `table` (all of one schema), each checked against the
-    /// manifest first (see [`super::integrity`]).
+    /// manifest first (see [`super::integrity`]). Views files are read as the documented columns
+    /// whichever kdstore wrote them: the `seed` column of schema 4 and older is left out (the
+    /// seed is derived), and a parameter column an older file lacks reads as nulls.
     pub fn scan_files(&self, table: &str, files: &[&DataFile]) -> Result<LazyFrame, StoreError> {
         super::integrity::check_before_reading(&self.root, files)?;
         let paths: Vec<PlRefPath> = files
             .iter()
             .map(|file| PlRefPath::new(self.manifest.file_path(&self.root, file).to_string_lossy().as_ref()))
             .collect();
-        self.without_panics(table, || {
-            LazyFrame::scan_parquet_files(Buffer::from_iter(paths), ScanArgsParquet::default())
+        let views = table == c::VIEWS;
+        let args = match views {
+            true => ScanArgsParquet {
+                schema: Some(views_file_schema().map_err(|source| self.parquet_error(table, source))?),
+                allow_missing_columns: true,
+                ..Default::default()
+            },
+            false => ScanArgsParquet::default(),
+        };
+        let scan = self.without_panics(table, || {
+            LazyFrame::scan_parquet_files(Buffer::from_iter(paths), args)
                 .map_err(|source| self.parquet_error(table, source))
+        })?;
+        Ok(match views {
+            true => scan.select(c::views_columns().iter().map(|column| col(column.name)).collect::<Vec<_>>()),
+            false => scan,
         })
     }
 
@@ -283,7 +299,7 @@ impl Store {
     /// Collects a views frame (a scan of some views files) into rows.
     pub fn load_views(&self, frame: LazyFrame) -> Result<Vec<ViewRow>, StoreError> {
         let frame = self.collect(c::VIEWS, frame)?;
-        views_from_frame(&frame).map_err(|(column, detail)| StoreError::Column {
+        views_from_frame(&frame, self.manifest.seed).map_err(|(column, detail)| StoreError::Column {
             path: self.root.clone(),
             column,
             detail,
@@ -486,13 +502,22 @@ pub fn flat_f32_list(frame: &DataFrame, name: &str, width: usize) -> Result<Vec<
     Ok(flat)
 }
 
-fn views_from_frame(frame: &DataFrame) -> Result<Vec<ViewRow>, (String, String)> {
+/// Every column a views file of any schema version may hold: today's, and the `seed` that schema
+/// 4 and older wrote.
+fn views_file_schema() -> PolarsResult<SchemaRef> {
+    let mut schema = writer::views_frame(&[])?.schema().as_ref().clone();
+    schema.with_column(c::SEED.into(), DataType::UInt64);
+    Ok(std::sync::Arc::new(schema))
+}
+
+/// The typed rows of a views frame, each view's seed derived from its identifiers under the
+/// pipeline seed (the store does not keep it).
+fn views_from_frame(frame: &DataFrame, pipeline_seed: u64) -> Result<Vec<ViewRow>, (String, String)> {
     let err = |column: &'static str| move |e: PolarsError| (column.to_string(), e.to_string());
     let view_ids = i64_column(frame, c::VIEW_ID).map_err(err(c::VIEW_ID))?;
     let sample_ids = i64_column(frame, c::SAMPLE_ID).map_err(err(c::SAMPLE_ID))?;
     let replicas = i64_column(frame, c::REPLICA).map_err(err(c::REPLICA))?;
     let recipes = str_column(frame, c::RECIPE).map_err(err(c::RECIPE))?;
-    let seeds = u64_column(frame, c::SEED).map_err(err(c::SEED))?;
     let hashes = u64_column(frame, c::INPUT_HASH).map_err(err(c::INPUT_HASH))?;
     let partners = opt_i64_column(frame, c::PARTNER_ID).map_err(err(c::PARTNER_ID))?;
     let lams = opt_f32_column(frame, c::LAM).map_err(err(c::LAM))?;
@@ -503,7 +528,7 @@ fn views_from_frame(frame: &DataFrame) -> Result<Vec<ViewRow>, (String, String)>
             sample_id: sample_ids[i],
             recipe: recipes[i].clone(),
             replica: replicas[i] as u32,
-            seed: seeds[i],
+            seed: view_seed(pipeline_seed, sample_ids[i], &recipes[i], replicas[i] as u32),
             partner_id: partners[i],
             lam: lams[i],
             params: params.next().expect("one per row"),

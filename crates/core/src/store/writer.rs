@@ -60,6 +60,7 @@ pub struct ViewRow {
     pub sample_id: i64,
     pub recipe: String,
     pub replica: u32,
+    /// `augment::seed::view_seed` of the identifiers above: not stored, derived again on reading.
     pub seed: u64,
     pub partner_id: Option<i64>,
     pub lam: Option<f32>,
@@ -169,7 +170,6 @@ pub(crate) fn views_frame(rows: &[ViewRow]) -> PolarsResult<DataFrame> {
                 Column::new(c::SAMPLE_ID.into(), rows.iter().map(|r| r.sample_id).collect::<Vec<_>>()),
                 Column::new(c::RECIPE.into(), rows.iter().map(|r| r.recipe.as_str()).collect::<Vec<_>>()),
                 Column::new(c::REPLICA.into(), rows.iter().map(|r| r.replica as i64).collect::<Vec<_>>()),
-                Column::new(c::SEED.into(), rows.iter().map(|r| r.seed).collect::<Vec<_>>()),
                 Column::new(c::PARTNER_ID.into(), rows.iter().map(|r| r.partner_id).collect::<Vec<_>>()),
                 Column::new(c::LAM.into(), rows.iter().map(|r| r.lam).collect::<Vec<_>>()),
                 Column::new(c::INPUT_HASH.into(), rows.iter().map(|r| r.input_hash).collect::<Vec<_>>()),
