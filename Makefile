@@ -23,7 +23,7 @@ export PYTHON
 BINS := kdstore kdstore-torch
 BIN_DIR := target/release
 
-.PHONY: demo test build venv data clean-runs bench-query bench-image-folder bench-pytorch-loop fuzz
+.PHONY: demo test build venv data clean-runs bench-query bench-image-folder bench-pytorch-loop bench-topk fuzz
 
 demo: build data
 	scripts/demo.sh
@@ -72,6 +72,11 @@ bench-image-folder: build data
 bench-pytorch-loop: build data
 	$(BIN_DIR)/kdstore build pipelines/hapt.toml
 	$(PYTHON) scripts/bench-pytorch-loop.py $(BIN_DIR)/kdstore runs/hapt
+
+# docs/benchmarks.md's top-k sizes: bytes per (view, teacher) row of dense and top-k logits on 100
+# and 1000 classes (generated labels and teacher over the real Fashion-MNIST images; 10 minutes).
+bench-topk: build data
+	$(PYTHON) scripts/bench-topk.py $(BIN_DIR)/kdstore runs/bench-topk
 
 # The long fuzz runs of docs/benchmarks.md: every parser for FUZZ_SECONDS (default 600) on mutated
 # real inputs, two at a time, from a seed drawn from the clock; inputs that fail are saved under
