@@ -372,11 +372,7 @@ fn dense_rows(columns: &mut [Column], values: TopKValues, classes: usize) -> Pol
         }
         logprobs.clear();
         for value in logprobs_of_row.as_ref().f64()?.iter() {
-            let value = value.ok_or_else(null)?;
-            logprobs.push(match values {
-                TopKValues::F16 => value,
-                TopKValues::Q8 => topk::dequantise_q8(value as u8),
-            });
+            logprobs.push(values.logprob(value.ok_or_else(null)?));
         }
         topk::fill_dense(&kept, &logprobs, lse, &mut dense)
             .map_err(|detail| polars_err!(ComputeError: "a top-k logits row: {detail}"))?;

@@ -49,6 +49,14 @@ impl TopKValues {
             TopKValues::Q8 => "q8",
         }
     }
+
+    /// The log-probability a stored value stands for: itself (`f16`), or a `q8` byte's.
+    pub fn logprob(self, stored: f64) -> f64 {
+        match self {
+            TopKValues::F16 => stored,
+            TopKValues::Q8 => dequantise_q8(stored as u8),
+        }
+    }
 }
 
 impl TopK {

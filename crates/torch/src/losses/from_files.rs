@@ -71,7 +71,7 @@ fn top_k_teacher(path: &Path, classes: i64) -> Result<Tensor, String> {
             lse.size()
         ));
     }
-    let q8 = logprob.kind() == Kind::Uint8;
+    let stored = if logprob.kind() == Kind::Uint8 { topk::TopKValues::Q8 } else { topk::TopKValues::F16 };
     let values = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).map_err(|e| e.to_string());
     let index = Vec::<i64>::try_from(index.to_kind(Kind::Int64).flatten(0, -1)).map_err(|e| e.to_string())?;
     let (logprob, lse) = (values(logprob)?, values(lse)?);
@@ -82,10 +82,7 @@ fn top_k_teacher(path: &Path, classes: i64) -> Result<Tensor, String> {
             .iter()
             .map(|&class| u32::try_from(class).map_err(|_| format!("{shown}: row {row}: class {class} is negative")))
             .collect::<Result<Vec<_>, _>>()?;
-        let logprobs: Vec<f64> = logprob[row * k..(row + 1) * k]
-            .iter()
-            .map(|&v| if q8 { topk::dequantise_q8(v as u8) } else { v })
-            .collect();
+        let logprobs: Vec<f64> = logprob[row * k..(row + 1) * k].iter().map(|&v| stored.logprob(v)).collect();
         topk::fill_dense(&kept, &logprobs, lse[row], out).map_err(|detail| format!("{shown}: row {row}: {detail}"))?;
     }
     Ok(Tensor::from_slice(&dense).reshape([batch, classes]))
