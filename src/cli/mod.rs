@@ -333,10 +333,12 @@ pub fn classify_store(error: kdstore_core::store::StoreError) -> anyhow::Error {
 
 /// Classifies the errors of `export` and `show`: a bad selection or output path is the user's.
 pub fn classify_views(error: kdstore_core::select::ViewsError) -> anyhow::Error {
-    use kdstore_core::select::{SelectError, ViewsError as E};
+    use kdstore_core::select::{ReplayError, SelectError, ViewsError as E};
     match error {
         E::Store(s) | E::Select(SelectError::Store(s)) => classify_store(s),
-        E::Select(_) | E::Empty { .. } | E::Write { .. } => UserError::from_error(error),
+        E::Select(_) | E::Empty { .. } | E::Write { .. } | E::Replay(ReplayError::Input { .. }) => {
+            UserError::from_error(error)
+        }
         other => anyhow::Error::new(other),
     }
 }

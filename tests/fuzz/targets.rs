@@ -149,7 +149,7 @@ pub fn pipeline_toml() -> Target {
         let source = pool.with_shape(&shape);
         for recipe in &plan.recipes {
             for sample in 0..source.ids.len() as i64 {
-                let view = render_view(&recipe.ops, rng.next(), sample, &shape, &source);
+                let view = render_view(&recipe.ops, rng.next(), sample, &shape, &source).unwrap();
                 if view.input.len() != shape.iter().product::<usize>() {
                     return Err(format!(
                         "recipe {} rendered {} values for shape {shape:?}",
@@ -177,7 +177,7 @@ struct ShapedPool {
 impl MixPool {
     fn basicmotions() -> MixPool {
         let dataset = kdstore_core::source::ts::read(&data("basicmotions/BasicMotions_TRAIN.ts")).unwrap();
-        MixPool { values: dataset.inputs[..dataset.sample_len() * 4].to_vec() }
+        MixPool { values: dataset.inputs.gather(&[0, 1, 2, 3], dataset.sample_len()).unwrap() }
     }
 
     fn shape_for(&self, plan: &Plan) -> Vec<usize> {
@@ -199,8 +199,8 @@ impl MixSource for ShapedPool {
     fn partner_pool(&self) -> &[i64] {
         &self.ids
     }
-    fn raw_input(&self, sample_id: i64) -> &[f32] {
-        &self.inputs[sample_id as usize]
+    fn raw_input(&self, sample_id: i64) -> Result<std::borrow::Cow<'_, [f32]>, kdstore_core::source::SourceError> {
+        Ok(std::borrow::Cow::Borrowed(&self.inputs[sample_id as usize]))
     }
 }
 
@@ -289,7 +289,12 @@ pub fn npy() -> Target {
     let dir = workdir();
     let paths = ["inputs.npy", "labels.npy", "groups.npy"].map(|name| dir.path().join(name));
     let shape = [n, dataset.sample_shape[0], dataset.sample_shape[1]];
-    kdstore_core::source::npy::write_f32(&paths[0], &shape, &dataset.inputs[..n * dataset.sample_len()]).unwrap();
+    kdstore_core::source::npy::write_f32(
+        &paths[0],
+        &shape,
+        &dataset.inputs.gather(&(0..n).collect::<Vec<_>>(), dataset.sample_len()).unwrap(),
+    )
+    .unwrap();
     kdstore_core::source::npy::write_i64(&paths[1], &[n], &dataset.labels[..n]).unwrap();
     let groups: Vec<i64> = (0..n as i64).map(|i| i % 4).collect();
     kdstore_core::source::npy::write_i64(&paths[2], &[n], &groups).unwrap();

@@ -1,9 +1,11 @@
 //! The `image_folder` source on a real folder tree: Fashion-MNIST images written as PNG files by
 //! class (scripts/fashion-mnist-png.py) build, label and train exactly like an IDX store of the same
-//! images in the same order; the samples table holds files, not pixels; a changed file is named.
+//! images in the same order, whether the decoded samples are held or every file is decoded on each
+//! use (a folder larger than memory); the samples table holds files, not pixels; a changed file is
+//! named.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use crate::common::*;
 
@@ -58,6 +60,18 @@ batch_size = 64
     path
 }
 
+/// Runs kdstore with no decoded sample held: every image file is read, checked and decoded on each
+/// use, as for a folder larger than `KDSTORE_DECODED_LIMIT_MB`.
+fn run_decoding_on_use(args: &[&str]) -> Output {
+    kdstore().env("KDSTORE_DECODED_LIMIT_MB", "0").args(args).output().unwrap()
+}
+
+fn run_decoding_on_use_ok(args: &[&str]) -> Output {
+    let output = run_decoding_on_use(args);
+    assert!(output.status.success(), "kdstore {args:?} failed:\n{}", stderr(&output));
+    output
+}
+
 fn query_csv(store: &Path, sql: &str) -> String {
     stdout(&run_ok(&["query", path_str(store), sql, "--format", "csv"]))
 }
@@ -66,11 +80,8 @@ fn query_csv(store: &Path, sql: &str) -> String {
 fn a_png_folder_builds_labels_and_trains_like_the_idx_files_of_its_images() {
     let dir = tempdir();
     let (png, idx) = png_tree_and_idx(dir.path());
-    let folder = pipeline(
-        dir.path(),
-        "folder",
-        &format!("kind = \"image_folder\"\nroot = \"{}\"\ncolor = \"gray\"", path_str(&png)),
-    );
+    let folder_source = format!("kind = \"image_folder\"\nroot = \"{}\"\ncolor = \"gray\"", path_str(&png));
+    let folder = pipeline(dir.path(), "folder", &folder_source);
     let files = |split: &str, kind: &str| {
         path_str(&idx.join(format!("{split}-{kind}-idx{}-ubyte", if kind == "images" { 3 } else { 1 }))).to_string()
     };
@@ -103,9 +114,10 @@ fn a_png_folder_builds_labels_and_trains_like_the_idx_files_of_its_images() {
     assert_eq!(query_csv(&folder_store, sql), query_csv(&idx_store, sql));
 
     // And the same student, trained from either store.
-    let train = |store: &Path, out: &str| {
+    let train = |store: &Path, out: &str, decoding_on_use: bool| {
         let out = dir.path().join(out);
-        run_ok(&[
+        let run = if decoding_on_use { run_decoding_on_use_ok } else { run_ok };
+        run(&[
             "train",
             path_str(store),
             "--loss",
@@ -121,10 +133,42 @@ fn a_png_folder_builds_labels_and_trains_like_the_idx_files_of_its_images() {
         ]);
         out
     };
-    assert_same_training(&train(&folder_store, "from-folder"), &train(&idx_store, "from-idx"));
-    let export = dir.path().join("export");
-    run_ok(&["export", path_str(&folder_store), "--where", "recipe = 'cutmix'", "--out", path_str(&export)]);
-    assert!(export.join("inputs.npy").is_file());
+    let from_folder = train(&folder_store, "from-folder", false);
+    assert_same_training(&from_folder, &train(&idx_store, "from-idx", false));
+    let export = |run: fn(&[&str]) -> Output, out: &str| {
+        let out = dir.path().join(out);
+        run(&["export", path_str(&folder_store), "--where", "recipe = 'cutmix'", "--out", path_str(&out)]);
+        std::fs::read(out.join("inputs.npy")).unwrap()
+    };
+    let exported = export(run_ok, "export");
+
+    // Decoding every file on each use instead of holding the decoded samples changes nothing: the
+    // same normalisation and views at build time, the same student, the same exported inputs.
+    let streamed = pipeline(dir.path(), "streamed", &folder_source);
+    run_decoding_on_use_ok(&["build", path_str(&streamed)]);
+    let streamed_store = dir.path().join("streamed");
+    assert_eq!(query_csv(&streamed_store, sql), query_csv(&folder_store, sql));
+    assert_eq!(manifest(&streamed_store)["dataset"]["normalization"], m["dataset"]["normalization"]);
+    assert_same_training(&train(&folder_store, "decoded-on-use", true), &from_folder);
+    assert_eq!(export(run_decoding_on_use_ok, "export-decoded-on-use"), exported);
+    let output = kdstore()
+        .env("KDSTORE_DECODED_LIMIT_MB", "lots")
+        .args([
+            "show",
+            path_str(&folder_store),
+            "--where",
+            "sample_id = 0",
+            "--out",
+            path_str(&dir.path().join("shown.svg")),
+        ])
+        .output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("KDSTORE_DECODED_LIMIT_MB: 'lots' is not a whole number of MiB"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -171,6 +215,22 @@ fn a_truncated_or_missing_image_is_named_at_build_and_at_training() {
     );
     assert!(!fresh.join("_manifest").exists() || std::fs::read_dir(fresh.join("_manifest")).unwrap().next().is_none());
 
+    // Decoded on each use, the run starts and stops at the first batch or evaluation that needs
+    // the file, naming it; verify --deep names it for the views it cannot replay.
+    let output = run_decoding_on_use(&train);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+    let output = run_decoding_on_use(&["verify", path_str(&store), "--deep"]);
+    assert_eq!(output.status.code(), Some(1));
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(
+        said.contains("views cannot be replayed, their samples' files unreadable") && said.contains(&expected),
+        "{said}"
+    );
+
     std::fs::remove_file(&victim).unwrap();
     fails_with(&train, &format!("cannot read {}", victim.display()));
+    let output = run_decoding_on_use(&train);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains(&format!("cannot read {}", victim.display())), "{}", stderr(&output));
 }

@@ -22,7 +22,7 @@ fn hapt_gives_10411_windows_and_the_uci_test_subjects_hold_29_percent() {
     assert_eq!(per_class, [1722, 1544, 1407, 1801, 1979, 1958]);
     // Gravity: the accelerometer (in g) has a mean magnitude near 1 on a resting subject.
     let laying = dataset.labels.iter().position(|&l| l == 5).unwrap();
-    let sample = dataset.sample(laying);
+    let sample = dataset.inputs.sample(laying, dataset.sample_len()).unwrap();
     let norm =
         (0..128).map(|t| (0..3).map(|c| (sample[c * 128 + t] as f64).powi(2)).sum::<f64>().sqrt()).sum::<f64>() / 128.0;
     assert!((norm - 1.0).abs() < 0.1, "accelerometer magnitude {norm}");
@@ -45,7 +45,8 @@ fn fashion_mnist_has_its_given_split_and_balanced_classes() {
     assert_eq!(split.iter().filter(|s| **s == GivenSplit::Test).count(), 10_000);
     let train_zero = (0..60_000).filter(|&i| dataset.labels[i] == 0).count();
     assert_eq!(train_zero, 6_000);
-    assert!(dataset.inputs.iter().all(|v| (0.0..=1.0).contains(v)));
+    let source::inputs::Inputs::Held(values) = &dataset.inputs else { panic!("an IDX source holds its inputs") };
+    assert!(values.iter().all(|v| (0.0..=1.0).contains(v)));
 }
 
 #[test]

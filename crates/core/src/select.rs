@@ -186,6 +186,13 @@ pub enum ReplayError {
     Mismatch { view_id: i64, recipe: String, stored: u64, replayed: u64 },
     #[error("the store's recipes: {0}")]
     Recipes(String),
+    #[error("view {view_id} (sample {sample_id}): {source}")]
+    Input {
+        view_id: i64,
+        sample_id: i64,
+        #[source]
+        source: crate::source::SourceError,
+    },
 }
 
 /// Rebuilds views from (sample, recipe, seed) with the store's recipes.
@@ -206,7 +213,11 @@ impl<'a> Replayer<'a> {
             .recipes
             .get(&*view.recipe)
             .ok_or_else(|| ReplayError::UnknownRecipe { view_id: view.view_id, recipe: view.recipe.to_string() })?;
-        Ok(self.context.render(ops, view.seed, view.sample_id))
+        self.context.render(ops, view.seed, view.sample_id).map_err(|source| ReplayError::Input {
+            view_id: view.view_id,
+            sample_id: view.sample_id,
+            source,
+        })
     }
 
     /// Replays a view and fails unless its hash equals the stored one.

@@ -219,15 +219,33 @@ fn deep(
             }
             continue;
         };
-        let bad: Vec<Vec<i64>> =
+        // Per chunk: the views that replay to another hash, and those whose sample's file cannot be
+        // read (an image folder decoded on use), with the first such error.
+        let chunks: Vec<(Vec<i64>, Vec<i64>, Option<String>)> =
             parallel_chunks(views.len(), threads, task.as_ref(), &|| Ok::<(), StoreError>(()), &|_, range| {
-                Ok(vec![views[range]
-                    .iter()
-                    .filter(|view| context.render(ops, view.seed, view.sample_id).input_hash != view.input_hash)
-                    .map(|view| view.view_id)
-                    .collect()])
+                let (mut bad, mut unreadable, mut first_error) = (Vec::new(), Vec::new(), None);
+                for view in &views[range] {
+                    match context.render(ops, view.seed, view.sample_id) {
+                        Ok(rendered) if rendered.input_hash == view.input_hash => {}
+                        Ok(_) => bad.push(view.view_id),
+                        Err(error) => {
+                            unreadable.push(view.view_id);
+                            first_error.get_or_insert_with(|| error.to_string());
+                        }
+                    }
+                }
+                Ok(vec![(bad, unreadable, first_error)])
             })?;
-        let bad: Vec<i64> = bad.concat();
+        let bad: Vec<i64> = chunks.iter().flat_map(|c| c.0.iter().copied()).collect();
+        let unreadable: Vec<i64> = chunks.iter().flat_map(|c| c.1.iter().copied()).collect();
+        if let Some(error) = chunks.iter().find_map(|c| c.2.as_deref()) {
+            report.problems.push(format!(
+                "{}: {} views cannot be replayed, their samples' files unreadable (view ids {}; first: {error})",
+                file.path,
+                unreadable.len(),
+                few(&unreadable)
+            ));
+        }
         if !bad.is_empty() {
             report.problems.push(format!(
                 "{}: {} views do not replay to their input_hash (view ids {})",

@@ -64,7 +64,7 @@ pub fn labelling(
     // Bare: the same chunks of the same inputs, rendered before the clock starts.
     let mut inputs = Vec::with_capacity(views.len() * samples.sample_len);
     for view in &views {
-        let mut rendered = context.render(&ops_of(&view.recipe), view.seed, view.sample_id);
+        let mut rendered = context.render(&ops_of(&view.recipe), view.seed, view.sample_id)?;
         context.normalizer.apply(&mut rendered.input);
         inputs.extend_from_slice(&rendered.input);
     }
@@ -132,7 +132,7 @@ pub fn replay(store: &Store, progress: &dyn Progress) -> Result<Vec<ReplayTiming
         let mut checksum = 0u64;
         let started = Instant::now();
         for view in &part {
-            let mut rendered = context.render(ops, view.seed, view.sample_id);
+            let mut rendered = context.render(ops, view.seed, view.sample_id)?;
             context.normalizer.apply(&mut rendered.input);
             checksum ^= rendered.input_hash;
         }

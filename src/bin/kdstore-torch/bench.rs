@@ -46,7 +46,7 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let threads = worker_threads(args.threads);
     let classify = |e| match e {
         BuildError::Store(s) => classify_store(s),
-        BuildError::TeacherSetup { .. } | BuildError::Recipe(_) => UserError::from_error(e),
+        BuildError::TeacherSetup { .. } | BuildError::Recipe(_) | BuildError::Source(_) => UserError::from_error(e),
         other => anyhow::Error::new(other),
     };
     let labelling = if args.replay_only {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use kdstore_core::arch::ArchKind;
 use kdstore_core::pacing::Pacing;
+use kdstore_core::select::ReplayError;
 use kdstore_torch::losses::parse_terms;
 use kdstore_torch::train::amal::AmalSettings;
 use kdstore_torch::train::curriculum::CurriculumConfig;
@@ -224,7 +225,11 @@ pub fn run(args: Args, bars: &Bars) -> anyhow::Result<()> {
     let results = train::train(&store, &config, &out, bars).map_err(|e| match e {
         TrainError::Interrupted { .. } => anyhow::Error::new(Interrupted(e.to_string())),
         TrainError::Store(s) => classify_store(s),
-        TrainError::Selection(_) | TrainError::Config(_) | TrainError::Diverged(_) => UserError::from_error(e),
+        TrainError::Selection(_)
+        | TrainError::Config(_)
+        | TrainError::Diverged(_)
+        | TrainError::Input(_)
+        | TrainError::Replay(ReplayError::Input { .. }) => UserError::from_error(e),
         other => anyhow::Error::new(other),
     })?;
     if args.json {

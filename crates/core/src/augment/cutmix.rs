@@ -16,6 +16,7 @@ use super::image::fill_box;
 use super::mixup::{draw_partner, Mix};
 use super::params::{int, param, Drawn, ParamColumn, ParamKind};
 use super::{default_p, MixSource, OpRng};
+use crate::source::SourceError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -65,10 +66,10 @@ impl CutmixConfig {
         shape: &[usize],
         sample_id: i64,
         source: &dyn MixSource,
-    ) -> Option<(Mix, Drawn)> {
-        let partner_id = draw_partner(rng, sample_id, source)?;
+    ) -> Result<Option<(Mix, Drawn)>, SourceError> {
+        let Some(partner_id) = draw_partner(rng, sample_id, source) else { return Ok(None) };
         let drawn_lam = Beta::new(self.alpha, self.alpha).expect("alpha validated").sample(rng);
-        let partner = source.raw_input(partner_id);
+        let partner = source.raw_input(partner_id)?;
         // A series is a one-row image whose width is time.
         let (channels, height, width) = match *shape {
             [c, t] => (c, 1, t),
@@ -91,7 +92,7 @@ impl CutmixConfig {
         if shape.len() == 3 {
             drawn.splice(0..0, [("cutmix_y0", int(rows.0)), ("cutmix_y1", int(rows.1))]);
         }
-        Some((Mix { partner_id, lam }, drawn))
+        Ok(Some((Mix { partner_id, lam }, drawn)))
     }
 }
 
@@ -114,7 +115,8 @@ mod tests {
         let mut areas = 0.0;
         for seed in 0..200 {
             let mut x = pool.1[0].clone();
-            let (mix, drawn) = config.apply(&mut OpRng::seed_from_u64(seed), &mut x, &[2, 8, 10], 0, &pool).unwrap();
+            let (mix, drawn) =
+                config.apply(&mut OpRng::seed_from_u64(seed), &mut x, &[2, 8, 10], 0, &pool).unwrap().unwrap();
             assert_ne!(mix.partner_id, 0);
             let get = |name| find(&drawn, name).unwrap().as_int().unwrap() as usize;
             let (y0, y1, x0, x1) = (get("cutmix_y0"), get("cutmix_y1"), get("cutmix_x0"), get("cutmix_x1"));
@@ -138,6 +140,7 @@ mod tests {
         let mut x = pool.1[2].clone();
         let (mix, drawn) = CutmixConfig { alpha: 0.5, p: 1.0 }
             .apply(&mut OpRng::seed_from_u64(4), &mut x, &[3, 50], 2, &pool)
+            .unwrap()
             .unwrap();
         assert!(find(&drawn, "cutmix_y0").is_none());
         let x0 = find(&drawn, "cutmix_x0").unwrap().as_int().unwrap() as usize;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::params::ParamColumn;
 use super::{default_p, MixSource, OpRng};
+use crate::source::SourceError;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -47,11 +48,17 @@ impl MixupConfig {
 
     /// Draws the partner and λ, mixes in place and returns the mix. Returns `None` (input
     /// untouched) when the pool holds no sample other than the view's own.
-    pub fn apply(&self, rng: &mut OpRng, input: &mut [f32], sample_id: i64, source: &dyn MixSource) -> Option<Mix> {
-        let partner_id = draw_partner(rng, sample_id, source)?;
+    pub fn apply(
+        &self,
+        rng: &mut OpRng,
+        input: &mut [f32],
+        sample_id: i64,
+        source: &dyn MixSource,
+    ) -> Result<Option<Mix>, SourceError> {
+        let Some(partner_id) = draw_partner(rng, sample_id, source) else { return Ok(None) };
         let lam = Beta::new(self.alpha, self.alpha).expect("alpha validated").sample(rng) as f32;
-        mix_into(input, source.raw_input(partner_id), lam);
-        Some(Mix { partner_id, lam })
+        mix_into(input, &source.raw_input(partner_id)?, lam);
+        Ok(Some(Mix { partner_id, lam }))
     }
 }
 
@@ -93,7 +100,7 @@ mod tests {
         let config = MixupConfig { alpha: 0.4, p: 1.0 };
         for seed in 0..200 {
             let mut input = pool.1[1].clone();
-            let mix = config.apply(&mut OpRng::seed_from_u64(seed), &mut input, 1, &pool).unwrap();
+            let mix = config.apply(&mut OpRng::seed_from_u64(seed), &mut input, 1, &pool).unwrap().unwrap();
             assert_ne!(mix.partner_id, 1);
             assert!((0.0..=1.0).contains(&mix.lam));
             let partner = &pool.1[mix.partner_id as usize];
@@ -107,6 +114,9 @@ mod tests {
     fn a_pool_of_one_cannot_mix() {
         let pool = TestPool(vec![0], vec![vec![1.0]]);
         let mut input = vec![1.0];
-        assert!(MixupConfig { alpha: 1.0, p: 1.0 }.apply(&mut OpRng::seed_from_u64(0), &mut input, 0, &pool).is_none());
+        assert!(MixupConfig { alpha: 1.0, p: 1.0 }
+            .apply(&mut OpRng::seed_from_u64(0), &mut input, 0, &pool)
+            .unwrap()
+            .is_none());
     }
 }

@@ -24,11 +24,14 @@ pub mod time_warp;
 pub mod window_slice;
 pub mod window_warp;
 
+use std::borrow::Cow;
+
 use rand::Rng;
 use rand::SeedableRng;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::source::SourceError;
 use params::Drawn;
 
 pub use color_jitter::ColorJitterConfig;
@@ -56,10 +59,12 @@ pub(crate) fn default_p() -> f64 {
     1.0
 }
 
-/// Where a mixing op finds its partners: the training samples' ids (ascending) and their raw inputs.
+/// Where a view finds its sample and a mixing op its partners: the training samples' ids
+/// (ascending) and every sample's raw input (decoded from its file, for a large image folder: a
+/// file that changed since the store was built is an error).
 pub trait MixSource {
     fn partner_pool(&self) -> &[i64];
-    fn raw_input(&self, sample_id: i64) -> &[f32];
+    fn raw_input(&self, sample_id: i64) -> Result<Cow<'_, [f32]>, SourceError>;
 }
 
 /// A mixing pool for tests: ids (ascending) and each id's raw input, indexed by id.
@@ -71,8 +76,8 @@ impl MixSource for TestPool {
     fn partner_pool(&self) -> &[i64] {
         &self.0
     }
-    fn raw_input(&self, sample_id: i64) -> &[f32] {
-        &self.1[sample_id as usize]
+    fn raw_input(&self, sample_id: i64) -> Result<Cow<'_, [f32]>, SourceError> {
+        Ok(Cow::Borrowed(&self.1[sample_id as usize]))
     }
 }
 
@@ -229,8 +234,8 @@ impl OpConfig {
         shape: &[usize],
         sample_id: i64,
         source: &dyn MixSource,
-    ) -> (Option<Mix>, Drawn) {
-        let plain = |drawn| (None, drawn);
+    ) -> Result<(Option<Mix>, Drawn), SourceError> {
+        let plain = |drawn| Ok((None, drawn));
         match self {
             OpConfig::Jitter(c) => plain(c.apply(rng, input)),
             OpConfig::Scaling(c) => plain(c.apply(rng, input, shape)),
@@ -245,11 +250,11 @@ impl OpConfig {
             OpConfig::RandomResizedCrop(c) => plain(c.apply(rng, input, shape)),
             OpConfig::Cutout(c) => plain(c.apply(rng, input, shape)),
             OpConfig::ColorJitter(c) => plain(c.apply(rng, input, shape)),
-            OpConfig::Mixup(c) => (c.apply(rng, input, sample_id, source), Vec::new()),
-            OpConfig::Cutmix(c) => match c.apply(rng, input, shape, sample_id, source) {
+            OpConfig::Mixup(c) => Ok((c.apply(rng, input, sample_id, source)?, Vec::new())),
+            OpConfig::Cutmix(c) => Ok(match c.apply(rng, input, shape, sample_id, source)? {
                 Some((mix, drawn)) => (Some(mix), drawn),
                 None => (None, Vec::new()),
-            },
+            }),
         }
     }
 }
@@ -295,16 +300,16 @@ pub fn render_view(
     sample_id: i64,
     sample_shape: &[usize],
     source: &dyn MixSource,
-) -> RenderedView {
+) -> Result<RenderedView, SourceError> {
     let mut rng = OpRng::seed_from_u64(seed);
-    let mut input = source.raw_input(sample_id).to_vec();
+    let mut input = source.raw_input(sample_id)?.into_owned();
     let mut mix = None;
     let mut params = DrawnParams::default();
     for op in ops {
         let draw: f64 = rng.gen();
         let mut applied = draw < op.p();
         if applied {
-            let (made, drawn) = op.apply(&mut rng, &mut input, sample_shape, sample_id, source);
+            let (made, drawn) = op.apply(&mut rng, &mut input, sample_shape, sample_id, source)?;
             if op.is_mix() {
                 applied = made.is_some();
                 mix = made;
@@ -316,7 +321,7 @@ pub fn render_view(
         params.insert(op.name(), ParamValue::Bool(applied));
     }
     let input_hash = seed::input_hash(&input);
-    RenderedView { input, mix, params, input_hash }
+    Ok(RenderedView { input, mix, params, input_hash })
 }
 
 #[cfg(test)]
@@ -329,7 +334,7 @@ mod tests {
 
     #[test]
     fn identity_is_the_raw_sample_and_normalising_is_per_channel() {
-        let view = render_view(&[], 9, 0, &[2, 2], &source());
+        let view = render_view(&[], 9, 0, &[2, 2], &source()).unwrap();
         assert_eq!(view.input, vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(view.input_hash, seed::input_hash(&[1.0, 2.0, 3.0, 4.0]));
         assert!(view.params.0.is_empty() && view.mix.is_none());
@@ -345,20 +350,20 @@ mod tests {
             OpConfig::Jitter(JitterConfig { sigma: 0.05, p: 0.5 }),
             OpConfig::Mixup(MixupConfig { alpha: 0.2, p: 1.0 }),
         ];
-        let a = render_view(&ops, 42, 0, &[2, 2], &source());
-        let b = render_view(&ops, 42, 0, &[2, 2], &source());
+        let a = render_view(&ops, 42, 0, &[2, 2], &source()).unwrap();
+        let b = render_view(&ops, 42, 0, &[2, 2], &source()).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.mix.unwrap().partner_id, 1);
         assert_eq!(a.params.get("mixup"), Some(&ParamValue::Bool(true)));
         assert_eq!(a.params.get("scaling_factors").and_then(|v| v.as_floats()).map(|f| f.len()), Some(2));
-        let c = render_view(&ops, 43, 0, &[2, 2], &source());
+        let c = render_view(&ops, 43, 0, &[2, 2], &source()).unwrap();
         assert_ne!(a.input_hash, c.input_hash);
     }
 
     #[test]
     fn probability_zero_never_applies() {
         let ops = vec![OpConfig::Jitter(JitterConfig { sigma: 1.0, p: 0.0 })];
-        let view = render_view(&ops, 1, 1, &[2, 2], &source());
+        let view = render_view(&ops, 1, 1, &[2, 2], &source()).unwrap();
         assert_eq!(view.input, vec![5.0, 6.0, 7.0, 8.0]);
         assert_eq!(view.params.0.into_iter().collect::<Vec<_>>(), vec![("jitter", ParamValue::Bool(false))]);
     }
@@ -416,10 +421,11 @@ mod tests {
                 (0..4).map(|s| (0..len).map(|i| ((i * 7 + s * 13) % 23) as f32 / 23.0).collect()).collect(),
             );
             let ops = [op.clone()];
-            let views: Vec<RenderedView> = (0..12).map(|seed| render_view(&ops, seed, 1, &shape, &pool)).collect();
+            let views: Vec<RenderedView> =
+                (0..12).map(|seed| render_view(&ops, seed, 1, &shape, &pool).unwrap()).collect();
             for (seed, view) in views.iter().enumerate() {
                 assert_eq!(view.input.len(), len, "{}", op.name());
-                assert_eq!(view, &render_view(&ops, seed as u64, 1, &shape, &pool), "{} replays", op.name());
+                assert_eq!(view, &render_view(&ops, seed as u64, 1, &shape, &pool).unwrap(), "{} replays", op.name());
                 assert_eq!(view.params.get(op.name()), Some(&ParamValue::Bool(true)), "{}", op.name());
             }
             let distinct: std::collections::HashSet<u64> = views.iter().map(|v| v.input_hash).collect();

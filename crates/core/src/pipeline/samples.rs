@@ -16,6 +16,7 @@ use super::plan::Plan;
 use super::BuildError;
 use crate::augment::seed::purpose_seed;
 use crate::source::image_folder::{self, FileRef, ImageDecode};
+use crate::source::inputs::Inputs;
 use crate::source::{self, Dataset, GivenSplit};
 use crate::store::manifest::FolderInputs;
 use crate::store::reader::SampleTable;
@@ -129,7 +130,7 @@ pub fn prepare(file: &PipelineFile, origin: &Path) -> Result<PreparedSamples, Bu
     if !splits.contains(&Split::Train) {
         return Err(BuildError::Split("the training split is empty".into()));
     }
-    let normalization = normalization(&dataset, &splits, file.normalize.mode);
+    let normalization = normalization(&dataset, &splits, file.normalize.mode)?;
     Ok(PreparedSamples { dataset, files, splits, split_rule, normalization })
 }
 
@@ -147,9 +148,10 @@ pub fn write_samples(
         splits: &prepared.splits,
         labels: &dataset.labels,
         groups: dataset.groups.as_deref(),
-        inputs: match &prepared.files {
-            Some(files) => SampleInputs::Files(files),
-            None => SampleInputs::Values(&dataset.inputs),
+        inputs: match (&prepared.files, &dataset.inputs) {
+            (Some(files), _) => SampleInputs::Files(files),
+            (None, Inputs::Held(values)) => SampleInputs::Values(values),
+            (None, Inputs::Decoded(folder)) => SampleInputs::Files(&folder.files),
         },
         sample_shape: &dataset.sample_shape,
     };
@@ -250,24 +252,31 @@ fn assign_splits(dataset: &Dataset, config: &SplitConfig, seed: u64) -> Result<(
     Ok((splits, rule))
 }
 
-fn normalization(dataset: &Dataset, splits: &[Split], mode: NormalizeMode) -> Normalization {
+/// The training split's per-channel mean and standard deviation, summed sample by sample in id
+/// order (the same sums whether the inputs are held or decoded on use).
+fn normalization(
+    dataset: &Dataset,
+    splits: &[Split],
+    mode: NormalizeMode,
+) -> Result<Normalization, source::SourceError> {
     let channels = dataset.sample_shape[0];
     if mode == NormalizeMode::None {
-        return Normalization { mode: "none".into(), mean: vec![0.0; channels], std: vec![1.0; channels] };
+        return Ok(Normalization { mode: "none".into(), mean: vec![0.0; channels], std: vec![1.0; channels] });
     }
     let per_channel = dataset.sample_len() / channels;
     let mut sum = vec![0.0f64; channels];
     let mut sum_sq = vec![0.0f64; channels];
     let mut count = 0usize;
-    for i in (0..dataset.len()).filter(|&i| splits[i] == Split::Train) {
-        for (c, chunk) in dataset.sample(i).chunks(per_channel).enumerate() {
+    let train: Vec<usize> = (0..dataset.len()).filter(|&i| splits[i] == Split::Train).collect();
+    dataset.inputs.for_each(&train, dataset.sample_len(), |sample| {
+        for (c, chunk) in sample.chunks(per_channel).enumerate() {
             for &v in chunk {
                 sum[c] += v as f64;
                 sum_sq[c] += (v as f64) * (v as f64);
             }
         }
         count += per_channel;
-    }
+    })?;
     let mean: Vec<f64> = sum.iter().map(|s| s / count as f64).collect();
     let std: Vec<f32> = sum_sq
         .iter()
@@ -281,5 +290,5 @@ fn normalization(dataset: &Dataset, splits: &[Split], mode: NormalizeMode) -> No
             }
         })
         .collect();
-    Normalization { mode: "per_channel".into(), mean: mean.iter().map(|&m| m as f32).collect(), std }
+    Ok(Normalization { mode: "per_channel".into(), mean: mean.iter().map(|&m| m as f32).collect(), std })
 }

@@ -2,12 +2,15 @@
 //! threads, and the context that renders (and later replays) views — the samples, the training
 //! pool that mixing partners come from, and the normaliser a model's input goes through.
 
+use std::borrow::Cow;
+
 use super::parallel::parallel_chunks;
 use super::parts::ViewPart;
 use super::plan::Plan;
 use super::BuildError;
 use crate::augment::{render_view, seed, MixSource, Normalizer, OpConfig, RenderedView};
 use crate::progress::Progress;
+use crate::source::SourceError;
 use crate::store::reader::SampleTable;
 use crate::store::writer::ViewRow;
 use crate::store::{Manifest, Split};
@@ -33,8 +36,9 @@ impl<'a> RenderContext<'a> {
         }
     }
 
-    /// Renders a view of a sample, in raw units (see `render_view`).
-    pub fn render(&self, ops: &[OpConfig], seed: u64, sample_id: i64) -> RenderedView {
+    /// Renders a view of a sample, in raw units (see `render_view`); decoding a sample's file may
+    /// fail.
+    pub fn render(&self, ops: &[OpConfig], seed: u64, sample_id: i64) -> Result<RenderedView, SourceError> {
         render_view(ops, seed, sample_id, &self.samples.sample_shape, self)
     }
 }
@@ -43,7 +47,7 @@ impl MixSource for RenderContext<'_> {
     fn partner_pool(&self) -> &[i64] {
         &self.pool
     }
-    fn raw_input(&self, sample_id: i64) -> &[f32] {
+    fn raw_input(&self, sample_id: i64) -> Result<Cow<'_, [f32]>, SourceError> {
         self.samples.input(sample_id as usize)
     }
 }
@@ -81,12 +85,12 @@ pub fn render_views(
     let task = progress.task(&format!("views {} {}", part.recipe.name, part.label()), items.len() as u64);
     let recipe = &part.recipe;
     let rows = parallel_chunks(items.len(), threads, task.as_ref(), &|| Ok::<(), BuildError>(()), &|_, range| {
-        Ok(items[range]
+        items[range]
             .iter()
             .map(|&(replica, sample_id)| {
                 let seed = seed::view_seed(plan.file.seed, sample_id, &recipe.name, replica);
-                let view = context.render(&recipe.ops, seed, sample_id);
-                ViewRow {
+                let view = context.render(&recipe.ops, seed, sample_id)?;
+                Ok(ViewRow {
                     view_id: seed::view_id(sample_id, &recipe.name, replica),
                     sample_id,
                     recipe: recipe.name.clone(),
@@ -96,9 +100,9 @@ pub fn render_views(
                     lam: view.mix.map(|m| m.lam),
                     params: view.params,
                     input_hash: view.input_hash,
-                }
+                })
             })
-            .collect())
+            .collect()
     })?;
     task.finish();
     Ok(rows)

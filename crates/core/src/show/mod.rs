@@ -15,7 +15,7 @@ use plotters::prelude::*;
 
 use crate::figure::{Drawn, FONT};
 
-use crate::select::{select_some, Columns, Replayer, SelectedView, ViewsError};
+use crate::select::{select_some, Columns, ReplayError, Replayer, SelectedView, ViewsError};
 use crate::store::Store;
 
 /// What to draw.
@@ -50,7 +50,10 @@ pub fn show(store: &Store, request: &ShowRequest, out: &Path) -> Result<usize, V
     for view in selection.views.iter().take(request.limit) {
         let replayed = replayer.replay_verified(view)?;
         shown.push(Shown {
-            sample: samples.input(view.sample_id as usize).to_vec(),
+            sample: samples
+                .input(view.sample_id as usize)
+                .map_err(|source| ReplayError::Input { view_id: view.view_id, sample_id: view.sample_id, source })?
+                .into_owned(),
             view: replayed.input,
             caption: caption(view, &dataset.class_names, request.teacher, request.top),
         });

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_pickle::{DeOptions, HashableValue, Value};
 
+use super::inputs::Inputs;
 use super::{is_gzip, read_file, Dataset, SourceError};
 
 /// The six channels, in sample order: accelerometer (g) then gyroscope (rad/s).
@@ -49,9 +50,10 @@ pub fn read(path: &Path, window: usize, step: usize) -> Result<Dataset, SourceEr
         .collect::<Result<Vec<_>, _>>()?;
     users.sort_by_key(|&(user, _)| user);
 
+    let mut inputs = Vec::new();
     let mut data = Dataset {
         sample_shape: vec![CHANNELS.len(), window],
-        inputs: Vec::new(),
+        inputs: Inputs::Held(Vec::new()),
         labels: Vec::new(),
         groups: None,
         given_split: None,
@@ -69,7 +71,7 @@ pub fn read(path: &Path, window: usize, step: usize) -> Result<Dataset, SourceEr
             let n = labels.len();
             for (start, activity) in windows(&labels, window, step) {
                 for c in 0..CHANNELS.len() {
-                    data.inputs.extend_from_slice(&signals[c * n + start..][..window]);
+                    inputs.extend_from_slice(&signals[c * n + start..][..window]);
                 }
                 data.labels.push(activity - 1);
                 groups.push(user);
@@ -77,6 +79,7 @@ pub fn read(path: &Path, window: usize, step: usize) -> Result<Dataset, SourceEr
         }
     }
     data.groups = Some(groups);
+    data.inputs = Inputs::Held(inputs);
     data.check(path)?;
     Ok(data)
 }

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use super::inputs::Inputs;
 use super::{concat_given_splits, read_maybe_gzip, Dataset, SourceError};
 
 /// Fashion-MNIST's class names, index = label.
@@ -53,7 +54,7 @@ fn read_pair(images: &Path, labels: &Path) -> Result<Dataset, SourceError> {
     }
     Ok(Dataset {
         sample_shape: vec![1, height, width],
-        inputs: pixels.iter().map(|&b| f32::from(b) / 255.0).collect(),
+        inputs: Inputs::Held(pixels.iter().map(|&b| f32::from(b) / 255.0).collect()),
         labels: label_bytes.iter().map(|&b| i64::from(b)).collect(),
         groups: None,
         given_split: None,
@@ -151,7 +152,7 @@ mod tests {
         let te_i = put(&dir, "tei", &idx(0x803, &[2, 1, 2], &[255, 255, 0, 0]));
         let te_l = put(&dir, "tel", &idx(0x801, &[2], &[2, 1]));
         let d = read_train_test(&tr_i, &tr_l, &te_i, &te_l, None).unwrap();
-        assert_eq!(d.inputs, vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+        assert_eq!([d.sample(0), d.sample(1), d.sample(2)].concat(), vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
         assert_eq!(d.labels, vec![0, 2, 1]);
         assert_eq!(d.class_names.len(), 3);
         assert_eq!(d.given_split, Some(vec![GivenSplit::Train, GivenSplit::Test, GivenSplit::Test]));

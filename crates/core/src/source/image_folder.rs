@@ -9,9 +9,12 @@
 //! Each file is decoded with the `image` crate on rayon's pool into channels × height × width f32
 //! values in [0, 1] (byte / 255), after the optional resize and center crop ([`ImageDecode`]). The
 //! store keeps each file's relative path, size and xxh3-64 content hash ([`FileRef`]) instead of
-//! its pixels; [`decode_files`] reads them back and refuses a file that changed since.
+//! its pixels; [`FolderFiles`] reads them back and refuses a file that changed since. Decoded
+//! samples are held while a command runs when they fit `inputs::decoded_limit`, and decoded on
+//! each use otherwise.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use image::imageops::FilterType;
 use image::DynamicImage;
@@ -20,6 +23,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::inputs::{self, Inputs};
 use super::{Dataset, GivenSplit, SourceError};
 
 /// Which channels a decoded image has.
@@ -173,23 +177,46 @@ fn list_split(
     Ok(out)
 }
 
-/// Reads and decodes every image under `root`: the dataset (with the given splits where the
-/// folders give them) and each sample's file.
+/// Reads every image under `root`: the dataset (with the given splits where the folders give them)
+/// and each sample's file. Every file is decoded, so that a broken one is named now; the decoded
+/// samples are kept only when they fit `inputs::decoded_limit`, and decoded again on each use
+/// otherwise.
 pub fn read(root: &Path, decode: &ImageDecode) -> Result<(Dataset, Vec<FileRef>), SourceError> {
+    read_holding(root, decode, &inputs::hold_decoded)
+}
+
+/// [`read`], with `hold(count, sample_len)` saying whether the decoded samples are kept.
+fn read_holding(
+    root: &Path,
+    decode: &ImageDecode,
+    hold: &dyn Fn(usize, usize) -> Result<bool, SourceError>,
+) -> Result<(Dataset, Vec<FileRef>), SourceError> {
     let (listed, class_names) = list(root)?;
     let first = listed.first().ok_or_else(|| SourceError::malformed(root, "holds no images"))?;
     let shape = decoded_shape(&root.join(&first.path), &read_bytes(root, &first.path)?, decode)?;
     let sample_len: usize = shape.iter().product();
-    let mut inputs = vec![0f32; listed.len() * sample_len];
-    let files: Vec<FileRef> = inputs
-        .par_chunks_mut(sample_len)
-        .zip(listed.par_iter())
-        .map(|(out, file)| {
-            let bytes = read_bytes(root, &file.path)?;
-            decode_into(&root.join(&file.path), &bytes, decode, &shape, out)?;
-            Ok(FileRef { path: file.path.clone(), size: bytes.len() as u64, hash: xxh3_64(&bytes) })
-        })
-        .collect::<Result<_, SourceError>>()?;
+    let read_one = |out: &mut [f32], file: &Listed| {
+        let bytes = read_bytes(root, &file.path)?;
+        decode_into(&root.join(&file.path), &bytes, decode, &shape, out)?;
+        Ok(FileRef { path: file.path.clone(), size: bytes.len() as u64, hash: xxh3_64(&bytes) })
+    };
+    let (inputs, files) = if hold(listed.len(), sample_len)? {
+        let mut values = vec![0f32; listed.len() * sample_len];
+        let files: Vec<FileRef> = values
+            .par_chunks_mut(sample_len)
+            .zip(listed.par_iter())
+            .map(|(out, file)| read_one(out, file))
+            .collect::<Result<_, SourceError>>()?;
+        (Inputs::Held(values), files)
+    } else {
+        let files: Vec<FileRef> = listed
+            .par_iter()
+            .map_init(|| vec![0f32; sample_len], |out, file| read_one(out, file))
+            .collect::<Result<_, SourceError>>()?;
+        let folder =
+            FolderFiles { root: root.to_path_buf(), files: files.clone(), decode: *decode, shape: shape.clone() };
+        (Inputs::Decoded(Arc::new(folder)), files)
+    };
     // Without test images (no test/ folder), the pipeline's split rule makes the splits.
     let given_split =
         listed.iter().map(|f| f.split).collect::<Option<Vec<_>>>().filter(|splits| splits.contains(&GivenSplit::Test));
@@ -205,23 +232,41 @@ pub fn read(root: &Path, decode: &ImageDecode) -> Result<(Dataset, Vec<FileRef>)
     Ok((dataset, files))
 }
 
-/// Decodes the files a store recorded into `shape`d samples, refusing any file that is missing or
-/// whose size or content hash differs from the record (the image changed since the store was built).
-pub fn decode_files(
-    root: &Path,
-    files: &[FileRef],
-    decode: &ImageDecode,
-    shape: &[usize],
-) -> Result<Vec<f32>, SourceError> {
-    let sample_len: usize = shape.iter().product();
-    let mut inputs = vec![0f32; files.len() * sample_len];
-    inputs.par_chunks_mut(sample_len).zip(files.par_iter()).try_for_each(|(out, file)| {
-        let path = root.join(&file.path);
-        let bytes = read_bytes(root, &file.path)?;
+/// The files a store recorded and how they decode into `shape`d samples. Every read refuses a file
+/// that is missing or whose size or content hash differs from the record (the image changed since
+/// the store was built), naming it.
+#[derive(Debug, Clone)]
+pub struct FolderFiles {
+    pub root: PathBuf,
+    pub files: Vec<FileRef>,
+    pub decode: ImageDecode,
+    pub shape: Vec<usize>,
+}
+
+impl FolderFiles {
+    /// Sample `index`, decoded.
+    pub fn decode(&self, index: usize) -> Result<Vec<f32>, SourceError> {
+        let mut out = vec![0f32; self.shape.iter().product()];
+        self.decode_into(index, &mut out)?;
+        Ok(out)
+    }
+
+    /// Sample `index`, decoded into `out` (which holds exactly one sample).
+    pub fn decode_into(&self, index: usize, out: &mut [f32]) -> Result<(), SourceError> {
+        let file = &self.files[index];
+        let path = self.root.join(&file.path);
+        let bytes = read_bytes(&self.root, &file.path)?;
         check_recorded(&path, &bytes, file)?;
-        decode_into(&path, &bytes, decode, shape, out)
-    })?;
-    Ok(inputs)
+        decode_into(&path, &bytes, &self.decode, &self.shape, out)
+    }
+
+    /// Every sample, decoded on rayon's pool, one after the other.
+    pub fn decode_all(&self) -> Result<Vec<f32>, SourceError> {
+        let sample_len: usize = self.shape.iter().product();
+        let mut inputs = vec![0f32; self.files.len() * sample_len];
+        inputs.par_chunks_mut(sample_len).enumerate().try_for_each(|(index, out)| self.decode_into(index, out))?;
+        Ok(inputs)
+    }
 }
 
 /// Every recorded file that is missing or whose size or content hash differs from the record, each
@@ -364,6 +409,17 @@ mod tests {
         image::save_buffer(path, pixels, width, height, color).unwrap();
     }
 
+    fn held(dataset: &Dataset) -> &[f32] {
+        match &dataset.inputs {
+            Inputs::Held(values) => values,
+            Inputs::Decoded(_) => panic!("decoded on use"),
+        }
+    }
+
+    fn recorded(root: &Path, files: &[FileRef], decode: ImageDecode, shape: &[usize]) -> FolderFiles {
+        FolderFiles { root: root.to_path_buf(), files: files.to_vec(), decode, shape: shape.to_vec() }
+    }
+
     fn grey_tree(root: &Path) {
         png(&root.join("train/b/1.png"), 2, 2, &[0, 51, 102, 255], image::ColorType::L8);
         png(&root.join("train/b/0.png"), 2, 2, &[255, 0, 0, 0], image::ColorType::L8);
@@ -391,10 +447,17 @@ mod tests {
         let decode = ImageDecode { color: ImageColor::Gray, ..Default::default() };
         let (dataset, files) = read(dir.path(), &decode).unwrap();
         assert_eq!(dataset.sample_shape, [1, 2, 2]);
-        assert_eq!(dataset.sample(2), &[0.0, 51.0 / 255.0, 102.0 / 255.0, 1.0]);
+        assert_eq!(&held(&dataset)[8..12], &[0.0, 51.0 / 255.0, 102.0 / 255.0, 1.0]);
         let bytes = std::fs::read(dir.path().join("train/b/1.png")).unwrap();
         assert_eq!(files[2], FileRef { path: "train/b/1.png".into(), size: bytes.len() as u64, hash: xxh3_64(&bytes) });
-        assert_eq!(decode_files(dir.path(), &files, &decode, &dataset.sample_shape).unwrap(), dataset.inputs);
+        assert_eq!(recorded(dir.path(), &files, decode, &dataset.sample_shape).decode_all().unwrap(), held(&dataset));
+        // Above the memory limit, the same files are recorded and each sample decodes to the same values.
+        let (streamed, streamed_files) = read_holding(dir.path(), &decode, &|_, _| Ok(false)).unwrap();
+        assert_eq!(streamed_files, files);
+        assert_eq!((streamed.sample_shape.as_slice(), streamed.labels.as_slice()), (&[1, 2, 2][..], &[0, 1, 1, 1][..]));
+        let Inputs::Decoded(folder) = &streamed.inputs else { panic!("held above the limit") };
+        assert_eq!(folder.files, files);
+        assert_eq!(streamed.inputs.gather(&[0, 1, 2, 3], 4).unwrap(), held(&dataset));
     }
 
     #[test]
@@ -403,7 +466,7 @@ mod tests {
         png(&dir.path().join("c/p.png"), 2, 1, &[255, 0, 0, 0, 0, 255], image::ColorType::Rgb8);
         let (dataset, _) = read(dir.path(), &ImageDecode::default()).unwrap();
         assert_eq!(dataset.sample_shape, [3, 1, 2]);
-        assert_eq!(dataset.inputs, [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(held(&dataset), [1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
         assert_eq!(dataset.given_split, None);
     }
 
@@ -423,7 +486,7 @@ mod tests {
         assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["a/tall.jpeg", "a/wide.JPG"]);
         assert_eq!(dataset.sample_shape, [3, 2, 3]);
         // A flat colour stays that colour through JPEG, the resize and the crop (within JPEG's loss).
-        for (channel, plane) in dataset.sample(1).chunks(6).enumerate() {
+        for (channel, plane) in held(&dataset)[18..].chunks(6).enumerate() {
             let expected = [200.0, 100.0, 50.0][channel] / 255.0;
             assert!(plane.iter().all(|v| (v - expected).abs() < 0.03), "channel {channel}: {plane:?}");
         }
@@ -440,7 +503,7 @@ mod tests {
         let mut edited = bytes.clone();
         *edited.last_mut().unwrap() ^= 1;
         std::fs::write(&path, &edited).unwrap();
-        let e = decode_files(dir.path(), &files, &decode, &dataset.sample_shape).unwrap_err().to_string();
+        let e = recorded(dir.path(), &files, decode, &dataset.sample_shape).decode_all().unwrap_err().to_string();
         assert!(
             e.starts_with(&format!(
                 "{}: content hash {:016x}, the store recorded {:016x}",
@@ -452,7 +515,7 @@ mod tests {
         );
         assert_eq!(changed_files(dir.path(), &files).len(), 1);
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        let e = decode_files(dir.path(), &files, &decode, &dataset.sample_shape).unwrap_err().to_string();
+        let e = recorded(dir.path(), &files, decode, &dataset.sample_shape).decode_all().unwrap_err().to_string();
         assert!(
             e.starts_with(&format!(
                 "{}: {} bytes, the store recorded {}",
@@ -464,8 +527,12 @@ mod tests {
         );
         let e = read(dir.path(), &decode).unwrap_err().to_string();
         assert!(e.starts_with(&format!("{}: cannot decode the image", path.display())), "{e}");
+        let e = read_holding(dir.path(), &decode, &|_, _| Ok(false)).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: cannot decode the image", path.display())), "{e}");
+        let e = recorded(dir.path(), &files, decode, &dataset.sample_shape).decode(1).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}: {} bytes, the store recorded", path.display(), bytes.len() / 2)), "{e}");
         std::fs::remove_file(&path).unwrap();
-        let e = decode_files(dir.path(), &files, &decode, &dataset.sample_shape).unwrap_err().to_string();
+        let e = recorded(dir.path(), &files, decode, &dataset.sample_shape).decode_all().unwrap_err().to_string();
         assert!(e.starts_with(&format!("cannot read {}", path.display())), "{e}");
     }
 
@@ -480,7 +547,7 @@ mod tests {
         let fitted = ImageDecode { resize: Some(ImageSize::Side(4)), center_crop: Some(ImageSize::Side(4)), ..gray };
         let (dataset, _) = read(dir.path(), &fitted).unwrap();
         assert_eq!(dataset.sample_shape, [1, 4, 4]);
-        assert!(dataset.inputs.iter().all(|&v| (v - 7.0 / 255.0).abs() < 1e-6));
+        assert!(held(&dataset).iter().all(|&v| (v - 7.0 / 255.0).abs() < 1e-6));
     }
 
     #[test]

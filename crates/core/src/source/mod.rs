@@ -6,9 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
+use inputs::Inputs;
+
 pub mod hapt;
 pub mod idx;
 pub mod image_folder;
+pub mod inputs;
 pub mod npy;
 pub mod ts;
 
@@ -21,13 +24,14 @@ pub enum GivenSplit {
     Test,
 }
 
-/// A dataset held in memory: every sample has the same `sample_shape` (channels × time for
-/// series, channels × height × width for images), inputs are f32 in row-major order.
+/// A dataset: every sample has the same `sample_shape` (channels × time for series, channels ×
+/// height × width for images), inputs are f32 in row-major order, held in memory or (a large image
+/// folder) decoded from the files on each use.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub sample_shape: Vec<usize>,
-    /// `len() * sample_len()` values, sample after sample.
-    pub inputs: Vec<f32>,
+    /// `len()` samples of `sample_len()` values.
+    pub inputs: Inputs,
     /// 0-based class indices into `class_names`.
     pub labels: Vec<i64>,
     /// E.g. the subject, one per sample.
@@ -54,10 +58,12 @@ impl Dataset {
         self.sample_shape.iter().product()
     }
 
-    /// The values of sample `index`; panics if `index >= len()`.
+    /// The values of sample `index` of a dataset that holds its inputs.
+    #[cfg(test)]
     pub fn sample(&self, index: usize) -> &[f32] {
+        let Inputs::Held(values) = &self.inputs else { panic!("the inputs are decoded on use") };
         let len = self.sample_len();
-        &self.inputs[index * len..(index + 1) * len]
+        &values[index * len..(index + 1) * len]
     }
 
     /// Checks lengths agree, labels are in `0..class_names.len()` and inputs are finite;
@@ -65,9 +71,15 @@ impl Dataset {
     pub fn check(&self, origin: &Path) -> Result<(), SourceError> {
         let bad = |detail: String| Err(SourceError::malformed(origin, detail));
         let n = self.len();
-        let expected = n.checked_mul(self.sample_len());
-        if expected != Some(self.inputs.len()) {
-            return bad(format!("{} input values for {n} samples of shape {:?}", self.inputs.len(), self.sample_shape));
+        let len = self.sample_len();
+        match &self.inputs {
+            Inputs::Held(values) if n.checked_mul(len) != Some(values.len()) => {
+                return bad(format!("{} input values for {n} samples of shape {:?}", values.len(), self.sample_shape));
+            }
+            Inputs::Decoded(folder) if folder.files.len() != n => {
+                return bad(format!("{} image files for {n} samples", folder.files.len()));
+            }
+            _ => {}
         }
         if let Some(groups) = &self.groups {
             if groups.len() != n {
@@ -89,9 +101,12 @@ impl Dataset {
                 return bad(format!("sample {i}: label {label} is outside 0..{classes}"));
             }
         }
-        for i in 0..n {
-            if let Some((j, v)) = self.sample(i).iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                return bad(format!("sample {i}: value {j} is not finite ({v})"));
+        // Decoded images are bytes / 255: finite by construction.
+        if let Inputs::Held(values) = &self.inputs {
+            for (i, sample) in values.chunks(len.max(1)).enumerate() {
+                if let Some((j, v)) = sample.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    return bad(format!("sample {i}: value {j} is not finite ({v})"));
+                }
             }
         }
         Ok(())
@@ -108,6 +123,8 @@ pub enum SourceError {
     },
     #[error("{path}: {detail}")]
     Malformed { path: PathBuf, detail: String },
+    #[error("{name}: {detail}")]
+    Setting { name: String, detail: String },
 }
 
 impl SourceError {
@@ -142,8 +159,9 @@ fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, SourceError> {
     Ok(out)
 }
 
-/// Concatenates a train and a test part read from separate files, marking each sample's
-/// given split; both parts must agree on the sample shape and the class names.
+/// Concatenates a train and a test part read from separate files (an array source's, which holds
+/// its inputs), marking each sample's given split; both parts must agree on the sample shape and
+/// the class names.
 fn concat_given_splits(
     train: Dataset,
     test: Dataset,
@@ -175,7 +193,10 @@ fn concat_given_splits(
     };
     Ok(Dataset {
         sample_shape: train.sample_shape,
-        inputs: [train.inputs, test.inputs].concat(),
+        inputs: match (train.inputs, test.inputs) {
+            (Inputs::Held(train), Inputs::Held(test)) => Inputs::Held([train, test].concat()),
+            _ => unreachable!("array sources hold their inputs"),
+        },
         labels: [train.labels, test.labels].concat(),
         groups,
         given_split: Some(given_split),
@@ -191,7 +212,7 @@ mod tests {
     fn tiny() -> Dataset {
         Dataset {
             sample_shape: vec![2, 2],
-            inputs: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+            inputs: Inputs::Held(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
             labels: vec![0, 1],
             groups: Some(vec![7, 7]),
             given_split: None,
@@ -215,11 +236,13 @@ mod tests {
         let e = d.check(Path::new("data/x")).unwrap_err().to_string();
         assert_eq!(e, "data/x: sample 1: label 2 is outside 0..2");
         let mut d = tiny();
-        d.inputs[6] = f32::NAN;
+        let Inputs::Held(values) = &mut d.inputs else { unreachable!() };
+        values[6] = f32::NAN;
         let e = d.check(Path::new("data/x")).unwrap_err().to_string();
         assert_eq!(e, "data/x: sample 1: value 2 is not finite (NaN)");
         let mut d = tiny();
-        d.inputs.pop();
+        let Inputs::Held(values) = &mut d.inputs else { unreachable!() };
+        values.pop();
         let e = d.check(Path::new("data/x")).unwrap_err().to_string();
         assert_eq!(e, "data/x: 7 input values for 2 samples of shape [2, 2]");
         let mut d = tiny();

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::inputs::Inputs;
 use super::{read_file, Dataset, SourceError};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -211,7 +212,7 @@ pub fn read(inputs: &Path, labels: &Path, groups: Option<&Path>, layout: NpyLayo
     }
     let data = Dataset {
         sample_shape,
-        inputs: values,
+        inputs: Inputs::Held(values),
         labels: labels_values,
         groups: groups.map(|g| read_per_sample(g, inputs, n)).transpose()?,
         given_split: None,

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use super::inputs::Inputs;
 use super::{concat_given_splits, Dataset, SourceError};
 
 /// Reads one `.ts` file; sample shape is `[channels, length]`, labels index the classes in
@@ -36,7 +37,7 @@ pub fn read(path: &Path) -> Result<Dataset, SourceError> {
     };
     let data = Dataset {
         sample_shape: vec![channels, length],
-        inputs,
+        inputs: Inputs::Held(inputs),
         labels,
         groups: None,
         given_split: None,

@@ -2,6 +2,9 @@
 //! directory glob, so files of an interrupted build are invisible), and typed loads of the samples
 //! and views that building and training need in memory.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use polars::prelude::*;
 
 use polars_buffer::Buffer;
@@ -13,7 +16,9 @@ use super::writer::{self, LogitsDtype, LogitsFormat, SampleInputs, SampleRows, V
 use super::{DataFile, PartFilter, Split, Store, StoreError};
 use crate::augment::seed::view_seed;
 use crate::augment::{param_columns, DrawnParams, ParamKind, ParamValue};
-use crate::source::image_folder::{self, FileRef};
+use crate::source::image_folder::{FileRef, FolderFiles};
+use crate::source::inputs::{self, Inputs};
+use crate::source::SourceError;
 
 impl Store {
     /// A lazy scan of one table (`samples`, `views` or `logits`) at this version: one scan over
@@ -267,12 +272,22 @@ impl Store {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let inputs = match &self.manifest.dataset.files {
-            None => flat_f32_list(&frame, c::INPUT, sample_len).map_err(|detail| column_error(c::INPUT, detail))?,
+            None => Inputs::Held(
+                flat_f32_list(&frame, c::INPUT, sample_len).map_err(|detail| column_error(c::INPUT, detail))?,
+            ),
             Some(folder) => {
-                let files = file_refs(&frame).map_err(|(column, e)| column_error(column, e.to_string()))?;
-                let shape = &self.manifest.dataset.sample_shape;
-                image_folder::decode_files(&folder.root, &files, &folder.decode, shape)
-                    .map_err(|source| StoreError::Input { path: self.root.clone(), source })?
+                let input_error = |source| StoreError::Input { path: self.root.clone(), source };
+                let folder = FolderFiles {
+                    root: folder.root.clone(),
+                    files: file_refs(&frame).map_err(|(column, e)| column_error(column, e.to_string()))?,
+                    decode: folder.decode,
+                    shape: self.manifest.dataset.sample_shape.clone(),
+                };
+                if inputs::hold_decoded(folder.files.len(), sample_len).map_err(input_error)? {
+                    Inputs::Held(folder.decode_all().map_err(input_error)?)
+                } else {
+                    Inputs::Decoded(Arc::new(folder))
+                }
             }
         };
         Ok(SampleTable {
@@ -383,13 +398,14 @@ fn dense_rows(columns: &mut [Column], values: TopKValues, classes: usize) -> Pol
     Ok(builder.finish().into_series())
 }
 
-/// The samples table in memory. `sample_id` is the row index.
+/// The samples table in memory (an image folder's inputs perhaps decoded on use, see
+/// `source::inputs`). `sample_id` is the row index.
 #[derive(Debug, Clone)]
 pub struct SampleTable {
     pub splits: Vec<Split>,
     pub labels: Vec<i64>,
     pub groups: Vec<Option<i64>>,
-    pub inputs: Vec<f32>,
+    pub inputs: Inputs,
     pub sample_len: usize,
     pub sample_shape: Vec<usize>,
 }
@@ -403,8 +419,14 @@ impl SampleTable {
         self.labels.is_empty()
     }
 
-    pub fn input(&self, sample_id: usize) -> &[f32] {
-        &self.inputs[sample_id * self.sample_len..(sample_id + 1) * self.sample_len]
+    /// A sample's raw input values (decoded from its file if the inputs are not held).
+    pub fn input(&self, sample_id: usize) -> Result<Cow<'_, [f32]>, SourceError> {
+        self.inputs.sample(sample_id, self.sample_len)
+    }
+
+    /// The raw inputs of `ids`, one after the other.
+    pub fn inputs_of(&self, ids: &[usize]) -> Result<Vec<f32>, SourceError> {
+        self.inputs.gather(ids, self.sample_len)
     }
 
     /// Sample ids of one split, ascending.

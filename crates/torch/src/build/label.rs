@@ -43,7 +43,7 @@ pub(crate) fn label_views(
             let chunk = &views[range];
             let mut inputs = Vec::with_capacity(chunk.len() * samples.sample_len);
             for view in chunk {
-                let mut rendered = context.render(ops, view.seed, view.sample_id);
+                let mut rendered = context.render(ops, view.seed, view.sample_id)?;
                 if rendered.input_hash != view.input_hash {
                     return Err(BuildError::Replay {
                         teacher: info.name.clone(),

@@ -289,7 +289,6 @@ impl MetaStep<'_> {
         let data = self.batches.data;
         let seed = purpose_seed(self.seed, "amal");
         let plans = epoch_plan(self.by_sample, ViewsPerEpoch::OnePerSample, None, None, self.batch_size, seed, epoch);
-        let per_sample = data.samples.sample_len;
         let mut val_order: Vec<usize> = (0..self.val.labels.len()).collect();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(seed, &format!("val/epoch-{epoch}")));
         val_order.shuffle(&mut rng);
@@ -310,10 +309,8 @@ impl MetaStep<'_> {
                 };
                 pending.clear();
                 let chosen = val_batches.next().expect("a validation split with rows");
-                let inputs: Vec<f32> = chosen
-                    .iter()
-                    .flat_map(|&i| self.val.inputs[i * per_sample..(i + 1) * per_sample].iter().copied())
-                    .collect();
+                let ids: Vec<i64> = chosen.iter().map(|&i| self.val.sample_ids[i]).collect();
+                let inputs = data.identity_inputs(&ids)?;
                 let labels: Vec<i64> = chosen.iter().map(|&i| self.val.labels[i]).collect();
                 let (features, logits) = tch::no_grad(|| {
                     net.forward_with_features(

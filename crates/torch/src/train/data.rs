@@ -9,6 +9,7 @@ use rand::SeedableRng;
 
 use super::target::TargetRule;
 use super::TrainError;
+use kdstore_core::augment::Normalizer;
 use kdstore_core::select::{logits_by_view, select, select_unlabelled, Replayer, SelectedView};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
@@ -16,6 +17,8 @@ use kdstore_core::store::{Split, Store};
 /// Everything a training run reads from the store.
 pub struct TrainData {
     pub samples: SampleTable,
+    /// What every input goes through on its way into a model.
+    pub normalizer: Normalizer,
     /// The run's teachers; the first one's logits are in `views`, the others' in `other_logits`.
     pub teachers: Vec<String>,
     pub views: Vec<SelectedView>,
@@ -28,12 +31,11 @@ pub struct TrainData {
     pub student_channels: Option<Vec<usize>>,
 }
 
-/// A split's normalised identity inputs, labels and, where the teachers labelled them all, the
-/// ensemble's target (the one teacher's logits, or the ensemble's log-probabilities) and each
-/// teacher's logits.
+/// A split's samples (whose normalised identity inputs [`TrainData::identity_inputs`] reads a
+/// batch at a time), labels and, where the teachers labelled them all, the ensemble's target (the
+/// one teacher's logits, or the ensemble's log-probabilities) and each teacher's logits.
 pub struct SplitData {
     pub sample_ids: Vec<i64>,
-    pub inputs: Vec<f32>,
     pub labels: Vec<i64>,
     pub teacher_logits: Option<Vec<f32>>,
     pub each_teacher: Vec<Option<Vec<f32>>>,
@@ -104,8 +106,10 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
             .map_err(|e| TrainError::Selection(e.to_string()))?;
         evaluation_logits.push(evaluation.views.into_iter().map(|v| (v.sample_id, v.teacher_logits)).collect());
     }
+    let normalization = &store.manifest.dataset.normalization;
     Ok(TrainData {
         samples,
+        normalizer: Normalizer { mean: normalization.mean.clone(), std: normalization.std.clone() },
         teachers: teachers.to_vec(),
         views: selection.views,
         other_logits,
@@ -169,16 +173,20 @@ impl TrainData {
         }
     }
 
-    /// A split's identity views, normalised, with labels, each teacher's logits and the target
-    /// that `rule` makes of them.
-    pub fn split(&self, replayer: &Replayer, split: Split, rule: &TargetRule) -> Result<SplitData, TrainError> {
-        let ids = self.samples.ids_in(split);
-        let mut inputs = Vec::with_capacity(ids.len() * self.samples.sample_len);
-        for &i in &ids {
-            let start = inputs.len();
-            inputs.extend_from_slice(self.samples.input(i));
-            replayer.context.normalizer.apply(&mut inputs[start..]);
+    /// The identity views of `sample_ids`, normalised, one after the other.
+    pub fn identity_inputs(&self, sample_ids: &[i64]) -> Result<Vec<f32>, TrainError> {
+        let ids: Vec<usize> = sample_ids.iter().map(|&i| i as usize).collect();
+        let mut inputs = self.samples.inputs_of(&ids).map_err(TrainError::Input)?;
+        for sample in inputs.chunks_mut(self.samples.sample_len) {
+            self.normalizer.apply(sample);
         }
+        Ok(inputs)
+    }
+
+    /// A split's samples with labels, each teacher's logits and the target that `rule` makes of
+    /// them.
+    pub fn split(&self, split: Split, rule: &TargetRule) -> Result<SplitData, TrainError> {
+        let ids = self.samples.ids_in(split);
         let labels: Vec<i64> = ids.iter().map(|&i| self.samples.labels[i]).collect();
         let each_teacher: Vec<Option<Vec<f32>>> = self
             .evaluation_logits
@@ -195,12 +203,6 @@ impl TrainData {
             }
             _ => None,
         };
-        Ok(SplitData {
-            sample_ids: ids.iter().map(|&i| i as i64).collect(),
-            inputs,
-            labels,
-            teacher_logits,
-            each_teacher,
-        })
+        Ok(SplitData { sample_ids: ids.iter().map(|&i| i as i64).collect(), labels, teacher_logits, each_teacher })
     }
 }

@@ -61,6 +61,8 @@ pub enum TrainError {
     Selection(String),
     #[error(transparent)]
     Replay(#[from] ReplayError),
+    #[error("reading the samples: {0}")]
+    Input(kdstore_core::source::SourceError),
     #[error("{0}")]
     Config(String),
     #[error("torch: {0}")]
@@ -347,8 +349,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         stored_logits: online_teachers.is_empty() && !config.co_train,
         stored_features: stored_features.as_ref(),
     };
-    let val = data.split(&replayer, Split::Val, &rule)?;
-    let test = data.split(&replayer, Split::Test, &rule)?;
+    let val = data.split(Split::Val, &rule)?;
+    let test = data.split(Split::Test, &rule)?;
     if let Some(report) = ensemble.as_mut() {
         report.evaluate(&val, &test, data.classes);
     }
@@ -864,11 +866,11 @@ fn evaluate(
     data: &data::TrainData,
     device: Device,
 ) -> Result<Evaluation, TrainError> {
-    let per_sample = data.samples.sample_len;
     let mut logits = Vec::with_capacity(split.labels.len() * data.classes);
     tch::no_grad(|| -> Result<(), TrainError> {
-        for x in split.inputs.chunks(512 * per_sample) {
-            let out = forward(&Tensor::from_slice(&data.student_inputs(x)).to_device(device))?;
+        for ids in split.sample_ids.chunks(512) {
+            let x = data.identity_inputs(ids)?;
+            let out = forward(&Tensor::from_slice(&data.student_inputs(&x)).to_device(device))?;
             logits.extend(Vec::<f32>::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?);
         }
         Ok(())
