@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """docs/benchmarks.md's image-folder loader benchmark, in one run: one epoch of a training loader's
 work over the training images of the Fashion-MNIST PNG tree (decode, random crop with 2 pixels of
-padding, horizontal flip, normalise, batches of 128), by
+padding, horizontal flip, normalise, batches of 128), every loader finding the files in the page
+cache, by
 
 - kdstore: `kdstore bench STORE --loader` over the store's crop_flip views (reading and checking
   every file once per run, then replaying each view from its seed), on 1 and 2 threads; and the
@@ -39,6 +40,15 @@ def grey(path):
         return Image.open(f).convert("L")
 
 
+def warm(root):
+    """Reads every file once, so that the next loader finds them all in the page cache (this
+    machine's memory balloon evicts cached pages within minutes: warm before each measurement)."""
+    for folder, _, names in os.walk(root):
+        for name in names:
+            with open(os.path.join(folder, name), "rb") as f:
+                f.read()
+
+
 def torchvision_epoch(root, paths, mean, std, workers):
     transform = transforms.Compose([
         transforms.RandomCrop(28, padding=2),
@@ -65,17 +75,13 @@ def main():
     sql = ("SELECT s.path FROM views v JOIN samples s ON v.sample_id = s.sample_id"
            " WHERE s.split = 'train' AND v.recipe = 'crop_flip' ORDER BY v.view_id")
     paths = [row["path"] for row in kdstore_json(kdstore, "query", store, sql, "--format", "json")]
-    # Every loader finds the files in the page cache: read each once before any timing.
-    for folder, _, names in os.walk(root):
-        for name in names:
-            with open(os.path.join(folder, name), "rb") as f:
-                f.read()
     print(f"{len(paths)} training views of {root}, batches of {BATCH}, {os.cpu_count()} cores")
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}")
     rows = []
     decoding_on_use = dict(os.environ, KDSTORE_DECODED_LIMIT_MB="0")
     for held in (True, False):
         for threads in (1, 2):
+            warm(root)
             t = kdstore_json(kdstore, "bench", store, "--loader", "--where", CONDITION, "--threads", str(threads),
                              "--batch-size", str(BATCH), "--json", env=None if held else decoding_on_use)["loader"]
             first = t["views"] / (t["load_seconds"] + t["epoch_seconds"])
@@ -88,6 +94,7 @@ def main():
                 note = "no sample held: every view reads, checks and decodes its file"
             rows.append((name, t["views"], first, later, note))
     for workers in (0, 2):
+        warm(root)
         views, seconds = torchvision_epoch(root, paths, mean, std, workers)
         rows.append((f"DataLoader(ImageFolder), {workers} workers", views, views / seconds, views / seconds,
                      "decodes every epoch"))
