@@ -304,7 +304,7 @@ pub fn write_subset(
     sample_ids: &[i64],
 ) -> Result<DataFile, StoreError> {
     let frame = subsets_frame(teacher, sample_ids).map_err(|source| frame_error(store, c::SUBSETS, source))?;
-    let mut file = write_parquet(store, relative, c::SUBSETS, key, frame)?;
+    let mut file = write_parquet(store, relative, c::SUBSETS, key, frame, DEFAULT_ZSTD)?;
     file.teacher = Some(teacher.to_string());
     Ok(file)
 }
@@ -312,13 +312,13 @@ pub fn write_subset(
 /// Writes the samples table's file `store/relative`, keyed `key`.
 pub fn write_samples(store: &Path, relative: &str, key: &str, rows: &SampleRows) -> Result<DataFile, StoreError> {
     let frame = samples_frame(rows).map_err(|source| frame_error(store, c::SAMPLES, source))?;
-    write_parquet(store, relative, c::SAMPLES, key, frame)
+    write_parquet(store, relative, c::SAMPLES, key, frame, DEFAULT_ZSTD)
 }
 
 /// Writes one views part.
 pub fn write_views(store: &Path, relative: &str, key: &str, rows: &[ViewRow]) -> Result<DataFile, StoreError> {
     let frame = views_frame(rows).map_err(|source| frame_error(store, c::VIEWS, source))?;
-    write_parquet(store, relative, c::VIEWS, key, frame)
+    write_parquet(store, relative, c::VIEWS, key, frame, DEFAULT_ZSTD)
 }
 
 /// Writes one logits part of `teacher`, its logits stored in `format`.
@@ -331,7 +331,11 @@ pub fn write_logits(
     format: LogitsFormat,
 ) -> Result<DataFile, StoreError> {
     let frame = logits_frame(teacher, rows, format).map_err(|source| frame_error(store, c::LOGITS, source))?;
-    let mut file = write_parquet(store, relative, c::LOGITS, key, frame)?;
+    let zstd = match format {
+        LogitsFormat::Dense(_) => DEFAULT_ZSTD,
+        LogitsFormat::TopK { .. } => TOPK_ZSTD,
+    };
+    let mut file = write_parquet(store, relative, c::LOGITS, key, frame, zstd)?;
     file.teacher = Some(teacher.to_string());
     Ok(file)
 }
@@ -348,7 +352,7 @@ pub fn write_embeddings(
 ) -> Result<DataFile, StoreError> {
     let frame = embeddings_frame(teacher, view_ids, features, dtype)
         .map_err(|source| frame_error(store, c::EMBEDDINGS, source))?;
-    let mut file = write_parquet(store, relative, c::EMBEDDINGS, key, frame)?;
+    let mut file = write_parquet(store, relative, c::EMBEDDINGS, key, frame, DEFAULT_ZSTD)?;
     file.teacher = Some(teacher.to_string());
     Ok(file)
 }
@@ -381,13 +385,21 @@ impl<W> FirstIoError<W> {
     }
 }
 
-/// Writes `frame` to `store/relative` atomically and describes the file for the manifest.
+/// Every table's files are zstd-compressed at zstd's default level (3)...
+const DEFAULT_ZSTD: Option<i32> = None;
+/// ...but top-k logits files at level 9: small by design, they are written at 0.5 M rows/s there
+/// (far above labelling's pace), and a top-10 row takes 1.5-1.8 bytes less (docs/benchmarks.md).
+const TOPK_ZSTD: Option<i32> = Some(9);
+
+/// Writes `frame` to `store/relative` atomically, zstd at `zstd_level`, and describes the file for
+/// the manifest.
 fn write_parquet(
     store: &Path,
     relative: &str,
     table: &str,
     key: &str,
     mut frame: DataFrame,
+    zstd_level: Option<i32>,
 ) -> Result<DataFile, StoreError> {
     let final_path = store.join(relative);
     let dir = final_path.parent().expect("data files live in a table directory").to_path_buf();
@@ -398,7 +410,9 @@ fn write_parquet(
     let file = fs::File::create(&tmp_path).map_err(io)?;
     let mut writer = FirstIoError { inner: &file, error: None };
     let written = ParquetWriter::new(&mut writer)
-        .with_compression(ParquetCompression::Zstd(None))
+        .with_compression(ParquetCompression::Zstd(
+            zstd_level.map(|level| polars_parquet::write::ZstdLevel::try_new(level).expect("a zstd level in 1..=22")),
+        ))
         .with_key_value_metadata(Some(portable_arrow_schema(&frame)))
         .finish(&mut frame);
     // Polars words a failed write as a Parquet error ("transport error"); the I/O error under it
