@@ -23,7 +23,7 @@ export PYTHON
 BINS := kdstore kdstore-torch
 BIN_DIR := target/release
 
-.PHONY: demo test build venv data clean-runs bench-query bench-image-folder bench-pytorch-loop bench-topk fuzz
+.PHONY: demo test build venv data clean-runs bench-query bench-image-folder bench-store-fed bench-pytorch-loop bench-topk fuzz
 
 demo: build data
 	scripts/demo.sh
@@ -66,6 +66,13 @@ bench-image-folder: build data
 	$(PYTHON) -m pip install -q --disable-pip-version-check $(TORCHVISION)
 	$(BIN_DIR)/kdstore build pipelines/fashion-mnist-folder.toml
 	$(PYTHON) scripts/bench-image-folder.py $(BIN_DIR)/kdstore runs/fashion-mnist-folder
+
+# docs/benchmarks.md's store-fed training against in-memory tensors: the demo's smallest student,
+# from the store with KD and from --preload tensors with CE, alternating, 5 pairs at 1 and 2
+# threads (about 4 minutes).
+bench-store-fed: build data
+	$(BIN_DIR)/kdstore build pipelines/hapt.toml
+	$(PYTHON) scripts/bench-store-fed.py $(BIN_DIR)/kdstore runs/hapt
 
 # docs/benchmarks.md's comparison with a plain PyTorch loop: one TorchScript student of three sizes
 # trained with KD by kdstore from runs/hapt and by a PyTorch loop over its exported views (5 minutes).

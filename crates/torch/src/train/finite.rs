@@ -7,7 +7,6 @@
 use tch::Tensor;
 
 use super::metrics::SplitMetrics;
-use super::optimizer::Stepper;
 
 /// Where and what diverged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,9 +36,9 @@ pub fn check_terms(terms: &[(String, Tensor)], epoch: usize, step: usize) -> Res
     })
 }
 
-/// Checks that a network's gradients are finite (their global L2 norm, one reduction).
-pub fn check_gradients(stepper: &Stepper, network: &str, epoch: usize, step: usize) -> Result<(), Diverged> {
-    let norm = stepper.gradient_norm();
+/// Checks that a network's gradients are finite, from their global L2 norm (one reduction,
+/// `Stepper::gradient_norm`).
+pub fn check_gradients(norm: f64, network: &str, epoch: usize, step: usize) -> Result<(), Diverged> {
     if norm.is_finite() {
         return Ok(());
     }

@@ -426,13 +426,13 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
                 Some(teacher_loss) => (&loss + teacher_loss).backward(),
                 None => loss.backward(),
             }
-            finite::check_gradients(&stepper, "student", epoch + 1, step_number)?;
-            if let Some(co) = &co_teacher {
-                finite::check_gradients(&co.stepper, "co-trained teacher", epoch + 1, step_number)?;
+            finite::check_gradients(stepper.gradient_norm()?, "student", epoch + 1, step_number)?;
+            if let Some(co) = co_teacher.as_mut() {
+                finite::check_gradients(co.stepper.gradient_norm()?, "co-trained teacher", epoch + 1, step_number)?;
             }
             for stepper in std::iter::once(&mut stepper).chain(co_teacher.as_mut().map(|co| &mut co.stepper)) {
                 if let Some(max) = config.clip_grad_norm {
-                    stepper.clip_grad_norm(max);
+                    stepper.clip_grad_norm(max)?;
                 }
                 stepper.step(learning_rate)?;
             }
