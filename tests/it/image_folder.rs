@@ -220,6 +220,12 @@ fn a_truncated_or_missing_image_is_named_at_build_and_at_training() {
     let output = run_decoding_on_use(&train);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+    // An export streams its inputs.npy view by view: stopped by the file, it leaves nothing.
+    let streamed_export = dir.path().join("streamed-export");
+    let output = run_decoding_on_use(&["export", path_str(&store), "--out", path_str(&streamed_export)]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+    assert!(!streamed_export.exists(), "a failed export leaves no folder, no temporary file");
     let output = run_decoding_on_use(&["verify", path_str(&store), "--deep"]);
     assert_eq!(output.status.code(), Some(1));
     let said = format!("{}{}", stdout(&output), stderr(&output));

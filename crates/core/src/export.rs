@@ -4,7 +4,8 @@
 //! label, partner, λ, every drawn parameter of the selected recipes, the teacher's statistics),
 //! `teacher_logits.npy` and `export.json` (what was exported and how to normalise the inputs).
 //! Every file is written under a temporary name and renamed, so an interrupted export leaves the
-//! previous files or none, never a truncated one.
+//! previous files or none, never a truncated one. `inputs.npy` is written view by view as the views
+//! are replayed, so that an export larger than memory can be written.
 
 use std::path::{Path, PathBuf};
 
@@ -39,20 +40,13 @@ pub const PARTNER_LABEL: &str = "partner_label";
 pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<ExportSummary, ViewsError> {
     let (samples, frame, selection) = select_some(store, request.teacher, request.condition, Columns::All)?;
     let replayer = Replayer::new(store, &samples)?;
-    let mut inputs = Vec::with_capacity(selection.views.len() * samples.sample_len);
-    for view in &selection.views {
-        let mut rendered = replayer.replay_verified(view)?;
-        if request.normalized {
-            replayer.context.normalizer.apply(&mut rendered.input);
-        }
-        inputs.extend_from_slice(&rendered.input);
-    }
     let logits: Vec<f32> = selection.views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect();
     let partner_labels: Vec<Option<i64>> =
         selection.views.iter().map(|v| v.partner_id.map(|_| v.partner_label)).collect();
     let mut rows = rows_frame(frame, partner_labels)
         .map_err(|e| ViewsError::Write { path: out.join("rows.parquet"), detail: e.to_string() })?;
 
+    let created = !out.exists();
     std::fs::create_dir_all(out).map_err(|e| ViewsError::Write { path: out.to_path_buf(), detail: e.to_string() })?;
     let n = selection.views.len();
     let mut shape = vec![n];
@@ -74,18 +68,39 @@ pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<Expo
             "rows.parquet": "view_id, sample_id, split, label, recipe, replica, seed, partner_id, partner_label, lam, input_hash, the drawn parameters, the teacher's statistics",
         },
     });
+    let written_inputs = write_atomically(out, "inputs.npy", |path| {
+        let failed = |e: std::io::Error| ViewsError::Write { path: out.join("inputs.npy"), detail: e.to_string() };
+        let mut inputs = npy::F32Writer::create(path, &shape).map_err(failed)?;
+        for view in &selection.views {
+            let mut rendered = replayer.replay_verified(view)?;
+            if request.normalized {
+                replayer.context.normalizer.apply(&mut rendered.input);
+            }
+            inputs.write(&rendered.input).map_err(failed)?;
+        }
+        inputs.finish().map_err(failed)
+    });
+    let written_inputs = match written_inputs {
+        Ok(path) => path,
+        Err(error) => {
+            if created {
+                let _ = std::fs::remove_dir(out);
+            }
+            return Err(error);
+        }
+    };
     let written = vec![
-        write_atomically(out, "inputs.npy", |path| npy::write_f32(path, &shape, &inputs).map_err(|e| e.to_string()))?,
+        written_inputs,
         write_atomically(out, "teacher_logits.npy", |path| {
-            npy::write_f32(path, &[n, selection.classes], &logits).map_err(|e| e.to_string())
+            npy::write_f32(path, &[n, selection.classes], &logits).map_err(write_error(out, "teacher_logits.npy"))
         })?,
         write_atomically(out, "rows.parquet", |path| {
-            let mut file = std::fs::File::create(path).map_err(|e| e.to_string())?;
-            query::write(&mut rows, Format::Parquet, &mut file).map_err(|e| e.to_string())
+            let mut file = std::fs::File::create(path).map_err(write_error(out, "rows.parquet"))?;
+            query::write(&mut rows, Format::Parquet, &mut file).map_err(write_error(out, "rows.parquet"))
         })?,
         write_atomically(out, "export.json", |path| {
             let text = serde_json::to_string_pretty(&description).expect("json serialises") + "\n";
-            std::fs::write(path, text).map_err(|e| e.to_string())
+            std::fs::write(path, text).map_err(write_error(out, "export.json"))
         })?,
     ];
     Ok(ExportSummary { rows: n, files: written })
@@ -105,14 +120,25 @@ fn rows_frame(frame: DataFrame, partner_labels: Vec<Option<i64>>) -> PolarsResul
     Ok(frame)
 }
 
+/// An error writing `dir/name`, whatever its cause.
+fn write_error<E: std::fmt::Display>(dir: &Path, name: &str) -> impl Fn(E) -> ViewsError {
+    let path = dir.join(name);
+    move |e| ViewsError::Write { path: path.clone(), detail: e.to_string() }
+}
+
+/// Runs `write` on a temporary file beside `dir/name` and renames it into place; on failure the
+/// temporary file goes and the previous `dir/name`, if any, stays.
 fn write_atomically(
     dir: &Path,
     name: &str,
-    write: impl FnOnce(&Path) -> Result<(), String>,
+    write: impl FnOnce(&Path) -> Result<(), ViewsError>,
 ) -> Result<PathBuf, ViewsError> {
     let final_path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    write(&tmp).map_err(|detail| ViewsError::Write { path: final_path.clone(), detail })?;
+    if let Err(error) = write(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(error);
+    }
     std::fs::rename(&tmp, &final_path)
         .map_err(|e| ViewsError::Write { path: final_path.clone(), detail: e.to_string() })?;
     Ok(final_path)

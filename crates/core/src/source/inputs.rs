@@ -27,14 +27,6 @@ pub enum Inputs {
 }
 
 impl Inputs {
-    /// How many samples there are values for.
-    pub fn count(&self, sample_len: usize) -> usize {
-        match self {
-            Inputs::Held(values) => values.len() / sample_len.max(1),
-            Inputs::Decoded(folder) => folder.files.len(),
-        }
-    }
-
     /// The values of sample `index`: borrowed when held, decoded from its file otherwise (a file
     /// that changed since the store recorded it is an error naming it).
     pub fn sample(&self, index: usize, sample_len: usize) -> Result<Cow<'_, [f32]>, SourceError> {
@@ -117,7 +109,6 @@ mod tests {
     #[test]
     fn held_samples_borrow_gather_and_visit_in_order() {
         let inputs = Inputs::Held(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
-        assert_eq!(inputs.count(2), 3);
         assert!(matches!(inputs.sample(1, 2).unwrap(), Cow::Borrowed(&[3.0, 4.0])));
         assert_eq!(inputs.gather(&[2, 0], 2).unwrap(), [5.0, 6.0, 1.0, 2.0]);
         let mut seen = Vec::new();

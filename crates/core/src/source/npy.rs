@@ -135,11 +135,52 @@ pub fn write_i64(path: &Path, shape: &[usize], data: &[i64]) -> std::io::Result<
     write(path, "<i8", shape, data.len(), &bytes)
 }
 
+/// A C-order `<f4` array written a piece at a time: the header first (the shape is known up front),
+/// then the values in order, so that an array larger than memory can be written.
+pub struct F32Writer {
+    file: std::io::BufWriter<std::fs::File>,
+    remaining: usize,
+}
+
+impl F32Writer {
+    pub fn create(path: &Path, shape: &[usize]) -> std::io::Result<F32Writer> {
+        Ok(F32Writer { file: start(path, "<f4", shape)?, remaining: shape.iter().product() })
+    }
+
+    /// The next values, in C order.
+    pub fn write(&mut self, values: &[f32]) -> std::io::Result<()> {
+        if values.len() > self.remaining {
+            return Err(invalid(format!("{} values more than the shape holds", values.len() - self.remaining)));
+        }
+        self.remaining -= values.len();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.file.write_all(&bytes)
+    }
+
+    /// Ends the array, which must have received every value.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if self.remaining != 0 {
+            return Err(invalid(format!("{} values missing for the shape", self.remaining)));
+        }
+        self.file.flush()
+    }
+}
+
+fn invalid(message: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, message)
+}
+
 fn write(path: &Path, descr: &str, shape: &[usize], count: usize, payload: &[u8]) -> std::io::Result<()> {
-    let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
     if shape.iter().product::<usize>() != count {
         return Err(invalid(format!("shape {shape:?} does not hold {count} values")));
     }
+    let mut file = start(path, descr, shape)?;
+    file.write_all(payload)?;
+    file.flush()
+}
+
+/// Creates `path` and writes the header of a C-order array of `descr` and `shape` (format 1.0).
+fn start(path: &Path, descr: &str, shape: &[usize]) -> std::io::Result<std::io::BufWriter<std::fs::File>> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let tuple = match dims.len() {
         1 => format!("({},)", dims[0]),
@@ -158,8 +199,7 @@ fn write(path: &Path, descr: &str, shape: &[usize], count: usize, payload: &[u8]
     file.write_all(&[1, 0])?;
     file.write_all(&header_len.to_le_bytes())?;
     file.write_all(header.as_bytes())?;
-    file.write_all(payload)?;
-    file.flush()
+    Ok(file)
 }
 
 /// More classes than any classification dataset has: a larger label is a damaged file.
@@ -321,6 +361,24 @@ mod tests {
         write_f32(&path, &[], &[7.0]).unwrap();
         assert_eq!(read_array(&path).unwrap(), NpyArray { shape: vec![], data: NpyData::F32(vec![7.0]) });
         assert!(write_f32(&path, &[2, 2], &[1.0]).is_err());
+    }
+
+    #[test]
+    fn a_piecewise_array_is_the_whole_one_and_must_be_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let (whole, pieces) = (dir.path().join("whole.npy"), dir.path().join("pieces.npy"));
+        let values = [0.5, -1.25, 2.0, 3.0, 4.5, -6.0];
+        write_f32(&whole, &[2, 3], &values).unwrap();
+        let mut writer = F32Writer::create(&pieces, &[2, 3]).unwrap();
+        writer.write(&values[..1]).unwrap();
+        writer.write(&values[1..]).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(std::fs::read(&pieces).unwrap(), std::fs::read(&whole).unwrap());
+        let mut short = F32Writer::create(&pieces, &[2, 3]).unwrap();
+        short.write(&values[..5]).unwrap();
+        assert!(short.finish().unwrap_err().to_string().contains("1 values missing"));
+        let mut long = F32Writer::create(&pieces, &[2]).unwrap();
+        assert!(long.write(&values[..3]).unwrap_err().to_string().contains("1 values more"));
     }
 
     #[test]
