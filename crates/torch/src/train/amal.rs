@@ -310,7 +310,7 @@ impl MetaStep<'_> {
                 pending.clear();
                 let chosen = val_batches.next().expect("a validation split with rows");
                 let ids: Vec<i64> = chosen.iter().map(|&i| self.val.sample_ids[i]).collect();
-                let inputs = data.identity_inputs(&ids)?;
+                let inputs = data.identity_inputs(self.batches.replayer, &ids)?;
                 let labels: Vec<i64> = chosen.iter().map(|&i| self.val.labels[i]).collect();
                 let (features, logits) = tch::no_grad(|| {
                     net.forward_with_features(

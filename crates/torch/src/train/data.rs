@@ -9,7 +9,6 @@ use rand::SeedableRng;
 
 use super::target::TargetRule;
 use super::TrainError;
-use kdstore_core::augment::Normalizer;
 use kdstore_core::select::{logits_by_view, select, select_unlabelled, Replayer, SelectedView};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
@@ -17,8 +16,6 @@ use kdstore_core::store::{Split, Store};
 /// Everything a training run reads from the store.
 pub struct TrainData {
     pub samples: SampleTable,
-    /// What every input goes through on its way into a model.
-    pub normalizer: Normalizer,
     /// The run's teachers; the first one's logits are in `views`, the others' in `other_logits`.
     pub teachers: Vec<String>,
     pub views: Vec<SelectedView>,
@@ -106,10 +103,8 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
             .map_err(|e| TrainError::Selection(e.to_string()))?;
         evaluation_logits.push(evaluation.views.into_iter().map(|v| (v.sample_id, v.teacher_logits)).collect());
     }
-    let normalization = &store.manifest.dataset.normalization;
     Ok(TrainData {
         samples,
-        normalizer: Normalizer { mean: normalization.mean.clone(), std: normalization.std.clone() },
         teachers: teachers.to_vec(),
         views: selection.views,
         other_logits,
@@ -173,12 +168,12 @@ impl TrainData {
         }
     }
 
-    /// The identity views of `sample_ids`, normalised, one after the other.
-    pub fn identity_inputs(&self, sample_ids: &[i64]) -> Result<Vec<f32>, TrainError> {
+    /// The identity views of `sample_ids`, normalised as `render`'s, one after the other.
+    pub fn identity_inputs(&self, replayer: &Replayer, sample_ids: &[i64]) -> Result<Vec<f32>, TrainError> {
         let ids: Vec<usize> = sample_ids.iter().map(|&i| i as usize).collect();
         let mut inputs = self.samples.inputs_of(&ids).map_err(TrainError::Input)?;
         for sample in inputs.chunks_mut(self.samples.sample_len) {
-            self.normalizer.apply(sample);
+            replayer.context.normalizer.apply(sample);
         }
         Ok(inputs)
     }

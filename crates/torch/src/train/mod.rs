@@ -449,7 +449,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         let (val_metrics, val_agreement_with) = match val.labels.is_empty() {
             true => (None, BTreeMap::new()),
             false => {
-                let evaluation = evaluate(&mut |x| net.forward(x, false), &val, &data, device)?;
+                let evaluation = evaluate(&mut |x| net.forward(x, false), &val, &data, &replayer, device)?;
                 (Some(evaluation.metrics), evaluation.agreement_with)
             }
         };
@@ -514,7 +514,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     net.save_architecture(out).map_err(|e| TrainError::Config(format!("saving the student: {e}")))?;
     let mut best_vs = nn::VarStore::new(device);
     let mut best_net = open_student(&mut best_vs, Some(&best_path))?;
-    let tested = evaluate(&mut |x| best_net.forward(x, false), &test, &data, device)?;
+    let tested = evaluate(&mut |x| best_net.forward(x, false), &test, &data, &replayer, device)?;
     let (test_metrics, test_agreement_with) = (tested.metrics, tested.agreement_with);
     finite::check_metrics(&test_metrics, "test", config.epochs, 0)?;
     let predicted = predictions::columns(&test.sample_ids, &test.labels, &tested.logits, data.classes);
@@ -522,7 +522,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
     let co_trained_teacher = match &co_teacher {
         Some(co) => {
             co.write(out)?;
-            let metrics = evaluate(&mut |x| co.net.forward(x, false), &test, &data, device)?.metrics;
+            let metrics = evaluate(&mut |x| co.net.forward(x, false), &test, &data, &replayer, device)?.metrics;
             finite::check_metrics(&metrics, "co-trained teacher's test", config.epochs, 0)?;
             Some(SplitMetrics { teacher_agreement: None, kl_to_teacher: None, ..metrics })
         }
@@ -864,12 +864,13 @@ fn evaluate(
     forward: &mut dyn FnMut(&Tensor) -> Result<Tensor, tch::TchError>,
     split: &data::SplitData,
     data: &data::TrainData,
+    replayer: &Replayer,
     device: Device,
 ) -> Result<Evaluation, TrainError> {
     let mut logits = Vec::with_capacity(split.labels.len() * data.classes);
     tch::no_grad(|| -> Result<(), TrainError> {
         for ids in split.sample_ids.chunks(512) {
-            let x = data.identity_inputs(ids)?;
+            let x = data.identity_inputs(replayer, ids)?;
             let out = forward(&Tensor::from_slice(&data.student_inputs(&x)).to_device(device))?;
             logits.extend(Vec::<f32>::try_from(out.to_kind(Kind::Float).to_device(Device::Cpu).flatten(0, -1))?);
         }

@@ -116,7 +116,7 @@ impl Stepper {
         if flattened == with_grads {
             return Ok(());
         }
-        self.record_updates();
+        self.updates = self.current_updates();
         let mut groups: Vec<((tch::Kind, tch::Device, u64), Vec<usize>)> = Vec::new();
         for &index in &with_grads {
             let (name, variable) = &self.variables[index];
@@ -168,13 +168,15 @@ impl Stepper {
         Ok(())
     }
 
-    /// Copies the flat buffers' update counts into `updates`, variable by variable.
-    fn record_updates(&mut self) {
+    /// Each variable's update count: the flat buffers' for their members, `updates` for the others.
+    fn current_updates(&self) -> BTreeMap<String, u64> {
+        let mut updates = self.updates.clone();
         for flat in &self.flat {
             for &index in &flat.members {
-                self.updates.insert(self.variables[index].0.clone(), flat.updates);
+                updates.insert(self.variables[index].0.clone(), flat.updates);
             }
         }
+        updates
     }
 
     /// The global L2 norm of the gradients (0 when there are none), the norm of the flat
@@ -258,13 +260,7 @@ impl Stepper {
                 named.push((format!("{name}#{slot}"), tensor.shallow_clone()));
             }
         }
-        let mut updates = self.updates.clone();
-        for flat in &self.flat {
-            for &index in &flat.members {
-                updates.insert(self.variables[index].0.clone(), flat.updates);
-            }
-        }
-        for (name, count) in updates {
+        for (name, count) in self.current_updates() {
             named.push((format!("{name}#updates"), Tensor::from_slice(&[count as i64])));
         }
         Tensor::write_safetensors(&named, path)
