@@ -198,6 +198,48 @@ fn online_teacher_and_preloaded_views_give_the_same_training() {
 }
 
 #[test]
+fn batches_prepared_ahead_or_on_libtorchs_team_and_alternating_feeds_train_alike() {
+    let store = basicmotions_store();
+    let dir = tempdir();
+    let train = |preparation: &str, extra: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let common = ["train", path_str(store), "--loss", "kd", "--epochs", "4", "--batch-size", "16", "--seed", "3"];
+        let output = kdstore()
+            .env("KDSTORE_PREPARE_BATCHES", preparation)
+            .args([&common[..], &["--threads", "2"], extra, &["--out", path_str(&out)]].concat())
+            .output()
+            .unwrap();
+        (output, out)
+    };
+    let epochs = |out: &std::path::Path| results(out)["epochs"].as_array().unwrap().clone();
+    let losses =
+        |out: &std::path::Path| -> Vec<f64> { epochs(out).iter().map(|e| e["train_loss"].as_f64().unwrap()).collect() };
+    let (output, ahead) = train("ahead", &[], "ahead");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (output, team) = train("team", &[], "team");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(losses(&ahead), losses(&team), "where a batch is prepared does not change it");
+    assert_eq!(results(&ahead)["test"], results(&team)["test"]);
+    let (output, alternating) = train("team", &["--alternate-feed"], "alternating");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(losses(&alternating), losses(&ahead), "memory and store epochs give the same batches");
+    let fed: Vec<_> = epochs(&alternating).iter().map(|e| e["fed_from"].as_str().unwrap().to_string()).collect();
+    assert_eq!(fed, ["memory", "store", "memory", "store"]);
+    for epoch in epochs(&alternating) {
+        let (steps, all) = (epoch["train_seconds"].as_f64().unwrap(), epoch["seconds"].as_f64().unwrap());
+        assert!(steps > 0.0 && steps <= all, "{epoch}");
+    }
+    assert!(epochs(&ahead)[0].get("fed_from").is_none());
+    let (output, _) = train("sideways", &[], "bad");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("KDSTORE_PREPARE_BATCHES: 'sideways' is neither 'ahead' nor 'team'"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_resnet_student_trains_on_series_and_bad_depths_are_refused() {
     let store = basicmotions_store();
     let dir = tempdir();

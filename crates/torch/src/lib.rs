@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod build;
 pub mod losses;
+pub mod openmp;
 pub mod teacher;
 pub mod train;
 

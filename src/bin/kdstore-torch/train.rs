@@ -154,6 +154,11 @@ pub struct Args {
     /// Render every selected view once before training and batch from memory instead of replaying.
     #[arg(long)]
     preload: bool,
+    /// Benchmark the store's cost in one run: render every view once (as --preload), then batch
+    /// odd epochs from memory and even ones from the store (the same batches, so the same
+    /// training); results.json's epochs record `fed_from` and `train_seconds`.
+    #[arg(long)]
+    alternate_feed: bool,
     /// Run the frozen teachers on every batch instead of reading their stored logits (the baseline).
     #[arg(long)]
     online: bool,
@@ -388,6 +393,7 @@ pub fn resolve(args: &Args, store: &kdstore_core::store::Store) -> anyhow::Resul
         device: args.device.clone(),
         verify_replay: if args.verify_replay { usize::MAX } else { 256 },
         preload: args.preload,
+        alternate_feed: args.alternate_feed,
         online: args.online,
         co_train: args.co_train,
         threads: args.threads,

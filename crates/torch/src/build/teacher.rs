@@ -206,6 +206,7 @@ fn teacher_training(
         // The identity views are one per training sample, as many as the samples table holds; every
         // recipe's views can be many times that, so those are replayed batch by batch.
         preload: !augment,
+        alternate_feed: false,
         online: false,
         co_train: false,
         threads: Some(1),

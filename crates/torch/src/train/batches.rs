@@ -1,6 +1,7 @@
 //! An epoch's batches: which views go together (a pure function of the epoch's seed), and their
 //! inputs and teacher targets, prepared on a CPU thread while the model trains on the batch before
-//! (one batch ahead), so that replay and the GPU work at the same time.
+//! (one batch ahead), so that replay and the GPU work at the same time; or, when libtorch's threads
+//! fill every core, on libtorch's own team between two steps ([`Preparation`]).
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -11,6 +12,7 @@ use rand::SeedableRng;
 use super::data::TrainData;
 use super::group_batches::GroupMix;
 use super::{TrainError, ViewsPerEpoch};
+use crate::openmp::Team;
 use kdstore_core::augment::seed::purpose_seed;
 use kdstore_core::select::{Replayer, SelectedView};
 
@@ -100,6 +102,47 @@ pub struct BatchSource<'a> {
     /// Whether the batch carries the stored teacher logits (not with `--online` or `--co-train`).
     pub stored_logits: bool,
     pub stored_features: Option<&'a HashMap<i64, Vec<f32>>>,
+    /// Where batches are prepared: on a worker thread, one ahead, or on libtorch's team.
+    pub preparation: Preparation,
+}
+
+/// Where a run's batches are prepared.
+#[derive(Clone, Copy)]
+pub enum Preparation {
+    /// On a worker thread, one batch ahead of the model: replay runs beside the step on a core that
+    /// libtorch leaves free, or while the step waits for the GPU.
+    Ahead,
+    /// Just before each step, on libtorch's OpenMP team of `threads` (libtorch's threads fill every
+    /// core, so a worker thread would take its CPU from a team member in mid-operation).
+    OnTeam { team: Team, threads: usize },
+}
+
+/// The environment variable that overrides [`Preparation::for_run`]'s choice: `ahead` or `team`.
+pub const PREPARATION_VARIABLE: &str = "KDSTORE_PREPARE_BATCHES";
+
+impl Preparation {
+    /// The run's choice: on the team when training on the CPU with a libtorch thread per core (and
+    /// the team is found), otherwise ahead; `KDSTORE_PREPARE_BATCHES` = `ahead` or `team` says.
+    pub fn for_run(device: tch::Device) -> Result<Preparation, TrainError> {
+        let threads = tch::get_num_threads().max(1) as usize;
+        let setting = |detail: String| TrainError::Config(format!("{PREPARATION_VARIABLE}: {detail}"));
+        match std::env::var(PREPARATION_VARIABLE).as_deref() {
+            Ok("ahead") => Ok(Preparation::Ahead),
+            Ok("team") => Team::find()
+                .map(|team| Preparation::OnTeam { team, threads })
+                .ok_or_else(|| setting("libtorch's OpenMP runtime (libgomp) is not loaded in this process".into())),
+            Ok(other) => Err(setting(format!("'{other}' is neither 'ahead' nor 'team' (unset: chosen per run)"))),
+            Err(_) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                Ok(match Team::find() {
+                    Some(team) if device == tch::Device::Cpu && threads >= cores => {
+                        Preparation::OnTeam { team, threads }
+                    }
+                    _ => Preparation::Ahead,
+                })
+            }
+        }
+    }
 }
 
 impl BatchSource<'_> {
@@ -108,7 +151,12 @@ impl BatchSource<'_> {
         let views: Vec<&SelectedView> = plan.iter().map(|&i| &self.data.views[i]).collect();
         let inputs = match self.preloaded {
             Some(all) => plan.iter().flat_map(|&i| &all[i * sample_len..(i + 1) * sample_len]).copied().collect(),
-            None => self.data.render(self.replayer, &views)?,
+            None => match self.preparation {
+                Preparation::Ahead => self.data.render(self.replayer, &views)?,
+                Preparation::OnTeam { team, threads } => {
+                    self.data.render_on_team(self.replayer, &views, &team, threads)?
+                }
+            },
         };
         let teacher_logits = self.stored_logits.then(|| {
             (0..self.data.teachers.len())
@@ -120,13 +168,16 @@ impl BatchSource<'_> {
         Ok(Batch { views: plan, inputs, teacher_logits, teacher_features })
     }
 
-    /// Prepares the planned batches on a worker thread, one ahead, and hands each to `train` in
-    /// order. The first error, from either side, stops both and is returned.
+    /// Prepares the planned batches as `preparation` says and hands each to `train` in order. The
+    /// first error, from either side, stops both and is returned.
     pub fn run(
         &self,
         plans: Vec<BatchPlan>,
         mut train: impl FnMut(Batch) -> Result<(), TrainError>,
     ) -> Result<(), TrainError> {
+        if let Preparation::OnTeam { .. } = self.preparation {
+            return plans.into_iter().try_for_each(|plan| train(self.batch(plan)?));
+        }
         std::thread::scope(|scope| {
             let (sender, receiver) = mpsc::sync_channel::<Result<Batch, TrainError>>(1);
             scope.spawn(move || {

@@ -3,12 +3,14 @@
 //! splits.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::target::TargetRule;
 use super::TrainError;
+use crate::openmp::{self, Team};
 use kdstore_core::select::{logits_by_view, select, select_unlabelled, Replayer, SelectedView};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
@@ -118,13 +120,51 @@ impl TrainData {
     /// Replays views into one flat, normalised input buffer (`verify_replay` checks them against
     /// their hashes).
     pub fn render(&self, replayer: &Replayer, views: &[&SelectedView]) -> Result<Vec<f32>, TrainError> {
-        let mut inputs = Vec::with_capacity(views.len() * self.samples.sample_len);
-        for view in views {
-            let start = inputs.len();
-            inputs.extend_from_slice(&replayer.replay(view)?.input);
-            replayer.context.normalizer.apply(&mut inputs[start..]);
+        let mut inputs = vec![0.0; views.len() * self.samples.sample_len];
+        self.render_into(replayer, views, &mut inputs)?;
+        Ok(inputs)
+    }
+
+    /// As [`TrainData::render`], the views shared out in contiguous runs over the members of
+    /// libtorch's OpenMP `team` (up to `threads`), each writing its own part of the buffer: the
+    /// same values, and the error of the first view that fails.
+    pub fn render_on_team(
+        &self,
+        replayer: &Replayer,
+        views: &[&SelectedView],
+        team: &Team,
+        threads: usize,
+    ) -> Result<Vec<f32>, TrainError> {
+        let sample_len = self.samples.sample_len;
+        let mut inputs = vec![0.0; views.len() * sample_len];
+        let parts = threads.clamp(1, views.len().max(1));
+        let mut rest = inputs.as_mut_slice();
+        let mut jobs = Vec::with_capacity(parts);
+        for range in openmp::ranges(views.len(), parts) {
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(range.len() * sample_len);
+            rest = tail;
+            jobs.push(Mutex::new((&views[range], part, Ok(()))));
+        }
+        team.run(parts, &|member, members| {
+            for job in jobs.iter().skip(member).step_by(members) {
+                let mut job = job.lock().unwrap_or_else(|p| p.into_inner());
+                let (views, part, outcome) = &mut *job;
+                *outcome = self.render_into(replayer, views, part);
+            }
+        });
+        for job in jobs {
+            job.into_inner().unwrap_or_else(|p| p.into_inner()).2?;
         }
         Ok(inputs)
+    }
+
+    /// Replays `views` into `out`, one normalised sample after another.
+    fn render_into(&self, replayer: &Replayer, views: &[&SelectedView], out: &mut [f32]) -> Result<(), TrainError> {
+        for (view, sample) in views.iter().zip(out.chunks_exact_mut(self.samples.sample_len)) {
+            sample.copy_from_slice(&replayer.replay(view)?.input);
+            replayer.context.normalizer.apply(sample);
+        }
+        Ok(())
     }
 
     /// Every selected view replayed and normalised once, in `views` order (`--preload`).

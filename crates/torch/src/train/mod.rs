@@ -135,6 +135,12 @@ pub struct TrainConfig {
     pub verify_replay: usize,
     /// Render every selected view once before training and batch from memory (no replay per batch).
     pub preload: bool,
+    /// A benchmark of the store's cost in one run: every view rendered once as with `preload`, odd
+    /// epochs (1st, 3rd, ...) batched from memory and even ones replayed from the store. The
+    /// batches are the same either way, so the run trains exactly as without it; each epoch's
+    /// metrics say where its batches came from.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub alternate_feed: bool,
     /// Run the frozen teachers on each batch instead of reading their stored logits (the baseline
     /// that the store replaces).
     pub online: bool,
@@ -171,6 +177,12 @@ pub struct EpochMetrics {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub val_agreement_with: BTreeMap<String, f64>,
     pub seconds: f64,
+    /// The training steps' share of `seconds` (batch preparation, forward, backward, update).
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// With `alternate_feed`: "memory" or "store".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fed_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -297,7 +309,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         memory.borrow_mut().load(&checkpoint.dir).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
     }
     let mixing = mixing_weights(config, &data, resumed.as_ref())?;
-    let preloaded = if config.preload { Some(data.render_all(&replayer)?) } else { None };
+    let preloaded = if config.preload || config.alternate_feed { Some(data.render_all(&replayer)?) } else { None };
     let needs_features = config.losses.iter().any(|t| t.config.needs_features());
     let needs_teacher_features = config.losses.iter().any(|t| t.config.needs_teacher_features());
     let online_teachers = if config.online { load_teachers(store, &teachers, device)? } else { Vec::new() };
@@ -348,6 +360,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         preloaded: preloaded.as_deref(),
         stored_logits: online_teachers.is_empty() && !config.co_train,
         stored_features: stored_features.as_ref(),
+        preparation: batches::Preparation::for_run(device)?,
     };
     let val = data.split(Split::Val, &rule)?;
     let test = data.split(Split::Test, &rule)?;
@@ -404,7 +417,9 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             device,
         };
         let mut step_number = 0;
-        batches.run(plans, |batch| {
+        let from_store = config.alternate_feed && epoch % 2 == 1;
+        let epoch_batches = BatchSource { preloaded: batches.preloaded.filter(|_| !from_store), ..batches };
+        epoch_batches.run(plans, |batch| {
             if let Some(signal) = kdstore_core::interrupt::received() {
                 return Err(TrainError::Interrupted { signal, epochs_done: epoch });
             }
@@ -468,6 +483,8 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
             val: val_metrics,
             val_agreement_with,
             seconds: started.elapsed().as_secs_f64(),
+            train_seconds: epoch_seconds,
+            fed_from: config.alternate_feed.then(|| if from_store { "store" } else { "memory" }.to_string()),
         };
         task.set_message(&format!(
             "loss {:.4} val acc {} {:.0} views/s",
