@@ -68,8 +68,8 @@ bench-image-folder: build data
 	$(PYTHON) scripts/bench-image-folder.py $(BIN_DIR)/kdstore runs/fashion-mnist-folder
 
 # docs/benchmarks.md's store-fed training against in-memory tensors: the demo's smallest student,
-# from the store with KD and from --preload tensors with CE, alternating, 5 pairs at 1 and 2
-# threads (about 4 minutes).
+# the store's cost inside one --alternate-feed training (KD and CE), then from the store with KD
+# against --preload tensors with CE in separate runs, 5 pairs, at 1 and 2 threads (about 5 minutes).
 bench-store-fed: build data
 	$(BIN_DIR)/kdstore build pipelines/hapt.toml
 	$(PYTHON) scripts/bench-store-fed.py $(BIN_DIR)/kdstore runs/hapt
