@@ -78,12 +78,6 @@ impl Team {
     }
 }
 
-/// `len` items cut into `parts` contiguous ranges of near-equal size, in order.
-pub fn ranges(len: usize, parts: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    let parts = parts.max(1);
-    (0..parts).map(move |k| (k * len / parts)..((k + 1) * len / parts))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,13 +122,5 @@ mod tests {
             runs.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(runs.into_inner(), 1);
-    }
-
-    #[test]
-    fn ranges_cover_everything_in_order() {
-        let cut: Vec<_> = ranges(10, 3).collect();
-        assert_eq!(cut, [0..3, 3..6, 6..10]);
-        assert_eq!(ranges(2, 4).map(|r| r.len()).sum::<usize>(), 2);
-        assert_eq!(ranges(5, 0).map(|r| (r.start, r.end)).collect::<Vec<_>>(), [(0, 5)]);
     }
 }

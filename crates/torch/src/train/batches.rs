@@ -143,6 +143,15 @@ impl Preparation {
             }
         }
     }
+
+    /// Replays a batch's views where this preparation says: on the calling thread, or shared
+    /// over the team.
+    fn render(&self, data: &TrainData, replayer: &Replayer, views: &[&SelectedView]) -> Result<Vec<f32>, TrainError> {
+        match *self {
+            Preparation::Ahead => data.render(replayer, views),
+            Preparation::OnTeam { team, threads } => data.render_on_team(replayer, views, &team, threads),
+        }
+    }
 }
 
 impl BatchSource<'_> {
@@ -151,12 +160,7 @@ impl BatchSource<'_> {
         let views: Vec<&SelectedView> = plan.iter().map(|&i| &self.data.views[i]).collect();
         let inputs = match self.preloaded {
             Some(all) => plan.iter().flat_map(|&i| &all[i * sample_len..(i + 1) * sample_len]).copied().collect(),
-            None => match self.preparation {
-                Preparation::Ahead => self.data.render(self.replayer, &views)?,
-                Preparation::OnTeam { team, threads } => {
-                    self.data.render_on_team(self.replayer, &views, &team, threads)?
-                }
-            },
+            None => self.preparation.render(self.data, self.replayer, &views)?,
         };
         let teacher_logits = self.stored_logits.then(|| {
             (0..self.data.teachers.len())

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 
 use super::target::TargetRule;
 use super::TrainError;
-use crate::openmp::{self, Team};
+use crate::openmp::Team;
 use kdstore_core::select::{logits_by_view, select, select_unlabelled, Replayer, SelectedView};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
@@ -125,9 +125,9 @@ impl TrainData {
         Ok(inputs)
     }
 
-    /// As [`TrainData::render`], the views shared out in contiguous runs over the members of
-    /// libtorch's OpenMP `team` (up to `threads`), each writing its own part of the buffer: the
-    /// same values, and the error of the first view that fails.
+    /// As [`TrainData::render`], the views cut into contiguous runs, one per member of libtorch's
+    /// OpenMP `team` (up to `threads`), each writing its own part of the buffer: the same values,
+    /// and the error of the first view that fails.
     pub fn render_on_team(
         &self,
         replayer: &Replayer,
@@ -137,15 +137,14 @@ impl TrainData {
     ) -> Result<Vec<f32>, TrainError> {
         let sample_len = self.samples.sample_len;
         let mut inputs = vec![0.0; views.len() * sample_len];
-        let parts = threads.clamp(1, views.len().max(1));
-        let mut rest = inputs.as_mut_slice();
-        let mut jobs = Vec::with_capacity(parts);
-        for range in openmp::ranges(views.len(), parts) {
-            let (part, tail) = std::mem::take(&mut rest).split_at_mut(range.len() * sample_len);
-            rest = tail;
-            jobs.push(Mutex::new((&views[range], part, Ok(()))));
-        }
-        team.run(parts, &|member, members| {
+        let per_member = views.len().div_ceil(threads.max(1)).max(1);
+        let jobs: Vec<_> = views
+            .chunks(per_member)
+            .zip(inputs.chunks_mut(per_member * sample_len))
+            .map(|(views, part)| Mutex::new((views, part, Ok(()))))
+            .collect();
+        // OpenMP may start fewer members than asked for: each takes every `members`-th run.
+        team.run(jobs.len(), &|member, members| {
             for job in jobs.iter().skip(member).step_by(members) {
                 let mut job = job.lock().unwrap_or_else(|p| p.into_inner());
                 let (views, part, outcome) = &mut *job;
