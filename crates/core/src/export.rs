@@ -40,7 +40,6 @@ pub const PARTNER_LABEL: &str = "partner_label";
 pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<ExportSummary, ViewsError> {
     let (samples, frame, selection) = select_some(store, request.teacher, request.condition, Columns::All)?;
     let replayer = Replayer::new(store, &samples)?;
-    let logits: Vec<f32> = selection.views.iter().flat_map(|v| v.teacher_logits.iter().copied()).collect();
     let partner_labels: Vec<Option<i64>> =
         selection.views.iter().map(|v| v.partner_id.map(|_| v.partner_label)).collect();
     let mut rows = rows_frame(frame, partner_labels)
@@ -92,7 +91,8 @@ pub fn export(store: &Store, request: &ExportRequest, out: &Path) -> Result<Expo
     let written = vec![
         written_inputs,
         write_atomically(out, "teacher_logits.npy", |path| {
-            npy::write_f32(path, &[n, selection.classes], &logits).map_err(write_error(out, "teacher_logits.npy"))
+            npy::write_f32(path, &[n, selection.classes], &selection.logits)
+                .map_err(write_error(out, "teacher_logits.npy"))
         })?,
         write_atomically(out, "rows.parquet", |path| {
             let mut file = std::fs::File::create(path).map_err(write_error(out, "rows.parquet"))?;

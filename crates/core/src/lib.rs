@@ -38,6 +38,7 @@ pub mod calibration;
 pub mod channels;
 pub mod export;
 pub mod figure;
+pub mod heap;
 pub mod interrupt;
 pub mod pacing;
 pub mod panics;

@@ -27,9 +27,12 @@ pub enum SelectError {
     Query(String),
     #[error("column {column}: {detail}")]
     Column { column: String, detail: String },
+    #[error("teacher {teacher} has no logits for view {view_id} (sample {sample_id}, recipe {recipe})")]
+    Unlabelled { teacher: String, view_id: i64, sample_id: i64, recipe: String },
 }
 
-/// One selected view with what replay and the losses need.
+/// One selected view with what replay and the losses need (its teacher's logits are in the
+/// [`Selection`], flat).
 #[derive(Debug, Clone)]
 pub struct SelectedView {
     pub view_id: i64,
@@ -45,13 +48,72 @@ pub struct SelectedView {
     pub partner_label: i64,
     /// Weight of the own label (1 for unmixed views).
     pub lam: f32,
-    pub teacher_logits: Vec<f32>,
 }
 
-/// The rows of `labels` that matched, typed, in `view_id` order.
+/// The rows of `labels` that matched, typed, in `view_id` order, with the teacher's logits on
+/// them in one flat buffer (a vector per view cost a fifth of a ten-million-view selection).
 pub struct Selection {
     pub views: Vec<SelectedView>,
+    /// `classes` raw logits per view, in `views` order; empty for a selection without a teacher.
+    pub logits: Vec<f32>,
     pub classes: usize,
+}
+
+impl Selection {
+    /// The teacher's logits on the view at `index`.
+    pub fn logits_of(&self, index: usize) -> &[f32] {
+        &self.logits[index * self.classes..(index + 1) * self.classes]
+    }
+
+    /// Keeps the views (and their logits) for which `keep` holds.
+    pub fn retain(&mut self, keep: impl Fn(&SelectedView) -> bool) {
+        let classes = self.classes;
+        let with_logits = !self.logits.is_empty();
+        let mut kept = 0;
+        for index in 0..self.views.len() {
+            if keep(&self.views[index]) {
+                self.views.swap(kept, index);
+                if with_logits {
+                    self.logits.copy_within(index * classes..(index + 1) * classes, kept * classes);
+                }
+                kept += 1;
+            }
+        }
+        self.views.truncate(kept);
+        self.logits.truncate(if with_logits { kept * classes } else { 0 });
+    }
+
+    /// Puts the views, with their logits, in `view_id` order (the query's rows come part by part).
+    fn sort(&mut self) {
+        if self.views.is_sorted_by_key(|v| v.view_id) {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.views.len()).collect();
+        order.sort_unstable_by_key(|&i| self.views[i].view_id);
+        if !self.logits.is_empty() {
+            let mut sorted = Vec::with_capacity(self.logits.len());
+            for &i in &order {
+                sorted.extend_from_slice(self.logits_of(i));
+            }
+            self.logits = sorted;
+        }
+        permute(&mut self.views, order);
+    }
+}
+
+/// Rearranges `items` in place so that position `i` holds what was at `order[i]` (cycle by cycle:
+/// no second copy of the items).
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    for start in 0..items.len() {
+        let mut at = start;
+        while order[at] != start {
+            let from = order[at];
+            items.swap(at, from);
+            order[at] = at;
+            at = from;
+        }
+        order[at] = at;
+    }
 }
 
 /// Which columns of `labels` a selection reads: only those [`SelectedView`] holds (training, show:
@@ -105,12 +167,12 @@ pub fn select_columns(
         // The frame is handed out beside the views, so it comes in their order.
         sql.push_str(&format!(" ORDER BY {}", c::VIEW_ID));
     }
-    selection_of(store, samples, &sql, true)
+    selection_of(store, samples, &sql, true, columns == Columns::All)
 }
 
 /// Selects views that no teacher has to have labelled: those satisfying `condition`, SQL over
 /// `views` joined with the samples' `split` and `label` (what a teacher that learns
-/// from the labels trains on). Their `teacher_logits` are empty.
+/// from the labels trains on). The selection has no logits.
 pub fn select_unlabelled(store: &Store, samples: &SampleTable, condition: &str) -> Result<Selection, SelectError> {
     let sql = format!(
         "SELECT {columns}, s.{label}, s.{split} FROM {views} v JOIN {samples_table} s ON v.{id} = s.{id} WHERE {condition}",
@@ -121,61 +183,106 @@ pub fn select_unlabelled(store: &Store, samples: &SampleTable, condition: &str) 
         samples_table = c::SAMPLES,
         id = c::SAMPLE_ID,
     );
-    selection_of(store, samples, &sql, false).map(|(_, selection)| selection)
+    selection_of(store, samples, &sql, false, false).map(|(_, selection)| selection)
 }
 
-/// Runs a selecting statement and types its rows.
+/// Runs a selecting statement and types its rows. Unless the frame is wanted as well (`keep_frame`),
+/// it is typed and dropped a chunk (a part file) at a time, so that the frame and the views made of
+/// it are never both whole in memory.
 fn selection_of(
     store: &Store,
     samples: &SampleTable,
     sql: &str,
     with_logits: bool,
+    keep_frame: bool,
 ) -> Result<(DataFrame, Selection), SelectError> {
-    let frame = query::run(store, sql).map_err(|e| SelectError::Query(e.to_string()))?;
+    let mut frame = query::run(store, sql).map_err(|e| SelectError::Query(e.to_string()))?;
     let classes = store.manifest.dataset.class_names.len();
-    let column =
-        |name: &'static str| move |e: PolarsError| SelectError::Column { column: name.into(), detail: e.to_string() };
-    let view_ids = i64_column(&frame, c::VIEW_ID).map_err(column(c::VIEW_ID))?;
-    let sample_ids = i64_column(&frame, c::SAMPLE_ID).map_err(column(c::SAMPLE_ID))?;
-    let labels = i64_column(&frame, c::LABEL).map_err(column(c::LABEL))?;
-    let recipes = interned_str_column(&frame, c::RECIPE).map_err(column(c::RECIPE))?;
-    let replicas = i64_column(&frame, c::REPLICA).map_err(column(c::REPLICA))?;
-    let hashes = u64_column(&frame, c::INPUT_HASH).map_err(column(c::INPUT_HASH))?;
-    let partners = opt_i64_column(&frame, c::PARTNER_ID).map_err(column(c::PARTNER_ID))?;
-    let lams = opt_f32_column(&frame, c::LAM).map_err(column(c::LAM))?;
-    let logits = match with_logits {
-        true => flat_f32_list(&frame, c::LOGITS_COLUMN, classes)
-            .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?,
-        false => Vec::new(),
-    };
-    // In view-id order, sorted here rather than in SQL so that the rows are never copied twice.
-    let mut order: Vec<usize> = (0..frame.height()).collect();
-    order.sort_unstable_by_key(|&i| view_ids[i]);
-    let views = order
-        .into_iter()
-        .map(|i| {
+    let mut selection = Selection { views: Vec::with_capacity(frame.height()), logits: Vec::new(), classes };
+    if with_logits {
+        selection.logits.reserve_exact(frame.height() * classes);
+    }
+    let typing = Typing { store, samples, with_logits };
+    if keep_frame {
+        typing.rows(&frame, &mut selection)?;
+    } else {
+        let whole = std::mem::replace(&mut frame, DataFrame::empty());
+        for_each_chunk(whole, |chunk| typing.rows(chunk, &mut selection))?;
+    }
+    selection.sort();
+    Ok((frame, selection))
+}
+
+/// Hands `frame` to `each` a chunk (a part file's rows) at a time, releasing every chunk's memory
+/// once it is done, so that a query's frame and what is made of it are never both whole in memory.
+/// A column's error names the rows it counts from.
+fn for_each_chunk(
+    mut frame: DataFrame,
+    mut each: impl FnMut(&DataFrame) -> Result<(), SelectError>,
+) -> Result<(), SelectError> {
+    let chunks: Vec<DataFrame> = frame.split_chunks().collect();
+    drop(frame);
+    let mut first_row = 0;
+    for chunk in chunks {
+        each(&chunk).map_err(|e| match e {
+            SelectError::Column { column, detail } if first_row > 0 => {
+                SelectError::Column { column, detail: format!("{detail} (of the rows from row {first_row} on)") }
+            }
+            other => other,
+        })?;
+        first_row += chunk.height();
+        drop(chunk);
+        crate::heap::release_free_memory();
+    }
+    Ok(())
+}
+
+/// What typing a selection's rows needs besides the rows.
+struct Typing<'a> {
+    store: &'a Store,
+    samples: &'a SampleTable,
+    with_logits: bool,
+}
+
+impl Typing<'_> {
+    /// Appends the rows of `frame` to `selection`, views and logits.
+    fn rows(&self, frame: &DataFrame, selection: &mut Selection) -> Result<(), SelectError> {
+        let column = |name: &'static str| {
+            move |e: PolarsError| SelectError::Column { column: name.into(), detail: e.to_string() }
+        };
+        let view_ids = i64_column(frame, c::VIEW_ID).map_err(column(c::VIEW_ID))?;
+        let sample_ids = i64_column(frame, c::SAMPLE_ID).map_err(column(c::SAMPLE_ID))?;
+        let labels = i64_column(frame, c::LABEL).map_err(column(c::LABEL))?;
+        let recipes = interned_str_column(frame, c::RECIPE).map_err(column(c::RECIPE))?;
+        let replicas = i64_column(frame, c::REPLICA).map_err(column(c::REPLICA))?;
+        let hashes = u64_column(frame, c::INPUT_HASH).map_err(column(c::INPUT_HASH))?;
+        let partners = opt_i64_column(frame, c::PARTNER_ID).map_err(column(c::PARTNER_ID))?;
+        let lams = opt_f32_column(frame, c::LAM).map_err(column(c::LAM))?;
+        if self.with_logits {
+            let logits = flat_f32_list(frame, c::LOGITS_COLUMN, selection.classes)
+                .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?;
+            selection.logits.extend_from_slice(&logits);
+        }
+        let seed = self.store.manifest.seed;
+        selection.views.extend((0..frame.height()).map(|i| {
             let (partner_label, lam) = match (partners[i], lams[i]) {
-                (Some(partner), Some(lam)) => (samples.labels[partner as usize], lam),
+                (Some(partner), Some(lam)) => (self.samples.labels[partner as usize], lam),
                 _ => (labels[i], 1.0),
             };
             SelectedView {
                 view_id: view_ids[i],
                 sample_id: sample_ids[i],
                 recipe: recipes[i].clone(),
-                seed: view_seed(store.manifest.seed, sample_ids[i], &recipes[i], replicas[i] as u32),
+                seed: view_seed(seed, sample_ids[i], &recipes[i], replicas[i] as u32),
                 input_hash: hashes[i],
                 label: labels[i],
                 partner_id: partners[i],
                 partner_label,
                 lam,
-                teacher_logits: match with_logits {
-                    true => logits[i * classes..(i + 1) * classes].to_vec(),
-                    false => Vec::new(),
-                },
             }
-        })
-        .collect();
-    Ok((frame, Selection { views, classes }))
+        }));
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,13 +376,16 @@ pub fn select_some(
     Ok((samples, frame, selection))
 }
 
-/// The stored logits of `teacher` on the views satisfying `condition` (SQL over `labels`), by view
-/// id: what a second teacher of a multi-teacher training contributes to the views selected once.
-pub fn logits_by_view(
+/// The stored logits of `teacher` on `views` (in view-id order, as a [`Selection`]'s), flat in
+/// their order: what a second teacher of a multi-teacher training contributes to the views
+/// selected once. `condition` (SQL over `labels`) narrows the rows read; a view it leaves without
+/// logits is an error naming it.
+pub fn logits_on(
     store: &Store,
     teacher: &str,
     condition: &str,
-) -> Result<std::collections::HashMap<i64, Vec<f32>>, SelectError> {
+    views: &[SelectedView],
+) -> Result<Vec<f32>, SelectError> {
     let sql = format!(
         "SELECT {}, {} FROM {} WHERE {} = {} AND ({condition})",
         c::VIEW_ID,
@@ -286,11 +396,41 @@ pub fn logits_by_view(
     );
     let frame = query::run(store, &sql).map_err(|e| SelectError::Query(e.to_string()))?;
     let classes = store.manifest.dataset.class_names.len();
-    let ids = i64_column(&frame, c::VIEW_ID)
-        .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
-    let logits = flat_f32_list(&frame, c::LOGITS_COLUMN, classes)
-        .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?;
-    Ok(ids.into_iter().zip(logits.chunks(classes.max(1)).map(<[f32]>::to_vec)).collect())
+    // (view id, row) for every row read, and the rows' logits.
+    let mut rows: Vec<(i64, usize)> = Vec::with_capacity(frame.height());
+    let mut read = Vec::with_capacity(frame.height() * classes);
+    for_each_chunk(frame, |chunk| {
+        let ids = i64_column(chunk, c::VIEW_ID)
+            .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
+        rows.extend(ids.into_iter().zip(rows.len()..));
+        read.extend(
+            flat_f32_list(chunk, c::LOGITS_COLUMN, classes)
+                .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?,
+        );
+        Ok(())
+    })?;
+    rows.sort_unstable();
+    let mut logits = Vec::with_capacity(views.len() * classes);
+    let mut next = 0;
+    for view in views {
+        while next < rows.len() && rows[next].0 < view.view_id {
+            next += 1;
+        }
+        match rows.get(next) {
+            Some(&(id, row)) if id == view.view_id => {
+                logits.extend_from_slice(&read[row * classes..(row + 1) * classes])
+            }
+            _ => {
+                return Err(SelectError::Unlabelled {
+                    teacher: teacher.to_string(),
+                    view_id: view.view_id,
+                    sample_id: view.sample_id,
+                    recipe: view.recipe.to_string(),
+                })
+            }
+        }
+    }
+    Ok(logits)
 }
 
 /// The training samples a subset teacher learnt from (the `subsets` table), or None for a teacher
@@ -367,4 +507,78 @@ pub fn teacher_features(store: &Store, teacher: &str) -> Result<std::collections
         features.insert(id, values);
     }
     Ok(features)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+
+    fn view(view_id: i64) -> SelectedView {
+        SelectedView {
+            view_id,
+            sample_id: view_id / 10,
+            recipe: "identity".into(),
+            seed: view_id as u64,
+            input_hash: 0,
+            label: 0,
+            partner_id: None,
+            partner_label: 0,
+            lam: 1.0,
+        }
+    }
+
+    /// Two logits per view that name it: (id, -id).
+    fn selection(ids: &[i64]) -> Selection {
+        Selection {
+            views: ids.iter().map(|&id| view(id)).collect(),
+            logits: ids.iter().flat_map(|&id| [id as f32, -(id as f32)]).collect(),
+            classes: 2,
+        }
+    }
+
+    #[test]
+    fn permuting_in_place_gathers_as_a_copy_would() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for n in [0, 1, 2, 3, 10, 257] {
+            for _ in 0..20 {
+                let mut order: Vec<usize> = (0..n).collect();
+                order.shuffle(&mut rng);
+                let items: Vec<usize> = (100..100 + n).collect();
+                let expected: Vec<usize> = order.iter().map(|&i| items[i]).collect();
+                let mut permuted = items.clone();
+                permute(&mut permuted, order);
+                assert_eq!(permuted, expected);
+            }
+        }
+    }
+
+    #[test]
+    fn sorting_a_selection_carries_each_views_logits() {
+        let mut ids: Vec<i64> = (0..500).map(|i| i * 3 + 1).collect();
+        ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+        let mut selection = selection(&ids);
+        selection.sort();
+        let sorted: Vec<i64> = selection.views.iter().map(|v| v.view_id).collect();
+        assert_eq!(sorted, (0..500).map(|i| i * 3 + 1).collect::<Vec<_>>());
+        for (index, view) in selection.views.iter().enumerate() {
+            assert_eq!(selection.logits_of(index), [view.view_id as f32, -(view.view_id as f32)]);
+            assert_eq!(view.seed, view.view_id as u64, "the view's own fields travel with it");
+        }
+    }
+
+    #[test]
+    fn retaining_views_keeps_their_logits_and_drops_the_others() {
+        let mut selection = selection(&[1, 2, 3, 4, 5, 6, 7]);
+        selection.retain(|v| v.view_id % 3 != 0);
+        let kept: Vec<i64> = selection.views.iter().map(|v| v.view_id).collect();
+        assert_eq!(kept, [1, 2, 4, 5, 7]);
+        assert_eq!(selection.logits, [1., -1., 2., -2., 4., -4., 5., -5., 7., -7.]);
+
+        let mut unlabelled = Selection { logits: Vec::new(), ..selection };
+        unlabelled.retain(|v| v.view_id > 4);
+        assert_eq!(unlabelled.views.len(), 2);
+        assert!(unlabelled.logits.is_empty());
+    }
 }

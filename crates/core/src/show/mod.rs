@@ -47,7 +47,7 @@ pub fn show(store: &Store, request: &ShowRequest, out: &Path) -> Result<usize, V
     let replayer = Replayer::new(store, &samples)?;
     let dataset = &store.manifest.dataset;
     let mut shown = Vec::new();
-    for view in selection.views.iter().take(request.limit) {
+    for (index, view) in selection.views.iter().enumerate().take(request.limit) {
         let replayed = replayer.replay_verified(view)?;
         shown.push(Shown {
             sample: samples
@@ -55,7 +55,7 @@ pub fn show(store: &Store, request: &ShowRequest, out: &Path) -> Result<usize, V
                 .map_err(|source| ReplayError::Input { view_id: view.view_id, sample_id: view.sample_id, source })?
                 .into_owned(),
             view: replayed.input,
-            caption: caption(view, &dataset.class_names, request.teacher, request.top),
+            caption: caption(view, selection.logits_of(index), &dataset.class_names, request.teacher, request.top),
         });
     }
     let write_error = |detail: String| ViewsError::Write { path: out.to_path_buf(), detail };
@@ -79,15 +79,15 @@ fn class_name(names: &[String], class: i64) -> String {
 }
 
 /// view and recipe; label (and the partner with λ); the teacher's top classes with probabilities.
-fn caption(view: &SelectedView, names: &[String], teacher: &str, top: usize) -> Vec<String> {
+fn caption(view: &SelectedView, logits: &[f32], names: &[String], teacher: &str, top: usize) -> Vec<String> {
     let mut lines = vec![format!("view {} | {}", view.view_id, view.recipe)];
     let own = format!("sample {}: {}", view.sample_id, class_name(names, view.label));
     lines.push(match view.partner_id {
         Some(partner) => format!("{own} | λ {:.3} + {partner}: {}", view.lam, class_name(names, view.partner_label)),
         None => own,
     });
-    let peak = view.teacher_logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f64> = view.teacher_logits.iter().map(|&z| ((z - peak) as f64).exp()).collect();
+    let peak = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f64> = logits.iter().map(|&z| ((z - peak) as f64).exp()).collect();
     let total: f64 = exp.iter().sum();
     let mut order: Vec<usize> = (0..exp.len()).collect();
     order.sort_by(|&a, &b| exp[b].total_cmp(&exp[a]));

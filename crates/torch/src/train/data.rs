@@ -11,18 +11,18 @@ use rand::SeedableRng;
 use super::target::TargetRule;
 use super::TrainError;
 use crate::openmp::Team;
-use kdstore_core::select::{logits_by_view, select, select_unlabelled, Replayer, SelectedView};
+use kdstore_core::select::{logits_on, select, select_unlabelled, Replayer, SelectError, SelectedView};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
 
 /// Everything a training run reads from the store.
 pub struct TrainData {
     pub samples: SampleTable,
-    /// The run's teachers; the first one's logits are in `views`, the others' in `other_logits`.
+    /// The run's teachers (the first one's rows selected the views).
     pub teachers: Vec<String>,
     pub views: Vec<SelectedView>,
-    /// For each teacher after the first, its logits on `views`, flat, in their order.
-    pub other_logits: Vec<Vec<f32>>,
+    /// Each teacher's logits on `views`, flat, in their order.
+    pub teacher_logits: Vec<Vec<f32>>,
     pub classes: usize,
     /// Each teacher's logits on the identity view of each validation and test sample.
     pub evaluation_logits: Vec<HashMap<i64, Vec<f32>>>,
@@ -65,7 +65,7 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
     .map_err(|e| TrainError::Selection(e.to_string()))?;
     if let Some(only) = selecting.only {
         let only: std::collections::HashSet<i64> = only.iter().copied().collect();
-        selection.views.retain(|v| only.contains(&v.sample_id));
+        selection.retain(|v| only.contains(&v.sample_id));
     }
     if selection.views.is_empty() {
         return Err(TrainError::Selection(format!(
@@ -83,33 +83,32 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
             return Err(TrainError::Config(problems.join("; ")));
         }
     }
-    let mut other_logits = Vec::with_capacity(teachers.len().saturating_sub(1));
+    let mut teacher_logits = Vec::with_capacity(teachers.len());
+    if !teachers.is_empty() {
+        teacher_logits.push(std::mem::take(&mut selection.logits));
+    }
     for other in teachers.iter().skip(1) {
-        let stored =
-            logits_by_view(store, other, "split = 'train'").map_err(|e| TrainError::Selection(e.to_string()))?;
-        let mut flat = Vec::with_capacity(selection.views.len() * selection.classes);
-        for view in &selection.views {
-            let logits = stored.get(&view.view_id).ok_or_else(|| {
-                TrainError::Selection(format!(
-                    "teacher {other} has no logits for view {} (sample {}, recipe {}) that teacher {teacher} labelled; every teacher of a run must have labelled the selected views",
-                    view.view_id, view.sample_id, view.recipe
-                ))
-            })?;
-            flat.extend_from_slice(logits);
-        }
-        other_logits.push(flat);
+        let logits = logits_on(store, other, "split = 'train'", &selection.views).map_err(|e| match e {
+            SelectError::Unlabelled { .. } => TrainError::Selection(format!(
+                "{e} that teacher {teacher} labelled; every teacher of a run must have labelled the selected views"
+            )),
+            e => TrainError::Selection(e.to_string()),
+        })?;
+        teacher_logits.push(logits);
     }
     let mut evaluation_logits = Vec::with_capacity(teachers.len());
     for name in teachers {
         let evaluation = select(store, &samples, name, Some("recipe = 'identity' AND split <> 'train'"))
             .map_err(|e| TrainError::Selection(e.to_string()))?;
-        evaluation_logits.push(evaluation.views.into_iter().map(|v| (v.sample_id, v.teacher_logits)).collect());
+        evaluation_logits.push(
+            evaluation.views.iter().enumerate().map(|(i, v)| (v.sample_id, evaluation.logits_of(i).to_vec())).collect(),
+        );
     }
     Ok(TrainData {
         samples,
         teachers: teachers.to_vec(),
         views: selection.views,
-        other_logits,
+        teacher_logits,
         classes: selection.classes,
         evaluation_logits,
         student_channels: selecting.student_channels.map(<[usize]>::to_vec),
@@ -201,10 +200,7 @@ impl TrainData {
 
     /// Teacher `k`'s stored logits on the selected view at `index`.
     pub fn logits(&self, k: usize, index: usize) -> &[f32] {
-        match k {
-            0 => &self.views[index].teacher_logits,
-            k => &self.other_logits[k - 1][index * self.classes..(index + 1) * self.classes],
-        }
+        &self.teacher_logits[k][index * self.classes..(index + 1) * self.classes]
     }
 
     /// The identity views of `sample_ids`, normalised as `render`'s, one after the other.

@@ -962,7 +962,6 @@ pub(crate) fn test_view(view_id: i64, sample_id: i64, recipe: &str) -> SelectedV
         partner_id: None,
         partner_label: 0,
         lam: 1.0,
-        teacher_logits: vec![],
     }
 }
 
