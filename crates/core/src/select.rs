@@ -196,19 +196,23 @@ fn selection_of(
     with_logits: bool,
     keep_frame: bool,
 ) -> Result<(DataFrame, Selection), SelectError> {
-    let mut frame = query::run(store, sql).map_err(|e| SelectError::Query(e.to_string()))?;
+    let frame = query::run(store, sql).map_err(|e| SelectError::Query(e.to_string()))?;
     let classes = store.manifest.dataset.class_names.len();
     let mut selection = Selection { views: Vec::with_capacity(frame.height()), logits: Vec::new(), classes };
     if with_logits {
         selection.logits.reserve_exact(frame.height() * classes);
     }
     let typing = Typing { store, samples, with_logits };
-    if keep_frame {
-        typing.rows(&frame, &mut selection)?;
-    } else {
-        let whole = std::mem::replace(&mut frame, DataFrame::empty());
-        for_each_chunk(whole, |chunk| typing.rows(chunk, &mut selection))?;
-    }
+    let frame = match keep_frame {
+        true => {
+            typing.rows(&frame, &mut selection)?;
+            frame
+        }
+        false => {
+            for_each_chunk(frame, |chunk| typing.rows(chunk, &mut selection))?;
+            DataFrame::empty()
+        }
+    };
     selection.sort();
     Ok((frame, selection))
 }
@@ -376,8 +380,7 @@ pub fn select_some(
     Ok((samples, frame, selection))
 }
 
-/// The stored logits of `teacher` on `views` (in view-id order, as a [`Selection`]'s), flat in
-/// their order: what a second teacher of a multi-teacher training contributes to the views
+/// The stored logits of `teacher` on `views`, flat in their order: what a second teacher of a multi-teacher training contributes to the views
 /// selected once. `condition` (SQL over `labels`) narrows the rows read; a view it leaves without
 /// logits is an error naming it.
 pub fn logits_on(
@@ -411,16 +414,10 @@ pub fn logits_on(
     })?;
     rows.sort_unstable();
     let mut logits = Vec::with_capacity(views.len() * classes);
-    let mut next = 0;
     for view in views {
-        while next < rows.len() && rows[next].0 < view.view_id {
-            next += 1;
-        }
-        match rows.get(next) {
-            Some(&(id, row)) if id == view.view_id => {
-                logits.extend_from_slice(&read[row * classes..(row + 1) * classes])
-            }
-            _ => {
+        let row = match rows.binary_search_by_key(&view.view_id, |&(id, _)| id) {
+            Ok(at) => rows[at].1,
+            Err(_) => {
                 return Err(SelectError::Unlabelled {
                     teacher: teacher.to_string(),
                     view_id: view.view_id,
@@ -428,7 +425,8 @@ pub fn logits_on(
                     recipe: view.recipe.to_string(),
                 })
             }
-        }
+        };
+        logits.extend_from_slice(&read[row * classes..(row + 1) * classes]);
     }
     Ok(logits)
 }
