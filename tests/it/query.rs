@@ -145,3 +145,37 @@ fn conditions_on_parts_read_fewer_files_and_answer_the_same() {
     }
     assert_eq!(query("SELECT COUNT(*) AS n FROM views v WHERE v.recipe = 'scaling' AND v.replica = 2"), "n\n34\n");
 }
+
+#[test]
+fn a_query_handed_over_in_batches_gives_the_rows_of_the_whole_result_and_stops_at_an_error() {
+    let store = kdstore_core::Store::open(basicmotions_store()).unwrap();
+    let sql = "SELECT view_id, logits FROM labels WHERE split = 'train' AND recipe <> 'identity'";
+    let whole = kdstore_core::query::run(&store, sql).unwrap();
+    let ids = |frame: &polars::prelude::DataFrame| -> Vec<i64> {
+        frame.column("view_id").unwrap().i64().unwrap().into_no_null_iter().collect()
+    };
+    let mut expected = ids(&whole);
+    expected.sort_unstable();
+    let mut batched = Vec::new();
+    kdstore_core::query::for_each_batch(&store, sql, |batch| {
+        assert_eq!(batch.get_column_names(), whole.get_column_names());
+        batched.extend(ids(&batch));
+        Ok::<(), kdstore_core::QueryError>(())
+    })
+    .unwrap();
+    batched.sort_unstable();
+    assert!(expected.len() > 100);
+    assert_eq!(batched, expected);
+
+    let mut calls = 0;
+    let stopped = kdstore_core::query::for_each_batch(&store, sql, |_| {
+        calls += 1;
+        Err(kdstore_core::QueryError::Write("stop here".into()))
+    });
+    assert_eq!(calls, 1);
+    assert!(matches!(stopped, Err(kdstore_core::QueryError::Write(m)) if m == "stop here"));
+    let bad = kdstore_core::query::for_each_batch(&store, "SELECT nope FROM labels", |_| {
+        Ok::<(), kdstore_core::QueryError>(())
+    });
+    assert!(matches!(bad, Err(kdstore_core::QueryError::Sql(_))), "{bad:?}");
+}

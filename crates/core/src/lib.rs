@@ -7,6 +7,8 @@
 //!   `labels` view) with DuckDB's names for unaliased columns;
 //! - [`augment`]: the ops, seed derivation and view rendering, so that any view can be replayed;
 //! - [`select`]: views chosen with SQL and replayed against their stored hash;
+//! - [`view_file`]: a training selection kept on disk, read back a batch at a time, sorted on
+//!   the way in with [`sorted_runs`] (an external sort in bounded memory);
 //! - [`export`] and [`show`]: replayed views as `.npy`/Parquet files and as SVG figures, drawn
 //!   with [`figure`], which the study plots share;
 //! - [`pipeline`]: the pipeline file, its validation into a plan, the parts a plan names and the
@@ -48,10 +50,12 @@ pub mod query;
 pub mod schema;
 pub mod select;
 pub mod show;
+pub mod sorted_runs;
 pub mod source;
 pub mod store;
 pub mod study;
 pub mod verify;
+pub mod view_file;
 
 pub use query::{run as run_query, QueryError};
 pub use store::{PartFilter, Split, Store, StoreError};

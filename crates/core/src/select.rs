@@ -31,6 +31,24 @@ pub enum SelectError {
     Unlabelled { teacher: String, view_id: i64, sample_id: i64, recipe: String },
 }
 
+impl From<query::QueryError> for SelectError {
+    fn from(error: query::QueryError) -> SelectError {
+        SelectError::Query(error.to_string())
+    }
+}
+
+impl SelectError {
+    /// A column's error of a chunk of rows, naming the row the chunk starts at.
+    fn counted_from(self, first_row: usize) -> SelectError {
+        match self {
+            SelectError::Column { column, detail } if first_row > 0 => {
+                SelectError::Column { column, detail: format!("{detail} (of the rows from row {first_row} on)") }
+            }
+            other => other,
+        }
+    }
+}
+
 /// One selected view with what replay and the losses need (its teacher's logits are in the
 /// [`Selection`], flat).
 #[derive(Debug, Clone)]
@@ -63,24 +81,6 @@ impl Selection {
     /// The teacher's logits on the view at `index`.
     pub fn logits_of(&self, index: usize) -> &[f32] {
         &self.logits[index * self.classes..(index + 1) * self.classes]
-    }
-
-    /// Keeps the views (and their logits) for which `keep` holds.
-    pub fn retain(&mut self, keep: impl Fn(&SelectedView) -> bool) {
-        let classes = self.classes;
-        let with_logits = !self.logits.is_empty();
-        let mut kept = 0;
-        for index in 0..self.views.len() {
-            if keep(&self.views[index]) {
-                self.views.swap(kept, index);
-                if with_logits {
-                    self.logits.copy_within(index * classes..(index + 1) * classes, kept * classes);
-                }
-                kept += 1;
-            }
-        }
-        self.views.truncate(kept);
-        self.logits.truncate(if with_logits { kept * classes } else { 0 });
     }
 
     /// Puts the views, with their logits, in `view_id` order (the query's rows come part by part).
@@ -155,6 +155,12 @@ pub fn select_columns(
     condition: Option<&str>,
     columns: Columns,
 ) -> Result<(DataFrame, Selection), SelectError> {
+    let sql = labelled_sql(teacher, condition, columns);
+    selection_of(store, samples, &sql, true, columns == Columns::All)
+}
+
+/// The statement selecting `teacher`'s rows of `labels` that satisfy `condition`.
+fn labelled_sql(teacher: &str, condition: Option<&str>, columns: Columns) -> String {
     let read = match columns {
         Columns::Typed => format!("{}, {}, {}", view_columns(""), c::LABEL, c::LOGITS_COLUMN),
         Columns::All => "*".to_string(),
@@ -167,14 +173,18 @@ pub fn select_columns(
         // The frame is handed out beside the views, so it comes in their order.
         sql.push_str(&format!(" ORDER BY {}", c::VIEW_ID));
     }
-    selection_of(store, samples, &sql, true, columns == Columns::All)
+    sql
 }
 
 /// Selects views that no teacher has to have labelled: those satisfying `condition`, SQL over
 /// `views` joined with the samples' `split` and `label` (what a teacher that learns
 /// from the labels trains on). The selection has no logits.
 pub fn select_unlabelled(store: &Store, samples: &SampleTable, condition: &str) -> Result<Selection, SelectError> {
-    let sql = format!(
+    selection_of(store, samples, &unlabelled_sql(condition), false, false).map(|(_, selection)| selection)
+}
+
+fn unlabelled_sql(condition: &str) -> String {
+    format!(
         "SELECT {columns}, s.{label}, s.{split} FROM {views} v JOIN {samples_table} s ON v.{id} = s.{id} WHERE {condition}",
         columns = view_columns("v."),
         label = c::LABEL,
@@ -182,8 +192,35 @@ pub fn select_unlabelled(store: &Store, samples: &SampleTable, condition: &str) 
         views = c::VIEWS,
         samples_table = c::SAMPLES,
         id = c::SAMPLE_ID,
-    );
-    selection_of(store, samples, &sql, false, false).map(|(_, selection)| selection)
+    )
+}
+
+/// [`select`] (`teacher` Some) or [`select_unlabelled`] (None), the views typed and handed to
+/// `each` a batch of the query's result at a time, in no particular order: what a selection too
+/// large to hold goes through.
+pub fn for_each_selected(
+    store: &Store,
+    samples: &SampleTable,
+    teacher: Option<&str>,
+    condition: &str,
+    mut each: impl FnMut(Selection) -> Result<(), SelectError>,
+) -> Result<(), SelectError> {
+    let sql = match teacher {
+        Some(teacher) => labelled_sql(teacher, Some(condition), Columns::Typed),
+        None => unlabelled_sql(condition),
+    };
+    let classes = store.manifest.dataset.class_names.len();
+    let typing = Typing { store, samples, with_logits: teacher.is_some() };
+    let mut first_row = 0;
+    query::for_each_batch(store, &sql, |batch| {
+        let mut selection = Selection { views: Vec::with_capacity(batch.height()), logits: Vec::new(), classes };
+        typing.rows(&batch, &mut selection).map_err(|e| e.counted_from(first_row))?;
+        first_row += batch.height();
+        drop(batch);
+        each(selection)?;
+        crate::heap::release_free_memory();
+        Ok(())
+    })
 }
 
 /// Runs a selecting statement and types its rows. Unless the frame is wanted as well (`keep_frame`),
@@ -228,12 +265,7 @@ fn for_each_chunk(
     drop(frame);
     let mut first_row = 0;
     for chunk in chunks {
-        each(&chunk).map_err(|e| match e {
-            SelectError::Column { column, detail } if first_row > 0 => {
-                SelectError::Column { column, detail: format!("{detail} (of the rows from row {first_row} on)") }
-            }
-            other => other,
-        })?;
+        each(&chunk).map_err(|e| e.counted_from(first_row))?;
         first_row += chunk.height();
         drop(chunk);
         crate::heap::release_free_memory();
@@ -380,15 +412,15 @@ pub fn select_some(
     Ok((samples, frame, selection))
 }
 
-/// The stored logits of `teacher` on `views`, flat in their order: what a second teacher of a multi-teacher training contributes to the views
-/// selected once. `condition` (SQL over `labels`) narrows the rows read; a view it leaves without
-/// logits is an error naming it.
-pub fn logits_on(
+/// The stored logits of `teacher` on the rows of `labels` that satisfy `condition`, handed to
+/// `each` a batch at a time as (view ids, their logits flat): what a second teacher of a
+/// multi-teacher training contributes to the views selected once.
+pub fn for_each_logits(
     store: &Store,
     teacher: &str,
     condition: &str,
-    views: &[SelectedView],
-) -> Result<Vec<f32>, SelectError> {
+    mut each: impl FnMut(&[i64], &[f32]) -> Result<(), SelectError>,
+) -> Result<(), SelectError> {
     let sql = format!(
         "SELECT {}, {} FROM {} WHERE {} = {} AND ({condition})",
         c::VIEW_ID,
@@ -397,38 +429,15 @@ pub fn logits_on(
         c::TEACHER,
         sql_quote(teacher)
     );
-    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(e.to_string()))?;
     let classes = store.manifest.dataset.class_names.len();
-    // (view id, row) for every row read, and the rows' logits.
-    let mut rows: Vec<(i64, usize)> = Vec::with_capacity(frame.height());
-    let mut read = Vec::with_capacity(frame.height() * classes);
-    for_each_chunk(frame, |chunk| {
-        let ids = i64_column(chunk, c::VIEW_ID)
+    query::for_each_batch(store, &sql, |batch| {
+        let ids = i64_column(&batch, c::VIEW_ID)
             .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
-        rows.extend(ids.into_iter().zip(rows.len()..));
-        read.extend(
-            flat_f32_list(chunk, c::LOGITS_COLUMN, classes)
-                .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?,
-        );
-        Ok(())
-    })?;
-    rows.sort_unstable();
-    let mut logits = Vec::with_capacity(views.len() * classes);
-    for view in views {
-        let row = match rows.binary_search_by_key(&view.view_id, |&(id, _)| id) {
-            Ok(at) => rows[at].1,
-            Err(_) => {
-                return Err(SelectError::Unlabelled {
-                    teacher: teacher.to_string(),
-                    view_id: view.view_id,
-                    sample_id: view.sample_id,
-                    recipe: view.recipe.to_string(),
-                })
-            }
-        };
-        logits.extend_from_slice(&read[row * classes..(row + 1) * classes]);
-    }
-    Ok(logits)
+        let logits = flat_f32_list(&batch, c::LOGITS_COLUMN, classes)
+            .map_err(|detail| SelectError::Column { column: c::LOGITS_COLUMN.into(), detail })?;
+        drop(batch);
+        each(&ids, &logits)
+    })
 }
 
 /// The training samples a subset teacher learnt from (the `subsets` table), or None for a teacher
@@ -564,19 +573,5 @@ mod tests {
             assert_eq!(selection.logits_of(index), [view.view_id as f32, -(view.view_id as f32)]);
             assert_eq!(view.seed, view.view_id as u64, "the view's own fields travel with it");
         }
-    }
-
-    #[test]
-    fn retaining_views_keeps_their_logits_and_drops_the_others() {
-        let mut selection = selection(&[1, 2, 3, 4, 5, 6, 7]);
-        selection.retain(|v| v.view_id % 3 != 0);
-        let kept: Vec<i64> = selection.views.iter().map(|v| v.view_id).collect();
-        assert_eq!(kept, [1, 2, 4, 5, 7]);
-        assert_eq!(selection.logits, [1., -1., 2., -2., 4., -4., 5., -5., 7., -7.]);
-
-        let mut unlabelled = Selection { logits: Vec::new(), ..selection };
-        unlabelled.retain(|v| v.view_id > 4);
-        assert_eq!(unlabelled.views.len(), 2);
-        assert!(unlabelled.logits.is_empty());
     }
 }

@@ -30,11 +30,73 @@ pub enum QueryError {
 
 /// Runs `sql` against the store's current version.
 pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
+    let (mut context, sql, read) = registered(store, sql)?;
+    // Polars panics on some malformed Parquet (see `Store::without_panics`): such a panic, in
+    // planning or in either engine, is an error about the tables the query reads.
+    store.without_panics(&read, || Ok(execute(&mut context, &sql))).map_err(QueryError::Store)?
+}
+
+/// Runs `sql` and hands its result to `each` a batch at a time, as Polars' streaming engine makes
+/// them, so that a selection of ten million rows is never whole in memory. A statement that the
+/// streaming engine cannot run (it panics before the first batch) runs in memory instead, its
+/// result handed over a part file's rows at a time. The first error of `each` stops the query.
+pub fn for_each_batch<E: From<QueryError>>(
+    store: &Store,
+    sql: &str,
+    mut each: impl FnMut(DataFrame) -> Result<(), E>,
+) -> Result<(), E> {
+    let (mut context, sql, read) = registered(store, sql)?;
+    let frame =
+        store.without_panics(&read, || Ok(context.execute(&sql))).map_err(QueryError::Store)?.map_err(one_line)?;
+    let in_memory = frame.clone();
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+    let mut handed = 0;
+    let (outcome, produced) = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // The callback's `true` stops the query: the receiver is gone after an error.
+                let stop = PlanCallback::new(move |batch: DataFrame| Ok(sender.send(batch).is_err()));
+                frame.sink_batches(stop, true, None)?.collect_with_engine(Engine::Streaming).map(|_| ())
+            }))
+        });
+        let mut outcome = Ok(());
+        for batch in receiver {
+            handed += 1;
+            if let Err(e) = each(batch) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        (outcome, producer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    outcome?;
+    match produced {
+        Ok(result) => result.map_err(|e| one_line(e).into()),
+        Err(_) if handed == 0 => {
+            let mut frame = store
+                .without_panics(&read, || Ok(in_memory.collect()))
+                .map_err(QueryError::Store)?
+                .map_err(one_line)?;
+            let chunks: Vec<DataFrame> = frame.split_chunks().collect();
+            chunks.into_iter().try_for_each(each)
+        }
+        Err(panic) => Err(QueryError::Store(StoreError::Malformed {
+            path: store.root.clone(),
+            table: read,
+            detail: crate::store::reader::panic_message(&*panic),
+        })
+        .into()),
+    }
+}
+
+/// A SQL context with the tables `sql` reads registered, the statement as Polars runs it, and the
+/// names of the tables read (for errors).
+fn registered(store: &Store, sql: &str) -> Result<(SQLContext, String, String), QueryError> {
     let prepared = prepare(sql)?;
     let read: std::collections::BTreeSet<&str> =
         prepared.tables.iter().copied().chain(prepared.pruned.iter().map(|part| part.table)).collect();
     let read = read.into_iter().collect::<Vec<_>>().join(", ");
-    let mut context = SQLContext::new();
+    let context = SQLContext::new();
     for table in prepared.tables {
         let frame = if table == c::LABELS { store.labels()? } else { store.scan(table)? };
         context.register(table, frame);
@@ -47,9 +109,7 @@ pub fn run(store: &Store, sql: &str) -> Result<DataFrame, QueryError> {
         };
         context.register(&part.name, frame);
     }
-    // Polars panics on some malformed Parquet (see `Store::without_panics`): such a panic, in
-    // planning or in either engine, is an error about the tables the query reads.
-    store.without_panics(&read, || Ok(execute(&mut context, &prepared.sql))).map_err(QueryError::Store)?
+    Ok((context, prepared.sql, read))
 }
 
 fn execute(context: &mut SQLContext, sql: &str) -> Result<DataFrame, QueryError> {

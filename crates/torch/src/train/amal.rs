@@ -126,9 +126,8 @@ pub struct MixingWeights {
 const FILE: &str = "amal-weights.safetensors";
 
 impl MixingWeights {
-    /// Every sample of `views` starts at `ce` for CE and `kd` for each of `teachers`.
-    pub fn new(views: &[SelectedView], teachers: usize, ce: f64, kd: f64) -> MixingWeights {
-        let rows = SampleRows::new(views);
+    /// Every sample of `rows` starts at `ce` for CE and `kd` for each of `teachers`.
+    pub fn new(rows: SampleRows, teachers: usize, ce: f64, kd: f64) -> MixingWeights {
         let columns = teachers + 1;
         let row: Vec<f32> = std::iter::once(ce as f32).chain(std::iter::repeat_n(kd as f32, teachers)).collect();
         let values = row.iter().copied().cycle().take(rows.len() * columns).collect();
@@ -293,46 +292,46 @@ impl MetaStep<'_> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(seed, &format!("val/epoch-{epoch}")));
         val_order.shuffle(&mut rng);
         let mut val_batches = val_order.chunks(self.settings.val_batch).cycle();
-        let mut pending: Vec<(Vec<usize>, Vec<Tensor>, Tensor)> = Vec::new();
+        let mut pending: Vec<(Vec<SelectedView>, Vec<Tensor>, Tensor)> = Vec::new();
         let total = plans.len();
         let mut seen = 0;
-        let mut flush =
-            |pending: &mut Vec<(Vec<usize>, Vec<Tensor>, Tensor)>, net: &mut Student| -> Result<(), TrainError> {
-                let rows: Vec<usize> = pending.iter().flat_map(|(rows, _, _)| rows.iter().copied()).collect();
-                let terms = pending[0].1.len();
-                let group = Group {
-                    views: rows.iter().map(|&i| &data.views[i]).collect(),
-                    grads: (0..terms)
-                        .map(|k| Tensor::cat(&pending.iter().map(|p| &p.1[k]).collect::<Vec<_>>(), 0))
-                        .collect(),
-                    features: Tensor::cat(&pending.iter().map(|p| &p.2).collect::<Vec<_>>(), 0),
-                };
-                pending.clear();
-                let chosen = val_batches.next().expect("a validation split with rows");
-                let ids: Vec<i64> = chosen.iter().map(|&i| self.val.sample_ids[i]).collect();
-                let inputs = data.identity_inputs(self.batches.replayer, &ids)?;
-                let labels: Vec<i64> = chosen.iter().map(|&i| self.val.labels[i]).collect();
-                let (features, logits) = tch::no_grad(|| {
-                    net.forward_with_features(
-                        &Tensor::from_slice(&data.student_inputs(&inputs)).to_device(self.device),
-                        false,
-                        true,
-                    )
-                })?;
-                let features = features
-                    .ok_or_else(|| TrainError::Config("--ensemble amal: the student gives no features".into()))?;
-                let labels = Tensor::from_slice(&labels).to_device(self.device);
-                update_group(
-                    weights,
-                    &group,
-                    &logits.to_kind(Kind::Float),
-                    &features.flatten(1, -1).to_kind(Kind::Float),
-                    &labels,
-                    eta,
-                    self.settings,
-                )?;
-                Ok(())
+        let mut flush = |pending: &mut Vec<(Vec<SelectedView>, Vec<Tensor>, Tensor)>,
+                         net: &mut Student|
+         -> Result<(), TrainError> {
+            let pending = std::mem::take(pending);
+            let terms = pending[0].1.len();
+            let group = Group {
+                views: pending.iter().flat_map(|(views, _, _)| views.iter()).collect(),
+                grads: (0..terms)
+                    .map(|k| Tensor::cat(&pending.iter().map(|p| &p.1[k]).collect::<Vec<_>>(), 0))
+                    .collect(),
+                features: Tensor::cat(&pending.iter().map(|p| &p.2).collect::<Vec<_>>(), 0),
             };
+            let chosen = val_batches.next().expect("a validation split with rows");
+            let ids: Vec<i64> = chosen.iter().map(|&i| self.val.sample_ids[i]).collect();
+            let inputs = data.identity_inputs(self.batches.replayer, &ids)?;
+            let labels: Vec<i64> = chosen.iter().map(|&i| self.val.labels[i]).collect();
+            let (features, logits) = tch::no_grad(|| {
+                net.forward_with_features(
+                    &Tensor::from_slice(&data.student_inputs(&inputs)).to_device(self.device),
+                    false,
+                    true,
+                )
+            })?;
+            let features =
+                features.ok_or_else(|| TrainError::Config("--ensemble amal: the student gives no features".into()))?;
+            let labels = Tensor::from_slice(&labels).to_device(self.device);
+            update_group(
+                weights,
+                &group,
+                &logits.to_kind(Kind::Float),
+                &features.flatten(1, -1).to_kind(Kind::Float),
+                &labels,
+                eta,
+                self.settings,
+            )?;
+            Ok(())
+        };
         self.batches.run(plans, |batch| {
             let rows = batch.views.len() as i64;
             let inputs = Tensor::from_slice(&data.student_inputs(&batch.inputs)).to_device(self.device);
@@ -342,7 +341,7 @@ impl MetaStep<'_> {
             let stored = batch.teacher_logits.as_ref().expect("AMAL reads the stored logits");
             let teachers: Vec<Tensor> =
                 stored.iter().map(|t| Tensor::from_slice(t).view([rows, -1]).to_device(self.device)).collect();
-            let views: Vec<&SelectedView> = batch.views.iter().map(|&i| &data.views[i]).collect();
+            let views = &batch.selected;
             let labels: Vec<i64> = views.iter().map(|v| v.label).collect();
             let partners: Vec<i64> = views.iter().map(|v| v.partner_label).collect();
             let lam: Vec<f32> = views.iter().map(|v| v.lam).collect();
@@ -353,7 +352,7 @@ impl MetaStep<'_> {
                 &teachers,
                 self.settings.temperature,
             );
-            pending.push((batch.views.clone(), grads, features.flatten(1, -1).to_kind(Kind::Float)));
+            pending.push((batch.selected, grads, features.flatten(1, -1).to_kind(Kind::Float)));
             seen += 1;
             if pending.len() == self.settings.grad_fit || seen == total {
                 flush(&mut pending, net)?;
@@ -418,7 +417,7 @@ mod tests {
         assert!(AmalSettings::parse(&["grad_fit=0".into()]).unwrap_err().contains("whole number >= 1"));
         assert!(AmalSettings::parse(&["lr=1".into()]).unwrap_err().contains("unknown key lr"));
         let views: Vec<SelectedView> = (0..2).map(|i| test_view(i, i, "identity")).collect();
-        let weights = MixingWeights::new(&views, 1, 0.1, 0.9);
+        let weights = MixingWeights::new(SampleRows::new(views.iter().map(|v| v.sample_id)), 1, 0.1, 0.9);
         let refs: Vec<&SelectedView> = views.iter().collect();
         let batch = weights.batch(&refs, Device::Cpu);
         assert_eq!(Vec::<f32>::try_from(batch.flatten(0, -1)).unwrap(), [0.1, 0.9, 0.1, 0.9]);

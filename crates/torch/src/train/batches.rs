@@ -15,6 +15,7 @@ use super::{TrainError, ViewsPerEpoch};
 use crate::openmp::Team;
 use kdstore_core::augment::seed::purpose_seed;
 use kdstore_core::select::{Replayer, SelectedView};
+use kdstore_core::view_file::Rows;
 
 /// The views of one batch, as indices into the selected views, in order.
 pub type BatchPlan = Vec<usize>;
@@ -39,7 +40,8 @@ pub fn epoch_plan(
             .iter()
             .map(|sample| {
                 let identity = sample.identity.expect("grouped plans need every sample's identity view");
-                let mut others: Vec<usize> = sample.others.choose_multiple(&mut rng, k - 1).copied().collect();
+                let mut others: Vec<usize> =
+                    sample.others.choose_multiple(&mut rng, k - 1).map(|&i| i as usize).collect();
                 others.shuffle(&mut rng);
                 std::iter::once(identity).chain(others).collect()
             })
@@ -61,33 +63,58 @@ pub fn epoch_plan(
 #[derive(Debug, Clone, Default)]
 pub struct SampleViews {
     pub identity: Option<usize>,
-    pub others: Vec<usize>,
+    /// As `u32`: half the memory of a ten-million-view selection's index.
+    pub others: Vec<u32>,
 }
 
 impl SampleViews {
     pub(super) fn all(&self) -> impl Iterator<Item = usize> + '_ {
-        self.identity.iter().copied().chain(self.others.iter().copied())
+        self.identity.iter().copied().chain(self.others.iter().map(|&i| i as usize))
     }
 }
 
 /// The views of each sample, samples in id order, views in selection order.
+#[cfg(test)]
 pub fn group_by_sample(views: &[SelectedView]) -> Vec<SampleViews> {
-    let mut groups: std::collections::BTreeMap<i64, SampleViews> = Default::default();
+    let mut grouping = SampleGrouping::default();
     for (index, view) in views.iter().enumerate() {
-        let group = groups.entry(view.sample_id).or_default();
+        grouping.add(index, view);
+    }
+    grouping.finish()
+}
+
+/// [`group_by_sample`] a view at a time (the views need not be in memory together).
+#[derive(Default)]
+pub struct SampleGrouping {
+    groups: std::collections::BTreeMap<i64, SampleViews>,
+}
+
+impl SampleGrouping {
+    /// Adds the selected view at `index`; views come in selection order.
+    pub fn add(&mut self, index: usize, view: &SelectedView) {
+        let group = self.groups.entry(view.sample_id).or_default();
         if &*view.recipe == "identity" && group.identity.is_none() {
             group.identity = Some(index);
         } else {
-            group.others.push(index);
+            group
+                .others
+                .push(u32::try_from(index).expect("selections hold fewer than 2^32 views (checked on loading)"));
         }
     }
-    groups.into_values().collect()
+
+    pub fn finish(self) -> Vec<SampleViews> {
+        let mut groups: Vec<SampleViews> = self.groups.into_values().collect();
+        groups.iter_mut().for_each(|group| group.others.shrink_to_fit());
+        groups
+    }
 }
 
 /// One batch, ready for the model: normalised inputs, and the stored teacher logits (flat, one
 /// vector per teacher of the run) and features (absent when the teachers run online).
 pub struct Batch {
     pub views: BatchPlan,
+    /// The views of `views`, read from the selection.
+    pub selected: Vec<SelectedView>,
     pub inputs: Vec<f32>,
     pub teacher_logits: Option<Vec<Vec<f32>>>,
     pub teacher_features: Option<Vec<f32>>,
@@ -157,19 +184,16 @@ impl Preparation {
 impl BatchSource<'_> {
     pub fn batch(&self, plan: BatchPlan) -> Result<Batch, TrainError> {
         let sample_len = self.data.samples.sample_len;
-        let views: Vec<&SelectedView> = plan.iter().map(|&i| &self.data.views[i]).collect();
+        let Rows { views: selected, logits } = self.data.rows(&plan)?;
+        let views: Vec<&SelectedView> = selected.iter().collect();
         let inputs = match self.preloaded {
             Some(all) => plan.iter().flat_map(|&i| &all[i * sample_len..(i + 1) * sample_len]).copied().collect(),
             None => self.preparation.render(self.data, self.replayer, &views)?,
         };
-        let teacher_logits = self.stored_logits.then(|| {
-            (0..self.data.teachers.len())
-                .map(|k| plan.iter().flat_map(|&i| self.data.logits(k, i).iter().copied()).collect())
-                .collect()
-        });
+        let teacher_logits = self.stored_logits.then_some(logits);
         let teacher_features =
             self.stored_features.map(|stored| views.iter().flat_map(|v| stored[&v.view_id].iter().copied()).collect());
-        Ok(Batch { views: plan, inputs, teacher_logits, teacher_features })
+        Ok(Batch { views: plan, selected, inputs, teacher_logits, teacher_features })
     }
 
     /// Prepares the planned batches as `preparation` says and hands each to `train` in order. The
@@ -206,7 +230,9 @@ mod tests {
     use super::*;
 
     fn samples() -> Vec<SampleViews> {
-        (0..10).map(|s| SampleViews { identity: Some(s * 5), others: (1..5).map(|k| s * 5 + k).collect() }).collect()
+        (0..10)
+            .map(|s| SampleViews { identity: Some(s * 5), others: (1..5).map(|k| (s * 5 + k) as u32).collect() })
+            .collect()
     }
 
     #[test]

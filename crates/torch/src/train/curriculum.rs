@@ -64,7 +64,7 @@ impl Curriculum {
                 .iter()
                 .map(|sample| {
                     let view = sample.identity.map(|i| &views[i]).ok_or_else(|| {
-                        let any = sample.others.first().map_or(-1, |&i| views[i].sample_id);
+                        let any = sample.others.first().map_or(-1, |&i| views[i as usize].sample_id);
                         format!("sample {any} has no identity view among the selected views, and its difficulty is its identity view's: select the identity views too, or order by each view's own difficulty (--curriculum-per-view)")
                     })?;
                     Ok((sample.all().collect(), view))

@@ -1,6 +1,6 @@
 //! Training data from a store: the selected training views with their stored teacher logits (of
-//! every teacher of the run), the replayer that rebuilds them batch by batch, and the evaluation
-//! splits.
+//! every teacher of the run), on disk and read a batch at a time ([`ViewFile`]), the replayer that
+//! rebuilds them, and the evaluation splits.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,21 +8,22 @@ use std::sync::Mutex;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use super::batches::{SampleGrouping, SampleViews};
 use super::target::TargetRule;
 use super::TrainError;
 use crate::openmp::Team;
-use kdstore_core::select::{logits_on, select, select_unlabelled, Replayer, SelectError, SelectedView};
+use kdstore_core::select::{for_each_logits, for_each_selected, select, Replayer, SelectError, SelectedView};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
+use kdstore_core::view_file::{Rows, TeacherRows, ViewFile, ViewFileWriter};
 
 /// Everything a training run reads from the store.
 pub struct TrainData {
     pub samples: SampleTable,
     /// The run's teachers (the first one's rows selected the views).
     pub teachers: Vec<String>,
-    pub views: Vec<SelectedView>,
-    /// Each teacher's logits on `views`, flat, in their order.
-    pub teacher_logits: Vec<Vec<f32>>,
+    /// The selected views in `view_id` order, with every teacher's logits on them.
+    pub views: ViewFile,
     pub classes: usize,
     /// Each teacher's logits on the identity view of each validation and test sample.
     pub evaluation_logits: Vec<HashMap<i64, Vec<f32>>>,
@@ -58,23 +59,34 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
         Some(filter) => format!("split = 'train' AND ({filter})"),
         None => "split = 'train'".to_string(),
     };
-    let mut selection = match teachers.first() {
-        Some(teacher) => select(store, &samples, teacher, Some(&condition)),
-        None => select_unlabelled(store, &samples, &condition),
-    }
+    let classes = store.manifest.dataset.class_names.len();
+    let only: Option<std::collections::HashSet<i64>> = selecting.only.map(|only| only.iter().copied().collect());
+    let mut writer = ViewFileWriter::new(teachers.len(), classes);
+    for_each_selected(store, &samples, teachers.first().map(String::as_str), &condition, |chunk| {
+        for (index, view) in chunk.views.iter().enumerate() {
+            if only.as_ref().is_none_or(|only| only.contains(&view.sample_id)) {
+                let logits = if chunk.logits.is_empty() { &[][..] } else { chunk.logits_of(index) };
+                writer.push(view, logits).map_err(spill_error)?;
+            }
+        }
+        Ok(())
+    })
     .map_err(|e| TrainError::Selection(e.to_string()))?;
-    if let Some(only) = selecting.only {
-        let only: std::collections::HashSet<i64> = only.iter().copied().collect();
-        selection.retain(|v| only.contains(&v.sample_id));
+    let mut views = writer.finish().map_err(|e| TrainError::Selection(spill_error(e).to_string()))?;
+    if views.len() > u32::MAX as usize {
+        return Err(TrainError::Selection(format!(
+            "{} views selected, more than a run indexes ({}): select fewer with --where",
+            views.len(),
+            u32::MAX
+        )));
     }
-    if selection.views.is_empty() {
+    if views.is_empty() {
         return Err(TrainError::Selection(format!(
             "no training views{} match{}",
             teachers.first().map(|t| format!(" of teacher {t}")).unwrap_or_default(),
             filter.map(|f| format!(" --where {f}")).unwrap_or_default()
         )));
     }
-    let teacher = teachers.first().map_or("", String::as_str);
     if let Some(channels) = selecting.student_channels {
         let mut problems = Vec::new();
         let count = samples.sample_shape[0];
@@ -83,18 +95,28 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
             return Err(TrainError::Config(problems.join("; ")));
         }
     }
-    let mut teacher_logits = Vec::with_capacity(teachers.len());
-    if !teachers.is_empty() {
-        teacher_logits.push(std::mem::take(&mut selection.logits));
-    }
-    for other in teachers.iter().skip(1) {
-        let logits = logits_on(store, other, "split = 'train'", &selection.views).map_err(|e| match e {
-            SelectError::Unlabelled { .. } => TrainError::Selection(format!(
-                "{e} that teacher {teacher} labelled; every teacher of a run must have labelled the selected views"
-            )),
-            e => TrainError::Selection(e.to_string()),
-        })?;
-        teacher_logits.push(logits);
+    for (k, other) in teachers.iter().enumerate().skip(1) {
+        let mut rows = TeacherRows::new(classes);
+        for_each_logits(store, other, "split = 'train'", |ids, logits| {
+            for (id, logits) in ids.iter().zip(logits.chunks_exact(classes)) {
+                rows.push(*id, logits).map_err(spill_error)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| TrainError::Selection(e.to_string()))?;
+        let missing = views.fill_teacher(k, rows).map_err(|e| TrainError::Selection(spill_error(e).to_string()))?;
+        if let Some(view) = missing {
+            let unlabelled = SelectError::Unlabelled {
+                teacher: other.clone(),
+                view_id: view.view_id,
+                sample_id: view.sample_id,
+                recipe: view.recipe.to_string(),
+            };
+            return Err(TrainError::Selection(format!(
+                "{unlabelled} that teacher {} labelled; every teacher of a run must have labelled the selected views",
+                teachers[0]
+            )));
+        }
     }
     let mut evaluation_logits = Vec::with_capacity(teachers.len());
     for name in teachers {
@@ -107,12 +129,19 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
     Ok(TrainData {
         samples,
         teachers: teachers.to_vec(),
-        views: selection.views,
-        teacher_logits,
-        classes: selection.classes,
+        views,
+        classes,
         evaluation_logits,
         student_channels: selecting.student_channels.map(<[usize]>::to_vec),
     })
+}
+
+/// An error of the temporary file that holds the selected views.
+fn spill_error(error: std::io::Error) -> SelectError {
+    SelectError::Query(format!(
+        "writing the selected views to a temporary file in {} (TMPDIR): {error}",
+        std::env::temp_dir().display()
+    ))
 }
 
 impl TrainData {
@@ -167,22 +196,58 @@ impl TrainData {
 
     /// Every selected view replayed and normalised once, in `views` order (`--preload`).
     pub fn render_all(&self, replayer: &Replayer) -> Result<Vec<f32>, TrainError> {
-        let views: Vec<&SelectedView> = self.views.iter().collect();
-        self.render(replayer, &views)
+        let mut inputs = Vec::with_capacity(self.views.len() * self.samples.sample_len);
+        let indices: Vec<usize> = (0..self.views.len()).collect();
+        for chunk in indices.chunks(4096) {
+            let rows = self.rows(chunk)?;
+            inputs.extend(self.render(replayer, &rows.views.iter().collect::<Vec<_>>())?);
+        }
+        Ok(inputs)
     }
 
     /// Replays `count` views chosen at random (all when `count` ≥ the number of views) and fails on
     /// the first whose input differs from what the teacher saw.
     pub fn verify_replay(&self, replayer: &Replayer, count: usize, seed: u64) -> Result<usize, TrainError> {
-        let mut chosen: Vec<&SelectedView> = self.views.iter().collect();
+        let mut chosen: Vec<usize> = (0..self.views.len()).collect();
         if count < chosen.len() {
             chosen.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
             chosen.truncate(count);
         }
-        for view in &chosen {
+        for view in &self.rows(&chosen)?.views {
             replayer.replay_verified(view)?;
         }
         Ok(chosen.len())
+    }
+
+    /// The selected views at `indices` with each teacher's stored logits on them.
+    pub fn rows(&self, indices: &[usize]) -> Result<Rows, TrainError> {
+        self.views.read(indices).map_err(|e| TrainError::Selection(spill_error(e).to_string()))
+    }
+
+    /// Every selected view, in memory: for the features that index all of them at once (curricula,
+    /// sample weights, group batches, stored teacher features).
+    pub fn all_views(&self) -> Result<Vec<SelectedView>, TrainError> {
+        self.views.all().map_err(|e| TrainError::Selection(spill_error(e).to_string()))
+    }
+
+    /// The ids of the samples of `by_sample` in the order their first view comes in the selection:
+    /// the rows of the per-sample tables (pskd's predictions, AMAL's weights).
+    pub fn samples_in_selection_order(&self, by_sample: &[SampleViews]) -> Result<Vec<i64>, TrainError> {
+        let mut firsts: Vec<usize> = by_sample.iter().filter_map(|s| s.all().min()).collect();
+        firsts.sort_unstable();
+        Ok(self.rows(&firsts)?.views.iter().map(|v| v.sample_id).collect())
+    }
+
+    /// The selected views of each training sample, in sample id order (one pass over the file).
+    pub fn by_sample(&self) -> Result<Vec<SampleViews>, TrainError> {
+        let mut grouping = SampleGrouping::default();
+        self.views
+            .for_each(|index, view| {
+                grouping.add(index, &view);
+                Ok::<(), std::io::Error>(())
+            })
+            .map_err(|e| TrainError::Selection(spill_error(e).to_string()))?;
+        Ok(grouping.finish())
     }
 
     /// The sample shape the student sees.
@@ -196,11 +261,6 @@ impl TrainData {
             Some(channels) => kdstore_core::channels::select(inputs, &self.samples.sample_shape, channels).into(),
             None => inputs.into(),
         }
-    }
-
-    /// Teacher `k`'s stored logits on the selected view at `index`.
-    pub fn logits(&self, k: usize, index: usize) -> &[f32] {
-        &self.teacher_logits[k][index * self.classes..(index + 1) * self.classes]
     }
 
     /// The identity views of `sample_ids`, normalised as `render`'s, one after the other.

@@ -36,17 +36,18 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::build::load_classifier;
 use crate::losses::{dlkd, LossConfig, LossTerm};
 use crate::teacher::arch::{seeded_init, ArchKind, ArchSpec};
-use batches::{group_by_sample, BatchSource};
+use batches::BatchSource;
 use co_train::CoTeacher;
 use kdstore_core::augment::seed::purpose_seed;
 use kdstore_core::calibration::ReliabilityBin;
 use kdstore_core::progress::Progress;
 use kdstore_core::query::{self, Values};
-use kdstore_core::select::{ReplayError, Replayer, SelectedView};
+use kdstore_core::select::{ReplayError, Replayer};
 use kdstore_core::store::{Split, Store, StoreError};
 use metrics::{agreement, split_metrics, split_reliability, SplitMetrics};
 pub use optimizer::Optimizer;
 use optimizer::Stepper;
+use sample_rows::SampleRows;
 use schedule::{learning_rate, Schedule};
 use step::Step;
 use student::{Student, StudentSource};
@@ -280,7 +281,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         open_student(&mut vs, resumed.as_ref().map(|c| checkpoint::last_weights(&c.dir, extension)).as_deref())?;
     let parameters: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
 
-    let by_sample = group_by_sample(&data.views);
+    let by_sample = data.by_sample()?;
     let views_per_sample = config.losses.iter().find_map(|t| t.config.views_per_sample());
     if let Some(views) = views_per_sample {
         if config.views == ViewsPerEpoch::All {
@@ -304,17 +305,19 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         .losses
         .iter()
         .any(|t| matches!(t.config, LossConfig::Pskd(_)))
-        .then(|| std::cell::RefCell::new(previous::PreviousPredictions::new(&data.views, data.classes)));
+        .then(|| data.samples_in_selection_order(&by_sample))
+        .transpose()?
+        .map(|ids| std::cell::RefCell::new(previous::PreviousPredictions::new(SampleRows::new(ids), data.classes)));
     if let (Some(memory), Some(checkpoint)) = (&memory, &resumed) {
         memory.borrow_mut().load(&checkpoint.dir).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
     }
-    let mixing = mixing_weights(config, &data, resumed.as_ref())?;
+    let mixing = mixing_weights(config, &data, &by_sample, resumed.as_ref())?;
     let preloaded = if config.preload || config.alternate_feed { Some(data.render_all(&replayer)?) } else { None };
     let needs_features = config.losses.iter().any(|t| t.config.needs_features());
     let needs_teacher_features = config.losses.iter().any(|t| t.config.needs_teacher_features());
     let online_teachers = if config.online { load_teachers(store, &teachers, device)? } else { Vec::new() };
     let stored_features = if needs_teacher_features && !config.online && !config.co_train {
-        Some(stored_teacher_features(store, &teachers[0], &data.views)?)
+        Some(stored_teacher_features(store, &teachers[0], &data)?)
     } else {
         None
     };
@@ -330,7 +333,7 @@ pub fn train(store: &Store, config: &TrainConfig, out: &Path, progress: &dyn Pro
         _ => None,
     }) {
         Some(dlkd) => {
-            let first = data.render(&replayer, &[&data.views[0]])?;
+            let first = data.render(&replayer, &[&data.rows(&[0])?.views[0]])?;
             let sources = FeatureSources {
                 co_teacher: co_teacher.as_ref(),
                 stored: stored_features.as_ref(),
@@ -623,7 +626,7 @@ fn feature_widths(
         (Some(co), _, _) => {
             tch::no_grad(|| co.net.features(&Tensor::from_slice(first).to_device(device), false))?.size()[1]
         }
-        (None, Some(stored), _) => stored[&data.views[0].view_id].len() as i64,
+        (None, Some(stored), _) => stored[&data.rows(&[0])?.views[0].view_id].len() as i64,
         (None, None, Some(model)) => tch::no_grad(|| model.infer(first, &data.samples.sample_shape, device, true))
             .map_err(|e| TrainError::Config(format!("--online: {e}")))?
             .features
@@ -661,7 +664,7 @@ fn paced_order(
         if config.per_view { "split = 'train'" } else { "split = 'train' AND recipe = 'identity'" },
     )
     .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))?;
-    curriculum::Curriculum::new(config, by_sample, &data.views, &difficulty, train.batch_size, train.epochs)
+    curriculum::Curriculum::new(config, by_sample, &data.all_views()?, &difficulty, train.batch_size, train.epochs)
         .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))
 }
 
@@ -669,6 +672,7 @@ fn paced_order(
 fn mixing_weights(
     config: &TrainConfig,
     data: &data::TrainData,
+    by_sample: &[batches::SampleViews],
     resumed: Option<&checkpoint::Checkpoint>,
 ) -> Result<Option<(amal::AmalSettings, std::cell::RefCell<amal::MixingWeights>)>, TrainError> {
     let Some(EnsembleChoice::Amal(settings)) = &config.ensemble else { return Ok(None) };
@@ -678,7 +682,8 @@ fn mixing_weights(
     }) else {
         return Err(TrainError::Config("--ensemble amal weighs CE and each teacher's KD: use --loss kd".into()));
     };
-    let mut weights = amal::MixingWeights::new(&data.views, data.teachers.len(), kd.ce_weight, kd.kd_weight);
+    let rows = SampleRows::new(data.samples_in_selection_order(by_sample)?);
+    let mut weights = amal::MixingWeights::new(rows, data.teachers.len(), kd.ce_weight, kd.kd_weight);
     if let Some(checkpoint) = resumed {
         weights.load(&checkpoint.dir).map_err(|e| TrainError::Config(format!("--resume: {e}")))?;
     }
@@ -697,7 +702,7 @@ fn group_mix(config: &TrainConfig, data: &data::TrainData) -> Result<Option<grou
         Some(_) if config.curriculum.is_some() => Err(TrainError::Config(
             "--groups-per-batch and --curriculum both choose each batch's samples; use one".into(),
         )),
-        Some(per_batch) => group_batches::GroupMix::new(&data.views, &data.samples.groups, per_batch)
+        Some(per_batch) => group_batches::GroupMix::new(&data.all_views()?, &data.samples.groups, per_batch)
             .map(Some)
             .map_err(|e| TrainError::Config(format!("--groups-per-batch: {e}"))),
     }
@@ -730,7 +735,7 @@ fn sample_weighting(
         }
         sample_weights::SampleWeight::SelfPaced { .. } => None,
     };
-    sample_weights::SampleWeighting::new(rule, &data.views, values.as_ref())
+    sample_weights::SampleWeighting::new(rule, &data.all_views()?, values.as_ref())
         .map_err(|e| TrainError::Config(format!("--sample-weight: {e}")))
 }
 
@@ -840,7 +845,10 @@ fn check_groups(data: &data::TrainData, by_sample: &[batches::SampleViews], view
     let short: Vec<&batches::SampleViews> =
         by_sample.iter().filter(|s| s.identity.is_none() || s.others.len() + 1 < views).collect();
     let Some(first) = short.first() else { return Ok(()) };
-    let example = first.identity.or(first.others.first().copied()).map(|i| data.views[i].sample_id).unwrap_or(-1);
+    let example = match first.identity.or(first.others.first().map(|&i| i as usize)) {
+        Some(index) => data.rows(&[index])?.views[0].sample_id,
+        None => -1,
+    };
     Err(TrainError::Config(format!(
         "dlkd batches each training sample's identity view with {} other views of it, and {} of {} samples have fewer (sample {example}: {} identity view, {} others selected); select more views with --where, add recipes or replicas to the pipeline, or lower --set views",
         views - 1,
@@ -855,11 +863,11 @@ fn check_groups(data: &data::TrainData, by_sample: &[batches::SampleViews], view
 fn stored_teacher_features(
     store: &Store,
     teacher: &str,
-    views: &[SelectedView],
+    data: &data::TrainData,
 ) -> Result<std::collections::HashMap<i64, Vec<f32>>, TrainError> {
     let stored =
         kdstore_core::select::teacher_features(store, teacher).map_err(|e| TrainError::Selection(e.to_string()))?;
-    if let Some(view) = views.iter().find(|v| !stored.contains_key(&v.view_id)) {
+    if let Some(view) = data.all_views()?.iter().find(|v| !stored.contains_key(&v.view_id)) {
         return Err(TrainError::Config(format!(
             "the feature losses need the teacher's penultimate features, and the store holds none for teacher {teacher} (view {}): add `embeddings = \"f16\"` to its [[teacher]] and run kdstore build again",
             view.view_id
@@ -951,8 +959,8 @@ fn epochs_table(epochs: &[EpochMetrics]) -> Vec<(&'static str, Values)> {
 
 /// A selected view with only its identifiers set, for the unit tests of the batch pieces.
 #[cfg(test)]
-pub(crate) fn test_view(view_id: i64, sample_id: i64, recipe: &str) -> SelectedView {
-    SelectedView {
+pub(crate) fn test_view(view_id: i64, sample_id: i64, recipe: &str) -> kdstore_core::select::SelectedView {
+    kdstore_core::select::SelectedView {
         view_id,
         sample_id,
         recipe: recipe.into(),

@@ -27,9 +27,8 @@ pub struct PreviousPredictions {
 const FILE: &str = "pskd-predictions.safetensors";
 
 impl PreviousPredictions {
-    /// An empty memory for the samples of `views`.
-    pub fn new(views: &[SelectedView], classes: usize) -> PreviousPredictions {
-        let rows = SampleRows::new(views);
+    /// An empty memory for the samples of `rows`.
+    pub fn new(rows: SampleRows, classes: usize) -> PreviousPredictions {
         let n = rows.len();
         PreviousPredictions {
             rows,
@@ -104,8 +103,8 @@ mod tests {
 
     #[test]
     fn reads_the_previous_epoch_and_survives_a_checkpoint() {
-        let views = vec![test_view(10, 1, "identity"), test_view(11, 1, "jitter"), test_view(20, 2, "identity")];
-        let mut memory = PreviousPredictions::new(&views, 3);
+        let views = [test_view(10, 1, "identity"), test_view(11, 1, "jitter"), test_view(20, 2, "identity")];
+        let mut memory = PreviousPredictions::new(SampleRows::new(views.iter().map(|v| v.sample_id)), 3);
         let first = memory.batch(&[&views[0]], Device::Cpu);
         // Label 0 with λ = 1: log(1, 0, 0).
         assert_eq!(Vec::<f32>::try_from(first.flatten(0, -1)).unwrap(), [0.0, f32::NEG_INFINITY, f32::NEG_INFINITY]);
@@ -118,7 +117,7 @@ mod tests {
         assert_eq!(Vec::<f32>::try_from(next.narrow(0, 0, 1).flatten(0, -1)).unwrap(), [1.0, 2.0, 3.0]);
         let dir = tempfile::tempdir().unwrap();
         memory.save(dir.path()).unwrap();
-        let mut restored = PreviousPredictions::new(&views, 3);
+        let mut restored = PreviousPredictions::new(SampleRows::new(views.iter().map(|v| v.sample_id)), 3);
         restored.load(dir.path()).unwrap();
         assert!(restored.batch(&[&views[0], &views[2]], Device::Cpu).equal(&next));
     }

@@ -8,19 +8,18 @@ use std::path::Path;
 
 use tch::Tensor;
 
-use kdstore_core::select::SelectedView;
-
 /// Sample id → row.
 pub struct SampleRows {
     rows: HashMap<i64, usize>,
 }
 
 impl SampleRows {
-    pub fn new(views: &[SelectedView]) -> SampleRows {
+    /// Rows for `sample_ids` in order (an id seen before keeps its row).
+    pub fn new(sample_ids: impl IntoIterator<Item = i64>) -> SampleRows {
         let mut rows = HashMap::new();
-        for view in views {
+        for id in sample_ids {
             let next = rows.len();
-            rows.entry(view.sample_id).or_insert(next);
+            rows.entry(id).or_insert(next);
         }
         SampleRows { rows }
     }

@@ -64,7 +64,7 @@ impl Step<'_> {
         at: Position,
     ) -> Result<Objectives, TrainError> {
         let rows = batch.views.len() as i64;
-        let views: Vec<&SelectedView> = batch.views.iter().map(|&i| &self.data.views[i]).collect();
+        let views: Vec<&SelectedView> = batch.selected.iter().collect();
         let targets = self.targets(&views);
         let inputs = Tensor::from_slice(&self.data.student_inputs(&batch.inputs)).to_device(self.device);
         let previous = self.memory.map(|memory| memory.borrow().batch(&views, self.device));

@@ -144,7 +144,7 @@ pub fn resolve(
             let ranked_by = teachers[*by_size.last().expect("two teachers")].clone();
             let values = numbers_by_view(store, &ranked_by, difficulty, "split = 'train'")
                 .map_err(|e| TrainError::Config(format!("--ensemble-difficulty {difficulty}: {e}")))?;
-            let assigned = target::curriculum(&data.views, &values, &by_size)
+            let assigned = target::curriculum(&data.all_views()?, &values, &by_size)
                 .map_err(|e| TrainError::Config(format!("--ensemble-difficulty {difficulty}: {e}")))?;
             let mut views = vec![0; teachers.len()];
             assigned.iter().for_each(|&k| views[k] += 1);
@@ -173,7 +173,7 @@ fn unseen_masks(store: &Store, data: &TrainData) -> Result<Vec<u64>, TrainError>
         )));
     }
     Ok(data
-        .views
+        .all_views()?
         .iter()
         .map(|view| {
             subsets.iter().enumerate().fold(0u64, |mask, (k, subset)| match subset {
