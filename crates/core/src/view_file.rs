@@ -89,16 +89,6 @@ impl ViewFile {
         Ok(())
     }
 
-    /// Every view, in memory (what the features that index all views at once read).
-    pub fn all(&self) -> io::Result<Vec<SelectedView>> {
-        let mut views = Vec::with_capacity(self.len);
-        self.for_each(|_, view| {
-            views.push(view);
-            Ok::<(), io::Error>(())
-        })?;
-        Ok(views)
-    }
-
     fn view_of(&self, record: &[u8]) -> SelectedView {
         let i64_at = |at: usize| i64::from_le_bytes(record[at..at + 8].try_into().expect("8 bytes"));
         let partner = i64_at(40);
@@ -310,7 +300,13 @@ mod tests {
             assert_eq!(rows.logits[0][k * 2..k * 2 + 2], logits(0, v.view_id));
             assert_eq!(rows.logits[1][k * 2..k * 2 + 2], logits(1, v.view_id));
         }
-        let all = file.all().unwrap();
+        let mut all = Vec::new();
+        file.for_each(|index, view| {
+            assert_eq!(index, all.len());
+            all.push(view);
+            Ok::<(), io::Error>(())
+        })
+        .unwrap();
         assert_eq!(all.len(), 700);
         assert!(all.iter().zip((0..700).map(|i| view(i * 2 + 1))).all(|(a, b)| same(a, &b)));
     }

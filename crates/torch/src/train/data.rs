@@ -224,10 +224,35 @@ impl TrainData {
         self.views.read(indices).map_err(|e| TrainError::Selection(spill_error(e).to_string()))
     }
 
-    /// Every selected view, in memory: for the features that index all of them at once (curricula,
-    /// sample weights, group batches, stored teacher features).
+    /// Hands every selected view to `each` in selection order, with its index (one pass over the
+    /// file): how what needs a value per view sets itself up without holding the views.
+    pub fn each_view(
+        &self,
+        mut each: impl FnMut(usize, SelectedView) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        enum Failed {
+            Read(std::io::Error),
+            Train(TrainError),
+        }
+        impl From<std::io::Error> for Failed {
+            fn from(error: std::io::Error) -> Failed {
+                Failed::Read(error)
+            }
+        }
+        self.views.for_each(|index, view| each(index, view).map_err(Failed::Train)).map_err(|failed| match failed {
+            Failed::Read(error) => TrainError::Selection(spill_error(error).to_string()),
+            Failed::Train(error) => error,
+        })
+    }
+
+    /// Every selected view, in memory: for the curricula, which look views up by index.
     pub fn all_views(&self) -> Result<Vec<SelectedView>, TrainError> {
-        self.views.all().map_err(|e| TrainError::Selection(spill_error(e).to_string()))
+        let mut views = Vec::with_capacity(self.views.len());
+        self.each_view(|_, view| {
+            views.push(view);
+            Ok(())
+        })?;
+        Ok(views)
     }
 
     /// The ids of the samples of `by_sample` in the order their first view comes in the selection:
@@ -241,12 +266,10 @@ impl TrainData {
     /// The selected views of each training sample, in sample id order (one pass over the file).
     pub fn by_sample(&self) -> Result<Vec<SampleViews>, TrainError> {
         let mut grouping = SampleGrouping::default();
-        self.views
-            .for_each(|index, view| {
-                grouping.add(index, &view);
-                Ok::<(), std::io::Error>(())
-            })
-            .map_err(|e| TrainError::Selection(spill_error(e).to_string()))?;
+        self.each_view(|index, view| {
+            grouping.add(index, &view);
+            Ok(())
+        })?;
         Ok(grouping.finish())
     }
 

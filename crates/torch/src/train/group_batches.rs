@@ -22,24 +22,14 @@ pub struct GroupMix {
 }
 
 impl GroupMix {
-    /// `groups[sample_id]` is the group of each sample of the store (`None`: the source has none).
-    pub fn new(views: &[SelectedView], groups: &[Option<i64>], per_batch: usize) -> Result<GroupMix, String> {
+    /// Batches of `per_batch` groups, `group_of_view` the group of each selected view
+    /// ([`group_of`]).
+    pub fn new(group_of_view: Vec<i64>, per_batch: usize) -> Result<GroupMix, String> {
         if per_batch < 2 {
             return Err(format!(
                 "--groups-per-batch {per_batch}: batches of one group have nothing to align; use at least 2"
             ));
         }
-        let group_of_view = views
-            .iter()
-            .map(|view| {
-                groups.get(view.sample_id as usize).copied().flatten().ok_or_else(|| {
-                    format!(
-                        "sample {} has no group: batches mix the groups of a source that has them (HAPT's subjects, a groups file)",
-                        view.sample_id
-                    )
-                })
-            })
-            .collect::<Result<Vec<i64>, String>>()?;
         let mut distinct = group_of_view.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -86,6 +76,17 @@ impl GroupMix {
     }
 }
 
+/// The group of a view's sample; `groups[sample_id]` is the group of each sample of the store
+/// (`None`: the source has none).
+pub fn group_of(view: &SelectedView, groups: &[Option<i64>]) -> Result<i64, String> {
+    groups.get(view.sample_id as usize).copied().flatten().ok_or_else(|| {
+        format!(
+            "sample {} has no group: batches mix the groups of a source that has them (HAPT's subjects, a groups file)",
+            view.sample_id
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,7 +98,7 @@ mod tests {
         // 24 samples in 4 groups of 6 (sample s in group s % 4).
         let views: Vec<SelectedView> = (0..24).map(|s| test_view(s, s, "identity")).collect();
         let groups: Vec<Option<i64>> = (0..24).map(|s| Some(s % 4)).collect();
-        let mix = GroupMix::new(&views, &groups, 2).unwrap();
+        let mix = GroupMix::new(views.iter().map(|v| group_of(v, &groups).unwrap()).collect(), 2).unwrap();
         let units: Vec<Vec<usize>> = (0..24).map(|v| vec![v]).collect();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let plans = mix.batches(units, 6, &mut rng);
@@ -116,12 +117,10 @@ mod tests {
     #[test]
     fn one_group_or_none_is_refused() {
         let views: Vec<SelectedView> = (0..4).map(|s| test_view(s, s, "identity")).collect();
-        let one = GroupMix::new(&views, &[Some(3); 4], 2).unwrap_err();
+        let one = GroupMix::new(vec![3; 4], 2).unwrap_err();
         assert!(one.contains("from 1 group"), "{one}");
-        let none = GroupMix::new(&views, &[None; 4], 2).unwrap_err();
+        let none = group_of(&views[0], &[None; 4]).unwrap_err();
         assert!(none.contains("sample 0 has no group"), "{none}");
-        assert!(GroupMix::new(&views, &[Some(1), Some(2), Some(1), Some(2)], 1)
-            .unwrap_err()
-            .contains("batches of one group"));
+        assert!(GroupMix::new(vec![1, 2, 1, 2], 1).unwrap_err().contains("batches of one group"));
     }
 }

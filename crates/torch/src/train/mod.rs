@@ -702,9 +702,15 @@ fn group_mix(config: &TrainConfig, data: &data::TrainData) -> Result<Option<grou
         Some(_) if config.curriculum.is_some() => Err(TrainError::Config(
             "--groups-per-batch and --curriculum both choose each batch's samples; use one".into(),
         )),
-        Some(per_batch) => group_batches::GroupMix::new(&data.all_views()?, &data.samples.groups, per_batch)
-            .map(Some)
-            .map_err(|e| TrainError::Config(format!("--groups-per-batch: {e}"))),
+        Some(per_batch) => {
+            let error = |e: String| TrainError::Config(format!("--groups-per-batch: {e}"));
+            let mut groups = Vec::with_capacity(data.views.len());
+            data.each_view(|_, view| {
+                groups.push(group_batches::group_of(&view, &data.samples.groups).map_err(error)?);
+                Ok(())
+            })?;
+            group_batches::GroupMix::new(groups, per_batch).map(Some).map_err(error)
+        }
     }
 }
 
@@ -722,7 +728,7 @@ fn sample_weighting(
             term.config.name()
         )));
     }
-    let values = match rule {
+    let stored = match rule {
         sample_weights::SampleWeight::Stored { expression } => {
             let teacher = data.teachers.first().ok_or_else(|| {
                 TrainError::Config(format!(
@@ -731,12 +737,18 @@ fn sample_weighting(
             })?;
             let values = kdstore_core::select::numbers_by_view(store, teacher, expression, "split = 'train'")
                 .map_err(|e| TrainError::Config(format!("--sample-weight {expression}: {e}")))?;
-            Some(values)
+            let mut weights = Vec::with_capacity(data.views.len());
+            data.each_view(|_, view| {
+                let weight = sample_weights::stored_weight(&view, &values)
+                    .map_err(|e| TrainError::Config(format!("--sample-weight: {e}")))?;
+                weights.push(weight);
+                Ok(())
+            })?;
+            Some(weights)
         }
         sample_weights::SampleWeight::SelfPaced { .. } => None,
     };
-    sample_weights::SampleWeighting::new(rule, &data.all_views()?, values.as_ref())
-        .map_err(|e| TrainError::Config(format!("--sample-weight: {e}")))
+    Ok(sample_weights::SampleWeighting::new(rule, stored))
 }
 
 /// Settings that cannot go together. A run without teachers learns from the labels (and itself)
@@ -867,12 +879,13 @@ fn stored_teacher_features(
 ) -> Result<std::collections::HashMap<i64, Vec<f32>>, TrainError> {
     let stored =
         kdstore_core::select::teacher_features(store, teacher).map_err(|e| TrainError::Selection(e.to_string()))?;
-    if let Some(view) = data.all_views()?.iter().find(|v| !stored.contains_key(&v.view_id)) {
-        return Err(TrainError::Config(format!(
+    data.each_view(|_, view| match stored.contains_key(&view.view_id) {
+        true => Ok(()),
+        false => Err(TrainError::Config(format!(
             "the feature losses need the teacher's penultimate features, and the store holds none for teacher {teacher} (view {}): add `embeddings = \"f16\"` to its [[teacher]] and run kdstore build again",
             view.view_id
-        )));
-    }
+        ))),
+    })?;
     Ok(stored)
 }
 

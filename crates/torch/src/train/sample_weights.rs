@@ -114,31 +114,15 @@ pub struct SampleWeighting {
 }
 
 impl SampleWeighting {
-    /// Resolves `rule` for the selected training views; `values` are the expression's values by
-    /// view id (for `Stored`).
-    pub fn new(
-        rule: &SampleWeight,
-        views: &[SelectedView],
-        values: Option<&HashMap<i64, f64>>,
-    ) -> Result<SampleWeighting, String> {
-        let stored = match (rule, values) {
-            (SampleWeight::Stored { .. }, Some(values)) => Some(
-                views
-                    .iter()
-                    .map(|view| match values.get(&view.view_id) {
-                        Some(&w) if w.is_finite() && w >= 0.0 => Ok(w as f32),
-                        Some(w) => Err(format!(
-                            "view {} (sample {}, recipe {}) has a weight of {w}; weights must be finite and >= 0",
-                            view.view_id, view.sample_id, view.recipe
-                        )),
-                        None => Err(format!("view {} has no row to weigh it by", view.view_id)),
-                    })
-                    .collect::<Result<Vec<f32>, String>>()?,
-            ),
-            (SampleWeight::Stored { .. }, None) => unreachable!("a stored weight comes with its values"),
-            (SampleWeight::SelfPaced { .. }, _) => None,
-        };
-        Ok(SampleWeighting { rule: rule.clone(), stored })
+    /// `rule` with, for `Stored`, each selected view's weight by its index in the selection
+    /// ([`stored_weight`]).
+    pub fn new(rule: &SampleWeight, stored: Option<Vec<f32>>) -> SampleWeighting {
+        assert_eq!(
+            matches!(rule, SampleWeight::Stored { .. }),
+            stored.is_some(),
+            "stored weights go with a stored rule"
+        );
+        SampleWeighting { rule: rule.clone(), stored }
     }
 
     /// The weights of a batch's rows: `losses` its per-row objective, `rows` the views (indices into
@@ -161,6 +145,18 @@ impl SampleWeighting {
 pub fn weighted_mean(weights: &Tensor, rows: &Tensor) -> Tensor {
     let product = weights * rows;
     product.mean(product.kind())
+}
+
+/// A view's stored weight, from the expression's `values` by view id: finite and not negative.
+pub fn stored_weight(view: &SelectedView, values: &HashMap<i64, f64>) -> Result<f32, String> {
+    match values.get(&view.view_id) {
+        Some(&w) if w.is_finite() && w >= 0.0 => Ok(w as f32),
+        Some(w) => Err(format!(
+            "view {} (sample {}, recipe {}) has a weight of {w}; weights must be finite and >= 0",
+            view.view_id, view.sample_id, view.recipe
+        )),
+        None => Err(format!("view {} has no row to weigh it by", view.view_id)),
+    }
 }
 
 #[cfg(test)]
@@ -198,10 +194,11 @@ mod tests {
 
     #[test]
     fn stored_weights_must_be_finite_and_not_negative() {
-        let views = vec![crate::train::test_view(7, 3, "jitter")];
-        let rule = SampleWeight::Stored { expression: "x".into() };
+        let view = crate::train::test_view(7, 3, "jitter");
         let negative: HashMap<i64, f64> = [(7, -0.5)].into();
-        let error = SampleWeighting::new(&rule, &views, Some(&negative)).err().unwrap();
+        let error = stored_weight(&view, &negative).unwrap_err();
         assert!(error.contains("view 7 (sample 3, recipe jitter) has a weight of -0.5"), "{error}");
+        assert_eq!(stored_weight(&view, &[(7, 0.25)].into()), Ok(0.25));
+        assert!(stored_weight(&view, &HashMap::new()).unwrap_err().contains("no row to weigh it by"));
     }
 }

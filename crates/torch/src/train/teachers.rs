@@ -172,16 +172,15 @@ fn unseen_masks(store: &Store, data: &TrainData) -> Result<Vec<u64>, TrainError>
             data.teachers.join(", ")
         )));
     }
-    Ok(data
-        .all_views()?
-        .iter()
-        .map(|view| {
-            subsets.iter().enumerate().fold(0u64, |mask, (k, subset)| match subset {
-                Some(seen) if !seen.contains(&view.sample_id) => mask | (1 << k),
-                _ => mask,
-            })
-        })
-        .collect())
+    let mut masks = Vec::with_capacity(data.views.len());
+    data.each_view(|_, view| {
+        masks.push(subsets.iter().enumerate().fold(0u64, |mask, (k, subset)| match subset {
+            Some(seen) if !seen.contains(&view.sample_id) => mask | (1 << k),
+            _ => mask,
+        }));
+        Ok(())
+    })?;
+    Ok(masks)
 }
 
 /// Whether a loss can learn from the ensemble `choice` makes.
