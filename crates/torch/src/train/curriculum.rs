@@ -49,27 +49,35 @@ pub struct Curriculum {
 impl Curriculum {
     /// Orders `by_sample` by the difficulty of each sample's identity view (`difficulty`, by view
     /// id), or with `per_view` the views by their own; ties go by sample id, then view id.
+    /// `read` gives the selected views at some indices: a sample's identity view each, or with
+    /// `per_view` every view.
     pub fn new(
         config: &CurriculumConfig,
         by_sample: &[SampleViews],
-        views: &[SelectedView],
+        read: impl Fn(&[usize]) -> Result<Vec<SelectedView>, String>,
         difficulty: &HashMap<i64, f64>,
         batch_size: usize,
         epochs: usize,
     ) -> Result<Curriculum, String> {
         // Each unit with the view whose difficulty it takes.
-        let units: Vec<(Vec<usize>, &SelectedView)> = match config.per_view {
-            true => (0..views.len()).map(|i| (vec![i], &views[i])).collect(),
-            false => by_sample
-                .iter()
-                .map(|sample| {
-                    let view = sample.identity.map(|i| &views[i]).ok_or_else(|| {
-                        let any = sample.others.first().map_or(-1, |&i| views[i as usize].sample_id);
-                        format!("sample {any} has no identity view among the selected views, and its difficulty is its identity view's: select the identity views too, or order by each view's own difficulty (--curriculum-per-view)")
-                    })?;
-                    Ok((sample.all().collect(), view))
-                })
-                .collect::<Result<_, String>>()?,
+        let units: Vec<(Vec<usize>, SelectedView)> = match config.per_view {
+            true => {
+                let mut indices: Vec<usize> = by_sample.iter().flat_map(SampleViews::all).collect();
+                indices.sort_unstable();
+                let views = read(&indices)?;
+                indices.into_iter().map(|i| vec![i]).zip(views).collect()
+            }
+            false => {
+                if let Some(sample) = by_sample.iter().find(|s| s.identity.is_none()) {
+                    let any = match sample.others.first() {
+                        Some(&i) => read(&[i as usize])?[0].sample_id,
+                        None => -1,
+                    };
+                    return Err(format!("sample {any} has no identity view among the selected views, and its difficulty is its identity view's: select the identity views too, or order by each view's own difficulty (--curriculum-per-view)"));
+                }
+                let identities: Vec<usize> = by_sample.iter().filter_map(|s| s.identity).collect();
+                by_sample.iter().map(|sample| sample.all().collect()).zip(read(&identities)?).collect()
+            }
         };
         let mut keyed = Vec::with_capacity(units.len());
         for (index, (_, view)) in units.iter().enumerate() {
@@ -139,6 +147,11 @@ mod tests {
     use super::*;
     use crate::train::test_view as view;
 
+    /// Reads views by index from `views`, as the selection file does.
+    fn reader(views: &[SelectedView]) -> impl Fn(&[usize]) -> Result<Vec<SelectedView>, String> + '_ {
+        |indices| Ok(indices.iter().map(|&i| views[i].clone()).collect())
+    }
+
     /// 20 samples, each an identity view (id 2s) and a jitter view (2s + 1); difficulty = s.
     fn fixture() -> (Vec<SelectedView>, Vec<SampleViews>, HashMap<i64, f64>) {
         let views: Vec<SelectedView> =
@@ -158,7 +171,7 @@ mod tests {
             per_view: false,
             pacing: Pacing::parse("linear", &["a=0.5".into(), "b=0.2".into()]).unwrap(),
         };
-        let curriculum = Curriculum::new(&config, &by_sample, &views, &difficulty, 4, 2).unwrap();
+        let curriculum = Curriculum::new(&config, &by_sample, reader(&views), &difficulty, 4, 2).unwrap();
         let first = curriculum.epoch_plan(4, 1, 1);
         assert_eq!(first.len(), 5, "⌈20 / 4⌉ steps per epoch");
         let samples = |plan: &BatchPlan| plan.iter().map(|&v| views[v].sample_id).collect::<Vec<_>>();
@@ -169,7 +182,8 @@ mod tests {
         assert_eq!(distinct.len(), 4, "drawn without replacement");
         assert_eq!(first, curriculum.epoch_plan(4, 1, 1), "from the steps' own seeds");
         let anti =
-            Curriculum::new(&CurriculumConfig { anti: true, ..config }, &by_sample, &views, &difficulty, 4, 2).unwrap();
+            Curriculum::new(&CurriculumConfig { anti: true, ..config }, &by_sample, reader(&views), &difficulty, 4, 2)
+                .unwrap();
         assert!(samples(&anti.epoch_plan(4, 1, 1)[0]).iter().all(|&s| s >= 16));
     }
 
@@ -194,7 +208,7 @@ mod tests {
             per_view: false,
             pacing: Pacing::parse("root", &[]).unwrap(),
         };
-        let error = Curriculum::new(&config, &by_sample, &jitter_only, &difficulty, 4, 1).err().unwrap();
+        let error = Curriculum::new(&config, &by_sample, reader(&jitter_only), &difficulty, 4, 1).err().unwrap();
         assert!(error.contains("sample 0 has no identity view"), "{error}");
     }
 
@@ -213,7 +227,7 @@ mod tests {
             per_view: true,
             pacing: Pacing::parse("linear", &["a=0.5".into(), "b=0.1".into()]).unwrap(),
         };
-        let curriculum = Curriculum::new(&config, &by_sample, &views, &difficulty, 4, 2).unwrap();
+        let curriculum = Curriculum::new(&config, &by_sample, reader(&views), &difficulty, 4, 2).unwrap();
         let first = &curriculum.epoch_plan(4, 1, 1)[0];
         // b·N = 4 of the 40 views: the jitter views of samples 16..19.
         assert!(first.iter().all(|&v| &*views[v].recipe == "jitter" && views[v].sample_id >= 16), "{first:?}");

@@ -664,7 +664,8 @@ fn paced_order(
         if config.per_view { "split = 'train'" } else { "split = 'train' AND recipe = 'identity'" },
     )
     .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))?;
-    curriculum::Curriculum::new(config, by_sample, &data.all_views()?, &difficulty, train.batch_size, train.epochs)
+    let read = |indices: &[usize]| data.rows(indices).map(|rows| rows.views).map_err(|e| e.to_string());
+    curriculum::Curriculum::new(config, by_sample, read, &difficulty, train.batch_size, train.epochs)
         .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))
 }
 
