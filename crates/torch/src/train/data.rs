@@ -72,7 +72,7 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
         Ok(())
     })
     .map_err(|e| TrainError::Selection(e.to_string()))?;
-    let mut views = writer.finish().map_err(|e| TrainError::Selection(spill_error(e).to_string()))?;
+    let mut views = writer.finish().map_err(file_error)?;
     if views.len() > u32::MAX as usize {
         return Err(TrainError::Selection(format!(
             "{} views selected, more than a run indexes ({}): select fewer with --where",
@@ -104,7 +104,7 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
             Ok(())
         })
         .map_err(|e| TrainError::Selection(e.to_string()))?;
-        let missing = views.fill_teacher(k, rows).map_err(|e| TrainError::Selection(spill_error(e).to_string()))?;
+        let missing = views.fill_teacher(k, rows).map_err(file_error)?;
         if let Some(view) = missing {
             let unlabelled = SelectError::Unlabelled {
                 teacher: other.clone(),
@@ -139,9 +139,14 @@ pub fn load(store: &Store, teachers: &[String], selecting: &Selecting) -> Result
 /// An error of the temporary file that holds the selected views.
 fn spill_error(error: std::io::Error) -> SelectError {
     SelectError::Query(format!(
-        "writing the selected views to a temporary file in {} (TMPDIR): {error}",
+        "the selected views' temporary file in {} (TMPDIR): {error}",
         std::env::temp_dir().display()
     ))
+}
+
+/// [`spill_error`] as a training error.
+fn file_error(error: std::io::Error) -> TrainError {
+    TrainError::Selection(spill_error(error).to_string())
 }
 
 impl TrainData {
@@ -221,7 +226,7 @@ impl TrainData {
 
     /// The selected views at `indices` with each teacher's stored logits on them.
     pub fn rows(&self, indices: &[usize]) -> Result<Rows, TrainError> {
-        self.views.read(indices).map_err(|e| TrainError::Selection(spill_error(e).to_string()))
+        self.views.read(indices).map_err(file_error)
     }
 
     /// Hands every selected view to `each` in selection order, with its index (one pass over the
@@ -240,7 +245,7 @@ impl TrainData {
             }
         }
         self.views.for_each(|index, view| each(index, view).map_err(Failed::Train)).map_err(|failed| match failed {
-            Failed::Read(error) => TrainError::Selection(spill_error(error).to_string()),
+            Failed::Read(error) => file_error(error),
             Failed::Train(error) => error,
         })
     }
