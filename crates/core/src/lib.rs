@@ -50,6 +50,7 @@ pub mod query;
 pub mod schema;
 pub mod select;
 pub mod show;
+pub mod sorted_frames;
 pub mod sorted_runs;
 pub mod source;
 pub mod store;

@@ -116,15 +116,6 @@ fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
     }
 }
 
-/// Which columns of `labels` a selection reads: only those [`SelectedView`] holds (training, show:
-/// a tenth of the columns, so ten million views fit in memory), or every one of them as well, as
-/// a frame beside the typed views (export writes it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Columns {
-    Typed,
-    All,
-}
-
 /// The columns of the `views` table that [`SelectedView`] is made from (with the sample's label
 /// and, for a labelled view, the teacher's logits), as SQL prefixed with a table alias.
 fn view_columns(prefix: &str) -> String {
@@ -143,44 +134,38 @@ pub fn select(
     teacher: &str,
     condition: Option<&str>,
 ) -> Result<Selection, SelectError> {
-    select_columns(store, samples, teacher, condition, Columns::Typed).map(|(_, selection)| selection)
+    selection_of(store, samples, &labelled_sql(&typed_columns(), teacher, condition), true)
 }
 
-/// [`select`], reading `columns`: with [`Columns::All`] the frame of every column of the rows
-/// (but the sample's input) comes as well, row for row with the views.
-pub fn select_columns(
-    store: &Store,
-    samples: &SampleTable,
-    teacher: &str,
-    condition: Option<&str>,
-    columns: Columns,
-) -> Result<(DataFrame, Selection), SelectError> {
-    let sql = labelled_sql(teacher, condition, columns);
-    selection_of(store, samples, &sql, true, columns == Columns::All)
+/// What [`SelectedView`] is made from, as the columns of `labels` to read.
+fn typed_columns() -> String {
+    format!("{}, {}, {}", view_columns(""), c::LABEL, c::LOGITS_COLUMN)
 }
 
-/// The statement selecting `teacher`'s rows of `labels` that satisfy `condition`.
-fn labelled_sql(teacher: &str, condition: Option<&str>, columns: Columns) -> String {
-    let read = match columns {
-        Columns::Typed => format!("{}, {}, {}", view_columns(""), c::LABEL, c::LOGITS_COLUMN),
-        Columns::All => "*".to_string(),
-    };
+/// The statement reading `read` (SQL: the columns) of `teacher`'s rows of `labels` that satisfy
+/// `condition`.
+pub fn labelled_sql(read: &str, teacher: &str, condition: Option<&str>) -> String {
     let mut sql = format!("SELECT {read} FROM {} WHERE {} = {}", c::LABELS, c::TEACHER, sql_quote(teacher));
     if let Some(condition) = condition {
         sql.push_str(&format!(" AND ({condition})"));
     }
-    if columns == Columns::All {
-        // The frame is handed out beside the views, so it comes in their order.
-        sql.push_str(&format!(" ORDER BY {}", c::VIEW_ID));
-    }
     sql
+}
+
+/// `frame`'s rows of `labels` (with at least the columns a view is made from and the logits),
+/// typed as a selection in their order.
+pub fn typed_views(store: &Store, samples: &SampleTable, frame: &DataFrame) -> Result<Selection, SelectError> {
+    let classes = store.manifest.dataset.class_names.len();
+    let mut selection = Selection { views: Vec::with_capacity(frame.height()), logits: Vec::new(), classes };
+    Typing { store, samples, with_logits: true }.rows(frame, &mut selection)?;
+    Ok(selection)
 }
 
 /// Selects views that no teacher has to have labelled: those satisfying `condition`, SQL over
 /// `views` joined with the samples' `split` and `label` (what a teacher that learns
 /// from the labels trains on). The selection has no logits.
 pub fn select_unlabelled(store: &Store, samples: &SampleTable, condition: &str) -> Result<Selection, SelectError> {
-    selection_of(store, samples, &unlabelled_sql(condition), false, false).map(|(_, selection)| selection)
+    selection_of(store, samples, &unlabelled_sql(condition), false)
 }
 
 fn unlabelled_sql(condition: &str) -> String {
@@ -206,7 +191,7 @@ pub fn for_each_selected(
     mut each: impl FnMut(Selection) -> Result<(), SelectError>,
 ) -> Result<(), SelectError> {
     let sql = match teacher {
-        Some(teacher) => labelled_sql(teacher, Some(condition), Columns::Typed),
+        Some(teacher) => labelled_sql(&typed_columns(), teacher, Some(condition)),
         None => unlabelled_sql(condition),
     };
     let classes = store.manifest.dataset.class_names.len();
@@ -223,16 +208,9 @@ pub fn for_each_selected(
     })
 }
 
-/// Runs a selecting statement and types its rows. Unless the frame is wanted as well (`keep_frame`),
-/// it is typed and dropped a chunk (a part file) at a time, so that the frame and the views made of
-/// it are never both whole in memory.
-fn selection_of(
-    store: &Store,
-    samples: &SampleTable,
-    sql: &str,
-    with_logits: bool,
-    keep_frame: bool,
-) -> Result<(DataFrame, Selection), SelectError> {
+/// Runs a selecting statement and types its rows, a chunk (a part file) at a time, dropping each
+/// chunk once typed, so that the frame and the views made of it are never both whole in memory.
+fn selection_of(store: &Store, samples: &SampleTable, sql: &str, with_logits: bool) -> Result<Selection, SelectError> {
     let frame = query::run(store, sql).map_err(|e| SelectError::Query(e.to_string()))?;
     let classes = store.manifest.dataset.class_names.len();
     let mut selection = Selection { views: Vec::with_capacity(frame.height()), logits: Vec::new(), classes };
@@ -240,18 +218,9 @@ fn selection_of(
         selection.logits.reserve_exact(frame.height() * classes);
     }
     let typing = Typing { store, samples, with_logits };
-    let frame = match keep_frame {
-        true => {
-            typing.rows(&frame, &mut selection)?;
-            frame
-        }
-        false => {
-            for_each_chunk(frame, |chunk| typing.rows(chunk, &mut selection))?;
-            DataFrame::empty()
-        }
-    };
+    for_each_chunk(frame, |chunk| typing.rows(chunk, &mut selection))?;
     selection.sort();
-    Ok((frame, selection))
+    Ok(selection)
 }
 
 /// Hands `frame` to `each` a chunk (a part file's rows) at a time, releasing every chunk's memory
@@ -393,23 +362,28 @@ pub enum ViewsError {
     Write { path: PathBuf, detail: String },
 }
 
-/// Loads the samples and selects the views of `teacher` matching `condition`, reading `columns`;
-/// none is an error.
+impl ViewsError {
+    /// No views of `teacher` match `condition`.
+    pub fn empty(teacher: &str, condition: Option<&str>) -> ViewsError {
+        ViewsError::Empty {
+            teacher: teacher.to_string(),
+            condition: condition.map(|c| format!(" --where {c}")).unwrap_or_default(),
+        }
+    }
+}
+
+/// Loads the samples and selects the views of `teacher` matching `condition`; none is an error.
 pub fn select_some(
     store: &Store,
     teacher: &str,
     condition: Option<&str>,
-    columns: Columns,
-) -> Result<(SampleTable, DataFrame, Selection), ViewsError> {
+) -> Result<(SampleTable, Selection), ViewsError> {
     let samples = store.load_samples()?;
-    let (frame, selection) = select_columns(store, &samples, teacher, condition, columns)?;
+    let selection = select(store, &samples, teacher, condition)?;
     if selection.views.is_empty() {
-        return Err(ViewsError::Empty {
-            teacher: teacher.to_string(),
-            condition: condition.map(|c| format!(" --where {c}")).unwrap_or_default(),
-        });
+        return Err(ViewsError::empty(teacher, condition));
     }
-    Ok((samples, frame, selection))
+    Ok((samples, selection))
 }
 
 /// The stored logits of `teacher` on the rows of `labels` that satisfy `condition`, handed to
@@ -451,14 +425,16 @@ pub fn subset_of(store: &Store, teacher: &str) -> Result<Option<std::collections
 }
 
 /// A numeric SQL `expression` over `labels` (a difficulty: `teacher_loss`, `1 - p_label`, …) for
-/// every view of `teacher` that satisfies `condition`, by view id. A null value is an error naming
+/// every view of `teacher` that satisfies `condition`, handed to `each` as (view id, value) a
+/// batch of the query's result at a time, in no particular order. A null value is an error naming
 /// the view.
-pub fn numbers_by_view(
+pub fn for_each_number(
     store: &Store,
     teacher: &str,
     expression: &str,
     condition: &str,
-) -> Result<std::collections::HashMap<i64, f64>, SelectError> {
+    mut each: impl FnMut(i64, f64) -> Result<(), SelectError>,
+) -> Result<(), SelectError> {
     let sql = format!(
         "SELECT {}, CAST(({expression}) AS DOUBLE) AS value FROM {} WHERE {} = {} AND ({condition})",
         c::VIEW_ID,
@@ -466,24 +442,24 @@ pub fn numbers_by_view(
         c::TEACHER,
         sql_quote(teacher)
     );
-    let frame = query::run(store, &sql).map_err(|e| SelectError::Query(format!("{expression}: {e}")))?;
-    let ids = i64_column(&frame, c::VIEW_ID)
-        .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
-    let values = frame
-        .column("value")
-        .and_then(|v| v.cast(&DataType::Float64))
-        .map_err(|e| SelectError::Column { column: expression.into(), detail: e.to_string() })?;
-    let values = values.f64().map_err(|e| SelectError::Column { column: expression.into(), detail: e.to_string() })?;
-    ids.into_iter()
-        .zip(values.iter())
-        .map(|(id, value)| match value {
-            Some(value) => Ok((id, value)),
-            None => Err(SelectError::Column {
-                column: expression.into(),
-                detail: format!("is null for view {id} of teacher {teacher}"),
-            }),
-        })
-        .collect()
+    let column = |e: PolarsError| SelectError::Column { column: expression.into(), detail: e.to_string() };
+    query::for_each_batch(store, &sql, |batch| {
+        let ids = i64_column(&batch, c::VIEW_ID)
+            .map_err(|e| SelectError::Column { column: c::VIEW_ID.into(), detail: e.to_string() })?;
+        let values = batch.column("value").and_then(|v| v.cast(&DataType::Float64)).map_err(column)?;
+        for (id, value) in ids.into_iter().zip(values.f64().map_err(column)?.iter()) {
+            match value {
+                Some(value) => each(id, value)?,
+                None => {
+                    return Err(SelectError::Column {
+                        column: expression.into(),
+                        detail: format!("is null for view {id} of teacher {teacher}"),
+                    })
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Every view's stored penultimate features for `teacher` (the `embeddings` table), by view id.

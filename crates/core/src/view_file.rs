@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use crate::select::SelectedView;
-use crate::sorted_runs::{key_of, SortedRuns};
+use crate::sorted_runs::{key_of, Merged, SortedRuns};
 
 /// The bytes of a record before its logits.
 const HEADER: usize = 64;
@@ -148,6 +148,53 @@ impl ViewFile {
             self.file.write_all_at(bytes, offset)?;
         }
         Ok(None)
+    }
+}
+
+impl ViewFile {
+    /// Each view's value in `values` (ids outside the file are passed over), in file order; None
+    /// for a view that `values` has no value for.
+    pub fn values_of(&self, values: ViewValues) -> io::Result<Vec<Option<f64>>> {
+        let mut merged = values.runs.merged()?;
+        let next = |merged: &mut Merged| -> io::Result<Option<(i64, f64)>> {
+            Ok(merged
+                .next_record()?
+                .map(|record| (key_of(record), f64::from_le_bytes(record[8..16].try_into().expect("8 bytes")))))
+        };
+        let mut pending = next(&mut merged)?;
+        let mut found = Vec::with_capacity(self.len);
+        self.for_each(|_, view| -> io::Result<()> {
+            while let Some((id, _)) = pending {
+                if id >= view.view_id {
+                    break;
+                }
+                pending = next(&mut merged)?;
+            }
+            found.push(pending.filter(|&(id, _)| id == view.view_id).map(|(_, value)| value));
+            Ok(())
+        })?;
+        Ok(found)
+    }
+}
+
+/// A number per view id (a stored difficulty or weight), gathered in any order, for
+/// [`ViewFile::values_of`].
+pub struct ViewValues {
+    runs: SortedRuns,
+}
+
+impl Default for ViewValues {
+    fn default() -> ViewValues {
+        ViewValues { runs: SortedRuns::new(16) }
+    }
+}
+
+impl ViewValues {
+    pub fn push(&mut self, view_id: i64, value: f64) -> io::Result<()> {
+        let mut record = [0; 16];
+        record[..8].copy_from_slice(&view_id.to_le_bytes());
+        record[8..].copy_from_slice(&value.to_le_bytes());
+        self.runs.push(&record)
     }
 }
 
@@ -309,6 +356,21 @@ mod tests {
         .unwrap();
         assert_eq!(all.len(), 700);
         assert!(all.iter().zip((0..700).map(|i| view(i * 2 + 1))).all(|(a, b)| same(a, &b)));
+    }
+
+    #[test]
+    fn values_by_view_id_come_back_in_file_order_and_missing_ones_as_none() {
+        let mut writer = ViewFileWriter::new(0, 2);
+        for id in [50, 10, 90, 30, 70] {
+            writer.push(&view(id), &[]).unwrap();
+        }
+        let file = writer.finish().unwrap();
+        let mut values = ViewValues::default();
+        for id in [95, 70, 5, 30, 10, 31, 90] {
+            values.push(id, id as f64 / 10.0).unwrap();
+        }
+        assert_eq!(file.values_of(values).unwrap(), [Some(1.0), Some(3.0), None, Some(7.0), Some(9.0)]);
+        assert_eq!(file.values_of(ViewValues::default()).unwrap(), [None; 5]);
     }
 
     #[test]

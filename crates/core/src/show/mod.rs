@@ -15,7 +15,7 @@ use plotters::prelude::*;
 
 use crate::figure::{Drawn, FONT};
 
-use crate::select::{select_some, Columns, ReplayError, Replayer, SelectedView, ViewsError};
+use crate::select::{select_some, ReplayError, Replayer, SelectedView, ViewsError};
 use crate::store::Store;
 
 /// What to draw.
@@ -43,7 +43,7 @@ const MARGIN: u32 = 8;
 
 /// Draws the selected views into `out` (SVG) and returns how many were drawn.
 pub fn show(store: &Store, request: &ShowRequest, out: &Path) -> Result<usize, ViewsError> {
-    let (samples, _, selection) = select_some(store, request.teacher, Some(request.condition), Columns::Typed)?;
+    let (samples, selection) = select_some(store, request.teacher, Some(request.condition))?;
     let replayer = Replayer::new(store, &samples)?;
     let dataset = &store.manifest.dataset;
     let mut shown = Vec::new();

@@ -9,8 +9,6 @@
 //! plain training (⌈samples / batch⌉), so runs with and without a curriculum compare at equal
 //! steps, and a resumed run draws what an uninterrupted one would.
 
-use std::collections::HashMap;
-
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -38,34 +36,38 @@ pub struct CurriculumConfig {
 
 /// The samples (or views) in curriculum order and the pacing that admits them.
 pub struct Curriculum {
-    /// What the pacing admits, easiest first: each a sample's selected views (indices into the
-    /// selection), or one view with `per_view`.
-    order: Vec<Vec<usize>>,
+    /// What the pacing admits, easiest first: each a range of `views`, a sample's selected views,
+    /// or one view with `per_view`.
+    order: Vec<(u32, u32)>,
+    /// The units' views (indices into the selection), unit after unit in `order`.
+    views: Vec<u32>,
     pacing: Pacing,
     steps_per_epoch: usize,
     total_steps: usize,
 }
 
+/// Views read at a time while a curriculum sets up.
+const READ_CHUNK: usize = 4096;
+
 impl Curriculum {
-    /// Orders `by_sample` by the difficulty of each sample's identity view (`difficulty`, by view
-    /// id), or with `per_view` the views by their own; ties go by sample id, then view id.
-    /// `read` gives the selected views at some indices: a sample's identity view each, or with
-    /// `per_view` every view.
+    /// Orders `by_sample` by the difficulty of each sample's identity view, or with `per_view` the
+    /// views by their own; ties go by sample id, then view id. `difficulty` is each selected view's
+    /// value (in selection order) and `read` gives the selected views at some indices: a sample's
+    /// identity view each, or with `per_view` every view, a chunk at a time.
     pub fn new(
         config: &CurriculumConfig,
         by_sample: &[SampleViews],
         read: impl Fn(&[usize]) -> Result<Vec<SelectedView>, String>,
-        difficulty: &HashMap<i64, f64>,
+        difficulty: &[Option<f64>],
         batch_size: usize,
         epochs: usize,
     ) -> Result<Curriculum, String> {
-        // Each unit with the view whose difficulty it takes.
-        let units: Vec<(Vec<usize>, SelectedView)> = match config.per_view {
+        // The view whose difficulty each unit takes.
+        let keys: Vec<usize> = match config.per_view {
             true => {
                 let mut indices: Vec<usize> = by_sample.iter().flat_map(SampleViews::all).collect();
                 indices.sort_unstable();
-                let views = read(&indices)?;
-                indices.into_iter().map(|i| vec![i]).zip(views).collect()
+                indices
             }
             false => {
                 if let Some(sample) = by_sample.iter().find(|s| s.identity.is_none()) {
@@ -75,18 +77,15 @@ impl Curriculum {
                     };
                     return Err(format!("sample {any} has no identity view among the selected views, and its difficulty is its identity view's: select the identity views too, or order by each view's own difficulty (--curriculum-per-view)"));
                 }
-                let identities: Vec<usize> = by_sample.iter().filter_map(|s| s.identity).collect();
-                by_sample.iter().map(|sample| sample.all().collect()).zip(read(&identities)?).collect()
+                by_sample.iter().filter_map(|s| s.identity).collect()
             }
         };
-        let mut keyed = Vec::with_capacity(units.len());
-        for (index, (_, view)) in units.iter().enumerate() {
-            let value =
-                *difficulty.get(&view.view_id).ok_or_else(|| format!("view {} has no difficulty", view.view_id))?;
-            if !value.is_finite() {
-                return Err(format!("view {} (sample {}) has a difficulty of {value}", view.view_id, view.sample_id));
+        let mut keyed = Vec::with_capacity(keys.len());
+        for (chunk_index, chunk) in keys.chunks(READ_CHUNK).enumerate() {
+            for (offset, view) in read(chunk)?.into_iter().enumerate() {
+                let value = difficulty_of(&view, difficulty[chunk[offset]])?;
+                keyed.push((value, (view.sample_id, view.view_id), chunk_index * READ_CHUNK + offset, view.label));
             }
-            keyed.push((value, (view.sample_id, view.view_id), index, view.label));
         }
         keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let labels: Vec<i64> = keyed.iter().map(|k| k.3).collect();
@@ -94,14 +93,27 @@ impl Curriculum {
         if config.class_balanced {
             positions = balance(&positions, &labels);
         }
-        let mut units: Vec<Option<Vec<usize>>> = units.into_iter().map(|(unit, _)| Some(unit)).collect();
-        let mut order: Vec<Vec<usize>> =
-            positions.into_iter().map(|i| units[i].take().expect("each unit once")).collect();
         if config.anti {
-            order.reverse();
+            positions.reverse();
+        }
+        let mut order = Vec::with_capacity(positions.len());
+        let mut views = Vec::with_capacity(if config.per_view { positions.len() } else { keys.len() });
+        for unit in positions {
+            let start = views.len() as u32;
+            match config.per_view {
+                true => views.push(keys[unit] as u32),
+                false => views.extend(by_sample[unit].all().map(|i| i as u32)),
+            }
+            order.push((start, views.len() as u32));
         }
         let steps_per_epoch = by_sample.len().div_ceil(batch_size.max(1));
-        Ok(Curriculum { order, pacing: config.pacing.clone(), steps_per_epoch, total_steps: steps_per_epoch * epochs })
+        Ok(Curriculum {
+            order,
+            views,
+            pacing: config.pacing.clone(),
+            steps_per_epoch,
+            total_steps: steps_per_epoch * epochs,
+        })
     }
 
     /// The batches of `epoch` (1-based).
@@ -116,10 +128,26 @@ impl Curriculum {
                     rand_chacha::ChaCha8Rng::seed_from_u64(purpose_seed(seed, &format!("curriculum/step-{step}")));
                 self.order[..admitted]
                     .choose_multiple(&mut rng, batch)
-                    .map(|views| *views.choose(&mut rng).expect("samples have views"))
+                    .map(|&(start, end)| {
+                        *self.views[start as usize..end as usize].choose(&mut rng).expect("samples have views") as usize
+                    })
                     .collect()
             })
             .collect()
+    }
+}
+
+/// A view's stored difficulty (`value`, None when it has none), which must be finite.
+pub fn difficulty_of(view: &SelectedView, value: Option<f64>) -> Result<f64, String> {
+    match value {
+        Some(value) if value.is_finite() => Ok(value),
+        Some(value) => Err(format!(
+            "view {} (sample {}, recipe {}) has a difficulty of {value}",
+            view.view_id, view.sample_id, view.recipe
+        )),
+        None => {
+            Err(format!("view {} (sample {}, recipe {}) has no difficulty", view.view_id, view.sample_id, view.recipe))
+        }
     }
 }
 
@@ -152,12 +180,13 @@ mod tests {
         |indices| Ok(indices.iter().map(|&i| views[i].clone()).collect())
     }
 
-    /// 20 samples, each an identity view (id 2s) and a jitter view (2s + 1); difficulty = s.
-    fn fixture() -> (Vec<SelectedView>, Vec<SampleViews>, HashMap<i64, f64>) {
+    /// 20 samples, each an identity view (id 2s) and a jitter view (2s + 1); the identity views'
+    /// difficulty is s, the jitter views have none.
+    fn fixture() -> (Vec<SelectedView>, Vec<SampleViews>, Vec<Option<f64>>) {
         let views: Vec<SelectedView> =
             (0..20).flat_map(|s| [view(2 * s, s, "identity"), view(2 * s + 1, s, "jitter")]).collect();
         let by_sample = super::super::batches::group_by_sample(&views);
-        let difficulty = (0..20).map(|s| (2 * s, s as f64)).collect();
+        let difficulty = views.iter().map(|v| (&*v.recipe == "identity").then_some(v.sample_id as f64)).collect();
         (views, by_sample, difficulty)
     }
 
@@ -213,12 +242,20 @@ mod tests {
     }
 
     #[test]
+    fn a_view_without_a_finite_difficulty_is_named() {
+        let view = view(7, 3, "jitter");
+        assert_eq!(difficulty_of(&view, Some(0.5)), Ok(0.5));
+        assert_eq!(difficulty_of(&view, None).unwrap_err(), "view 7 (sample 3, recipe jitter) has no difficulty");
+        assert!(difficulty_of(&view, Some(f64::NAN)).unwrap_err().contains("has a difficulty of NaN"));
+    }
+
+    #[test]
     fn per_view_orders_every_view_by_its_own_difficulty() {
         let (views, by_sample, _) = fixture();
         // The jitter views (odd ids) are the easiest: difficulty −id for them, id for identity views.
-        let difficulty: HashMap<i64, f64> = views
+        let difficulty: Vec<Option<f64>> = views
             .iter()
-            .map(|v| (v.view_id, if v.view_id % 2 == 1 { -(v.view_id as f64) } else { v.view_id as f64 }))
+            .map(|v| Some(if v.view_id % 2 == 1 { -(v.view_id as f64) } else { v.view_id as f64 }))
             .collect();
         let config = CurriculumConfig {
             difficulty: "x".into(),

@@ -12,10 +12,12 @@ use super::batches::{SampleGrouping, SampleViews};
 use super::target::TargetRule;
 use super::TrainError;
 use crate::openmp::Team;
-use kdstore_core::select::{for_each_logits, for_each_selected, select, Replayer, SelectError, SelectedView};
+use kdstore_core::select::{
+    for_each_logits, for_each_number, for_each_selected, select, Replayer, SelectError, SelectedView,
+};
 use kdstore_core::store::reader::SampleTable;
 use kdstore_core::store::{Split, Store};
-use kdstore_core::view_file::{Rows, TeacherRows, ViewFile, ViewFileWriter};
+use kdstore_core::view_file::{Rows, TeacherRows, ViewFile, ViewFileWriter, ViewValues};
 
 /// Everything a training run reads from the store.
 pub struct TrainData {
@@ -250,14 +252,21 @@ impl TrainData {
         })
     }
 
-    /// Every selected view, in memory: for the curricula, which look views up by index.
-    pub fn all_views(&self) -> Result<Vec<SelectedView>, TrainError> {
-        let mut views = Vec::with_capacity(self.views.len());
-        self.each_view(|_, view| {
-            views.push(view);
-            Ok(())
-        })?;
-        Ok(views)
+    /// A numeric SQL `expression` over `teacher`'s rows of `labels` that satisfy `condition` (a
+    /// stored difficulty or weight), for each selected view in selection order: None for a view
+    /// that has no such row. The rows stream out of the query and are sorted by view id on disk,
+    /// so that this costs 16 bytes a selected view, not a table of every row.
+    pub fn stored_values(
+        &self,
+        store: &Store,
+        teacher: &str,
+        expression: &str,
+        condition: &str,
+    ) -> Result<Vec<Option<f64>>, String> {
+        let mut values = ViewValues::default();
+        for_each_number(store, teacher, expression, condition, |id, value| values.push(id, value).map_err(spill_error))
+            .map_err(|e| e.to_string())?;
+        self.views.values_of(values).map_err(|e| spill_error(e).to_string())
     }
 
     /// The ids of the samples of `by_sample` in the order their first view comes in the selection:

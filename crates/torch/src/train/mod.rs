@@ -657,13 +657,14 @@ fn paced_order(
             "--curriculum reads its difficulty from a teacher's rows of `labels`: name a --teacher".into(),
         )
     })?;
-    let difficulty = kdstore_core::select::numbers_by_view(
-        store,
-        teacher,
-        &config.difficulty,
-        if config.per_view { "split = 'train'" } else { "split = 'train' AND recipe = 'identity'" },
-    )
-    .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))?;
+    let difficulty = data
+        .stored_values(
+            store,
+            teacher,
+            &config.difficulty,
+            if config.per_view { "split = 'train'" } else { "split = 'train' AND recipe = 'identity'" },
+        )
+        .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))?;
     let read = |indices: &[usize]| data.rows(indices).map(|rows| rows.views).map_err(|e| e.to_string());
     curriculum::Curriculum::new(config, by_sample, read, &difficulty, train.batch_size, train.epochs)
         .map_err(|e| TrainError::Config(format!("--curriculum {}: {e}", config.difficulty)))
@@ -736,11 +737,12 @@ fn sample_weighting(
                     "--sample-weight {expression} is read from a teacher's rows of `labels`: name a --teacher"
                 ))
             })?;
-            let values = kdstore_core::select::numbers_by_view(store, teacher, expression, "split = 'train'")
+            let values = data
+                .stored_values(store, teacher, expression, "split = 'train'")
                 .map_err(|e| TrainError::Config(format!("--sample-weight {expression}: {e}")))?;
             let mut weights = Vec::with_capacity(data.views.len());
-            data.each_view(|_, view| {
-                let weight = sample_weights::stored_weight(&view, &values)
+            data.each_view(|index, view| {
+                let weight = sample_weights::stored_weight(&view, values[index])
                     .map_err(|e| TrainError::Config(format!("--sample-weight: {e}")))?;
                 weights.push(weight);
                 Ok(())

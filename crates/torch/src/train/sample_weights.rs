@@ -148,9 +148,9 @@ pub fn weighted_mean(weights: &Tensor, rows: &Tensor) -> Tensor {
 }
 
 /// A view's stored weight, from the expression's `values` by view id: finite and not negative.
-pub fn stored_weight(view: &SelectedView, values: &HashMap<i64, f64>) -> Result<f32, String> {
-    match values.get(&view.view_id) {
-        Some(&w) if w.is_finite() && w >= 0.0 => Ok(w as f32),
+pub fn stored_weight(view: &SelectedView, value: Option<f64>) -> Result<f32, String> {
+    match value {
+        Some(w) if w.is_finite() && w >= 0.0 => Ok(w as f32),
         Some(w) => Err(format!(
             "view {} (sample {}, recipe {}) has a weight of {w}; weights must be finite and >= 0",
             view.view_id, view.sample_id, view.recipe
@@ -195,10 +195,9 @@ mod tests {
     #[test]
     fn stored_weights_must_be_finite_and_not_negative() {
         let view = crate::train::test_view(7, 3, "jitter");
-        let negative: HashMap<i64, f64> = [(7, -0.5)].into();
-        let error = stored_weight(&view, &negative).unwrap_err();
+        let error = stored_weight(&view, Some(-0.5)).unwrap_err();
         assert!(error.contains("view 7 (sample 3, recipe jitter) has a weight of -0.5"), "{error}");
-        assert_eq!(stored_weight(&view, &[(7, 0.25)].into()), Ok(0.25));
-        assert!(stored_weight(&view, &HashMap::new()).unwrap_err().contains("no row to weigh it by"));
+        assert_eq!(stored_weight(&view, Some(0.25)), Ok(0.25));
+        assert!(stored_weight(&view, None).unwrap_err().contains("no row to weigh it by"));
     }
 }

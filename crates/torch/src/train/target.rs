@@ -16,8 +16,6 @@
 //! (normalised), by the DE weights, and equally for `mean`, `random` and `curriculum` (whose
 //! per-row choice exists only for training views).
 
-use std::collections::HashMap;
-
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tch::{Kind, Tensor};
@@ -25,7 +23,6 @@ use tch::{Kind, Tensor};
 use crate::losses::ensemble::{self, Ensemble};
 use crate::losses::{LossConfig, LossError, LossInputs, Targets};
 use kdstore_core::augment::seed::purpose_seed;
-use kdstore_core::select::SelectedView;
 
 /// How several teachers make the target, as `--ensemble` names it (recorded in results.json).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -204,32 +201,21 @@ fn picked_rows(teachers: &[Tensor], picks: &[usize]) -> Result<Tensor, tch::TchE
     stacked.f_gather(0, &index, false)?.f_squeeze_dim(0)
 }
 
-/// CES-KD's assignment, our construction (the paper publishes no code): the selected views are
-/// ranked by `difficulty` (ascending; ties by view id) and cut into K strata of equal size (the
+/// CES-KD's assignment, our construction (the paper publishes no code): the selected views, each
+/// `keyed` by (difficulty, view id) in selection order, are ranked by difficulty (ascending; ties
+/// by view id) and cut into K strata of equal size (the
 /// first `N mod K` one view larger); stratum s is taught by `by_size[s]`, the teachers ordered
 /// from the smallest to the largest, so the easiest views learn from the smallest teacher.
-pub fn curriculum(
-    views: &[SelectedView],
-    difficulty: &HashMap<i64, f64>,
-    by_size: &[usize],
-) -> Result<Vec<usize>, String> {
-    let mut ranked: Vec<(f64, i64, usize)> = Vec::with_capacity(views.len());
-    for (index, view) in views.iter().enumerate() {
-        let value = difficulty.get(&view.view_id).copied().ok_or_else(|| {
-            format!("view {} (sample {}, recipe {}) has no difficulty", view.view_id, view.sample_id, view.recipe)
-        })?;
-        if !value.is_finite() {
-            return Err(format!("view {} has a difficulty of {value}", view.view_id));
-        }
-        ranked.push((value, view.view_id, index));
-    }
+pub fn curriculum(keyed: &[(f64, i64)], by_size: &[usize]) -> Vec<usize> {
+    let mut ranked: Vec<(f64, i64, usize)> =
+        keyed.iter().enumerate().map(|(index, &(value, view_id))| (value, view_id, index)).collect();
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let (n, k) = (ranked.len(), by_size.len());
     let mut assigned = vec![0; n];
     for (rank, &(_, _, index)) in ranked.iter().enumerate() {
         assigned[index] = by_size[stratum(rank, n, k)];
     }
-    Ok(assigned)
+    assigned
 }
 
 /// The stratum of the view at `rank` among `n` cut into `k` near-equal strata.
@@ -246,7 +232,6 @@ fn stratum(rank: usize, n: usize, k: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::test_view as view;
 
     #[test]
     fn strata_are_near_equal_and_cover_every_rank() {
@@ -263,12 +248,9 @@ mod tests {
 
     #[test]
     fn the_easiest_views_go_to_the_smallest_teacher() {
-        let views: Vec<SelectedView> = (0..6).map(|id| view(id, id / 2, "identity")).collect();
-        // Teacher 1 is the smallest, then 0.
-        let difficulty: HashMap<i64, f64> = [(0, 0.9), (1, 0.1), (2, 0.5), (3, 0.2), (4, 0.7), (5, 0.2)].into();
-        assert_eq!(curriculum(&views, &difficulty, &[1, 0]).unwrap(), [0, 1, 0, 1, 0, 1]);
-        let missing: HashMap<i64, f64> = [(0, 0.9)].into();
-        assert!(curriculum(&views, &missing, &[1, 0]).unwrap_err().contains("view 1 (sample 0, recipe identity)"));
+        // Teacher 1 is the smallest, then 0; views 3 and 5 tie and go by view id.
+        let keyed = [(0.9, 0), (0.1, 1), (0.5, 2), (0.2, 3), (0.7, 4), (0.2, 5)];
+        assert_eq!(curriculum(&keyed, &[1, 0]), [0, 1, 0, 1, 0, 1]);
     }
 
     #[test]

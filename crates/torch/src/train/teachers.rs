@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::curriculum::difficulty_of;
 use super::data::{SplitData, TrainData};
 use super::de_weights::{self, DeWeights};
 use super::metrics::split_metrics;
@@ -15,7 +16,7 @@ use crate::build::load_classifier;
 use crate::losses::ensemble::{temperature_of, Ensemble};
 use crate::losses::LossConfig;
 use kdstore_core::augment::seed::purpose_seed;
-use kdstore_core::select::{numbers_by_view, subset_of};
+use kdstore_core::select::subset_of;
 use kdstore_core::store::{Split, Store};
 
 /// What a multi-teacher run resolved, for results.json.
@@ -142,10 +143,14 @@ pub fn resolve(
             let mut by_size: Vec<usize> = (0..teachers.len()).collect();
             by_size.sort_by_key(|&k| parameters[k]);
             let ranked_by = teachers[*by_size.last().expect("two teachers")].clone();
-            let values = numbers_by_view(store, &ranked_by, difficulty, "split = 'train'")
-                .map_err(|e| TrainError::Config(format!("--ensemble-difficulty {difficulty}: {e}")))?;
-            let assigned = target::curriculum(&data.all_views()?, &values, &by_size)
-                .map_err(|e| TrainError::Config(format!("--ensemble-difficulty {difficulty}: {e}")))?;
+            let failed = |e: String| TrainError::Config(format!("--ensemble-difficulty {difficulty}: {e}"));
+            let values = data.stored_values(store, &ranked_by, difficulty, "split = 'train'").map_err(failed)?;
+            let mut keyed = Vec::with_capacity(values.len());
+            data.each_view(|index, view| {
+                keyed.push((difficulty_of(&view, values[index]).map_err(failed)?, view.view_id));
+                Ok(())
+            })?;
+            let assigned = target::curriculum(&keyed, &by_size);
             let mut views = vec![0; teachers.len()];
             assigned.iter().for_each(|&k| views[k] += 1);
             report.parameters = Some(parameters);
