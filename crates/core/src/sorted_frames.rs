@@ -82,7 +82,7 @@ impl SortedFrames {
             return Ok(());
         }
         sorted.rechunk_mut_par();
-        let keys = sorted.column(&self.key)?.i64()?.cont_slice()?.to_vec();
+        let keys = sorted.column(&self.key)?.i64()?.cont_slice()?;
         let mut range_ends = Vec::with_capacity(1 << self.range_bits);
         let file = tempfile::tempfile()?;
         let mut writer = ParquetWriter::new(BufWriter::new(file.try_clone()?))
@@ -91,10 +91,8 @@ impl SortedFrames {
             .batched(sorted.schema())?;
         let mut start = 0;
         for range in 0..1usize << self.range_bits {
-            let end = match range + 1 < 1 << self.range_bits {
-                true => keys.partition_point(|&key| self.range_of(key) <= range),
-                false => keys.len(),
-            };
+            // Keys are non-negative, so every one falls in some range and the last ends at the end.
+            let end = keys.partition_point(|&key| self.range_of(key) <= range);
             if end > start {
                 writer.write_batch(&sorted.slice(start as i64, end - start))?;
             }
