@@ -23,7 +23,7 @@ export PYTHON
 BINS := kdstore kdstore-torch
 BIN_DIR := target/release
 
-.PHONY: demo test build venv data clean-runs bench-query bench-image-folder bench-store-fed bench-pytorch-loop bench-topk fuzz
+.PHONY: demo test build venv data clean-runs bench-query bench-image-folder bench-store-fed bench-pytorch-loop bench-topk gpu-bundle fuzz
 
 demo: build data
 	scripts/demo.sh
@@ -79,6 +79,13 @@ bench-store-fed: build data
 bench-pytorch-loop: build data
 	$(BIN_DIR)/kdstore build pipelines/hapt.toml
 	$(PYTHON) scripts/bench-pytorch-loop.py $(BIN_DIR)/kdstore runs/hapt
+
+# docs/benchmarks.md's GPU check: packs kdstore-torch (xz, ~20 MB: the device tool carries at most
+# 64 MiB) into .gpu/ for scripts/gpu-check.sh, and builds runs/hapt to carry beside it.
+gpu-bundle: build data
+	$(BIN_DIR)/kdstore build pipelines/hapt.toml
+	mkdir -p .gpu
+	xz -9 -T2 -c $(BIN_DIR)/kdstore-torch > .gpu/kdstore-torch.xz
 
 # docs/benchmarks.md's top-k sizes: bytes per (view, teacher) row of dense and top-k logits on 100
 # and 1000 classes (generated labels and teacher over the real Fashion-MNIST images; 10 minutes).
