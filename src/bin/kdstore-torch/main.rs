@@ -37,6 +37,9 @@ enum TorchCommand {
 }
 
 fn main() {
+    // Training's activation buffers are reused from the heap instead of mapped and faulted in again
+    // every step (docs/benchmarks.md, "The allocator"); elsewhere glibc's defaults stand.
+    kdstore_core::heap::keep_large_buffers();
     std::process::exit(guarded(run));
 }
 
