@@ -80,7 +80,7 @@ bench-pytorch-loop: build data
 	$(BIN_DIR)/kdstore build pipelines/hapt.toml
 	$(PYTHON) scripts/bench-pytorch-loop.py $(BIN_DIR)/kdstore runs/hapt
 
-# docs/benchmarks.md's GPU check: packs kdstore-torch (xz, ~20 MB: the device tool carries at most
+# docs/benchmarks.md's GPU check: packs kdstore-torch (xz, 23 MB: the device tool carries at most
 # 64 MiB) into .gpu/ for scripts/gpu-check.sh, and builds runs/hapt to carry beside it.
 gpu-bundle: build data
 	$(BIN_DIR)/kdstore build pipelines/hapt.toml

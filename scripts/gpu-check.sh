@@ -14,7 +14,7 @@ out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
 exec > >(tee -a "$out/gpu-check.log") 2>&1
 binary=/tmp/kdstore-torch
-python3 -c 'import lzma, shutil; shutil.copyfileobj(lzma.open(".gpu/kdstore-torch.xz"), open("/tmp/kdstore-torch", "wb"))'
+python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(".gpu/kdstore-torch.xz"), open(sys.argv[1], "wb"))' "$binary"
 chmod +x "$binary"
 LD_LIBRARY_PATH=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH

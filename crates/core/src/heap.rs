@@ -7,9 +7,9 @@
 //! whole query's frame plus its views ([`release_free_memory`]).
 
 /// Buffers up to this size come from glibc's heap instead of a mapping of their own...
-pub const MMAP_THRESHOLD: usize = 256 << 20;
+const MMAP_THRESHOLD: usize = 256 << 20;
 /// ...and the heap keeps up to this much free memory at its top before returning it.
-pub const TRIM_THRESHOLD: usize = 512 << 20;
+const TRIM_THRESHOLD: usize = 512 << 20;
 
 /// Makes glibc keep large freed buffers for reuse ([`MMAP_THRESHOLD`], [`TRIM_THRESHOLD`]); returns
 /// whether it took both settings (false where the allocator is not glibc's).
